@@ -1,0 +1,37 @@
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
+import pg from 'pg'
+import * as schema from './schema/index.js'
+
+/** The role the agent works as: it owns nothing, so row-level security always applies. */
+export const AGENT_ROLE = 'gtm_agent'
+
+export type Schema = typeof schema
+export type Db = NodePgDatabase<Schema>
+/** A transaction handle, as passed to withTenant's callback. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+
+export interface DbHandle {
+  db: Db
+  pool: pg.Pool
+  close(): Promise<void>
+}
+
+export interface CreateDbOptions {
+  /** Connect as the URL's own user (the migrator) instead of switching to the agent role. */
+  asOwner?: boolean
+  max?: number
+}
+
+/** A pooled connection to Postgres. Every connection runs as gtm_agent unless `asOwner`. */
+export function createDb(url: string, options: CreateDbOptions = {}): DbHandle {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 5,
+    // The role is set in the startup packet, so no statement can run before it applies.
+    ...(options.asOwner ? {} : { options: `-c role=${AGENT_ROLE}` }),
+  })
+  // An idle client losing its connection must not crash the process; the next query reconnects.
+  pool.on('error', () => undefined)
+  const db = drizzle({ client: pool, schema })
+  return { db, pool, close: () => pool.end() }
+}

@@ -1,0 +1,5 @@
+export * from './tenants.js'
+export * from './connectors.js'
+export * from './records.js'
+export * from './runs.js'
+export * from './audit.js'

@@ -1,0 +1,49 @@
+import { index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core'
+import type { EntityType, SyncMode, SyncRunStatus } from '../../shared/schemas.js'
+import { connectors } from './connectors.js'
+import { tenants } from './tenants.js'
+
+/** One sync of one connection: its mode, outcome and counts. */
+export const syncRuns = pgTable(
+  'sync_runs',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    connectorId: uuid('connector_id')
+      .notNull()
+      .references(() => connectors.id, { onDelete: 'cascade' }),
+    mode: text('mode').$type<SyncMode>().notNull(),
+    status: text('status').$type<SyncRunStatus>().notNull().default('running'),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+    pages: integer('pages').notNull().default(0),
+    created: integer('created').notNull().default(0),
+    updated: integer('updated').notNull().default(0),
+    errors: integer('errors').notNull().default(0),
+    error: text('error'),
+  },
+  (t) => [index('sync_runs_connector_started_idx').on(t.tenantId, t.connectorId, t.startedAt)],
+)
+
+/** Records that failed quality checks: kept with the reason, never silently dropped. */
+export const quarantine = pgTable(
+  'quarantine',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    /** The connector type. */
+    connector: text('connector').notNull(),
+    syncRunId: uuid('sync_run_id').references(() => syncRuns.id, { onDelete: 'set null' }),
+    entityType: text('entity_type').$type<EntityType>().notNull(),
+    externalId: text('external_id'),
+    /** Names the failing field. */
+    reason: text('reason').notNull(),
+    rawPayload: jsonb('raw_payload').$type<Record<string, unknown>>().notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('quarantine_tenant_connector_idx').on(t.tenantId, t.connector, t.createdAt)],
+)

@@ -1,0 +1,69 @@
+/** Error codes every process understands. snake_case, stable: the UI and the CLI switch on them. */
+export type ErrorCode =
+  | 'config_invalid'
+  | 'config_missing'
+  | 'encryption_key_missing'
+  | 'encryption_key_invalid'
+  | 'decryption_failed'
+  | 'mapping_invalid'
+  | 'record_invalid'
+  | 'connector_unknown'
+  | 'connector_duplicate'
+  | 'connector_not_connected'
+  | 'tenant_unknown'
+  | 'tenant_exists'
+  | 'tenant_required'
+  | 'vendor_auth_failed'
+  | 'vendor_rate_limited'
+  | 'vendor_unavailable'
+  | 'vendor_bad_response'
+  | 'vendor_quota_exhausted'
+  | 'db_unavailable'
+  | 'db_query_failed'
+  | 'sync_incomplete'
+  | 'internal'
+
+/** Base error: a code to switch on, a sentence an admin can act on, and the wrapped cause. */
+export class AppError extends Error {
+  readonly code: ErrorCode
+  readonly userMessage: string
+
+  constructor(code: ErrorCode, userMessage: string, options?: { cause?: unknown }) {
+    super(userMessage, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.code = code
+    this.userMessage = userMessage
+  }
+}
+
+/** Bad configuration, environment or input file. */
+export class ConfigError extends AppError {}
+
+/** A vendor API refused or failed. `retryable` tells the orchestrator whether to try again. */
+export class VendorError extends AppError {
+  readonly retryable: boolean
+  readonly retryAfterMs: number | undefined
+
+  constructor(
+    code: ErrorCode,
+    userMessage: string,
+    options?: { cause?: unknown; retryable?: boolean; retryAfterMs?: number },
+  ) {
+    super(code, userMessage, options)
+    this.retryable = options?.retryable ?? code !== 'vendor_auth_failed'
+    this.retryAfterMs = options?.retryAfterMs
+  }
+}
+
+/** Database failure. Never carries query parameters (they may hold credentials). */
+export class DbError extends AppError {}
+
+/** Encryption key or ciphertext problem. */
+export class CryptoError extends AppError {}
+
+/** A plain-language message for any thrown value, safe to show an admin. */
+export function describeError(err: unknown): string {
+  if (err instanceof AppError) return err.userMessage
+  if (err instanceof Error) return err.message
+  return String(err)
+}

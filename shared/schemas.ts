@@ -1,0 +1,143 @@
+import { z } from 'zod'
+
+/** The three canonical shapes every source record is mapped into. */
+export const entityTypeSchema = z.enum(['person', 'account', 'activity'])
+export type EntityType = z.infer<typeof entityTypeSchema>
+export const entityTypes = entityTypeSchema.options
+
+const optionalText = z.string().optional()
+
+/** A person: a contact or a lead. */
+export const canonicalPersonSchema = z.object({
+  externalId: z.string().min(1),
+  email: z.string().email().optional(),
+  firstName: optionalText,
+  lastName: optionalText,
+  title: optionalText,
+  phone: optionalText,
+  accountExternalId: optionalText,
+})
+export type CanonicalPerson = z.infer<typeof canonicalPersonSchema>
+
+/** A company. */
+export const canonicalAccountSchema = z.object({
+  externalId: z.string().min(1),
+  name: z.string().min(1),
+  domain: optionalText,
+  industry: optionalText,
+  employeeCount: z.number().int().nonnegative().optional(),
+  annualRevenue: z.number().finite().optional(),
+})
+export type CanonicalAccount = z.infer<typeof canonicalAccountSchema>
+
+/** Something that happened: an email open, an intent signal, a meeting, an opportunity. */
+export const canonicalActivitySchema = z.object({
+  externalId: z.string().min(1),
+  type: z.string().min(1),
+  channel: optionalText,
+  occurredAt: z.date(),
+  personExternalId: optionalText,
+  accountExternalId: optionalText,
+  properties: z.record(z.string(), z.unknown()).optional(),
+})
+export type CanonicalActivity = z.infer<typeof canonicalActivitySchema>
+
+export const canonicalSchemas = {
+  person: canonicalPersonSchema,
+  account: canonicalAccountSchema,
+  activity: canonicalActivitySchema,
+} as const
+
+export type CanonicalRecord<E extends EntityType = EntityType> = {
+  person: CanonicalPerson
+  account: CanonicalAccount
+  activity: CanonicalActivity
+}[E]
+
+/** Canonical fields that must be present, per entity type. */
+export const requiredCanonicalFields: Record<EntityType, readonly string[]> = {
+  person: ['externalId'],
+  account: ['externalId', 'name'],
+  activity: ['externalId', 'type', 'occurredAt'],
+}
+
+/** One raw record as a connector fetched it, before mapping. */
+export const sourceRecordSchema = z.object({
+  entityType: entityTypeSchema,
+  /** The vendor's payload; mapping reads it by dotted path. */
+  data: z.record(z.string(), z.unknown()),
+  /** The source says this record was deleted; only its external id is needed. */
+  deleted: z.boolean().optional(),
+  /** When the source last changed it; used to keep the newest of duplicates in one batch. */
+  modifiedAt: z.union([z.date(), z.string(), z.number()]).optional(),
+})
+export type SourceRecord = z.infer<typeof sourceRecordSchema>
+
+export const syncStatsSchema = z.object({
+  created: z.number().int().nonnegative(),
+  updated: z.number().int().nonnegative(),
+  errors: z.number().int().nonnegative(),
+})
+export type SyncStats = z.infer<typeof syncStatsSchema>
+
+/** One page of a sync: the records fetched and where the next page starts. */
+export const syncResultSchema = z.object({
+  records: z.array(sourceRecordSchema),
+  cursor: z.string().nullable(),
+  hasMore: z.boolean(),
+  syncedAt: z.date(),
+  stats: syncStatsSchema,
+})
+export type SyncResult = z.infer<typeof syncResultSchema>
+
+export const transformSchema = z.enum(['none', 'lowercase', 'uppercase', 'trim'])
+export type Transform = z.infer<typeof transformSchema>
+
+/** One source field → one canonical field. */
+export const fieldMappingSchema = z.object({
+  sourceField: z.string().min(1),
+  targetField: z.string().min(1),
+  transform: transformSchema,
+  required: z.boolean().optional(),
+})
+export type FieldMapping = z.infer<typeof fieldMappingSchema>
+
+export const healthStateSchema = z.enum(['healthy', 'degraded', 'down'])
+export type HealthState = z.infer<typeof healthStateSchema>
+
+export const connectorHealthStatusSchema = z.object({
+  status: healthStateSchema,
+  latencyMs: z.number().nonnegative(),
+  checkedAt: z.date(),
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()),
+})
+export type ConnectorHealthStatus = z.infer<typeof connectorHealthStatusSchema>
+
+export const connectorStatusSchema = z.enum([
+  'disconnected',
+  'pending_auth',
+  'connected',
+  'syncing',
+  'error',
+])
+export type ConnectorStatus = z.infer<typeof connectorStatusSchema>
+
+export const authMethodSchema = z.enum(['oauth2', 'api_key', 'msal', 'none'])
+export type AuthMethod = z.infer<typeof authMethodSchema>
+
+/** What the registry tells about a connector, for the CLI and the app. */
+export const connectorInfoSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  version: z.string(),
+  authMethod: authMethodSchema,
+  dataTypes: z.array(entityTypeSchema),
+})
+export type ConnectorInfo = z.infer<typeof connectorInfoSchema>
+
+export const syncModeSchema = z.enum(['full', 'incremental'])
+export type SyncMode = z.infer<typeof syncModeSchema>
+
+export const syncRunStatusSchema = z.enum(['running', 'succeeded', 'failed', 'paused'])
+export type SyncRunStatus = z.infer<typeof syncRunStatusSchema>

@@ -1,0 +1,109 @@
+import { sql } from 'drizzle-orm'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { DbHandle } from '../../db/client.js'
+import { accounts, auditLog, people, tenants } from '../../db/schema/index.js'
+import { withTenant } from '../../db/tenant.js'
+import { agentDb, databaseUrl, seedTenant } from '../helpers/db.js'
+import { expectPgError } from '../helpers/expect-db.js'
+
+describe('row-level security', () => {
+  let h: DbHandle
+  let a: string
+  let b: string
+
+  beforeAll(async () => {
+    h = agentDb()
+    a = await seedTenant(h)
+    b = await seedTenant(h)
+    await withTenant(h.db, a, (tx) =>
+      tx.insert(people).values({ tenantId: a, source: 'test', externalId: 'p1', email: 'a@a.com' }),
+    )
+    await withTenant(h.db, b, (tx) =>
+      tx.insert(people).values({ tenantId: b, source: 'test', externalId: 'p1', email: 'b@b.com' }),
+    )
+  })
+  afterAll(() => h.close())
+
+  it('shows a tenant only its own rows', async () => {
+    const seenByA = await withTenant(h.db, a, (tx) => tx.select().from(people))
+    expect(seenByA.map((p) => p.email)).toEqual(['a@a.com'])
+    const tenantsSeenByA = await withTenant(h.db, a, (tx) => tx.select().from(tenants))
+    expect(tenantsSeenByA.map((t) => t.id)).toEqual([a])
+  })
+
+  it('refuses to write another tenant’s rows', async () => {
+    await expectPgError(
+      withTenant(h.db, a, (tx) =>
+        tx.insert(people).values({ tenantId: b, source: 'test', externalId: 'x', email: 'x@x.com' }),
+      ),
+      /row-level security/,
+    )
+    const updated = await withTenant(h.db, a, (tx) =>
+      tx
+        .update(people)
+        .set({ email: 'hacked@a.com' })
+        .where(sql`${people.tenantId} = ${b}`)
+        .returning(),
+    )
+    expect(updated).toHaveLength(0)
+    const bRows = await withTenant(h.db, b, (tx) => tx.select().from(people))
+    expect(bRows.map((p) => p.email)).toEqual(['b@b.com'])
+  })
+
+  it('shows nothing and accepts nothing without a tenant', async () => {
+    const rows = await h.db.select().from(people)
+    expect(rows).toHaveLength(0)
+    const ts = await h.db.select().from(tenants)
+    expect(ts).toHaveLength(0)
+    await expectPgError(
+      h.db.insert(accounts).values({ tenantId: a, source: 'test', externalId: 'acc', name: 'Acme' }),
+      /row-level security/,
+    )
+  })
+
+  it('holds for raw SQL as the agent role, which owns nothing', async () => {
+    const c = new pg.Client({ connectionString: databaseUrl() })
+    await c.connect()
+    try {
+      await c.query('set role gtm_agent')
+      const who = await c.query<{ u: string; su: boolean; owner: boolean }>(
+        `select current_user as u,
+                (select rolsuper from pg_roles where rolname = current_user) as su,
+                (select tableowner = current_user from pg_tables where tablename = 'people') as owner`,
+      )
+      expect(who.rows[0]).toEqual({ u: 'gtm_agent', su: false, owner: false })
+      expect((await c.query('select * from people')).rowCount).toBe(0)
+      await c.query('begin')
+      await c.query(`select set_config('app.tenant_id', $1, true)`, [b])
+      const seen = await c.query<{ email: string }>('select email from people')
+      expect(seen.rows.map((r) => r.email)).toEqual(['b@b.com'])
+      await expect(
+        c.query(`insert into people (tenant_id, source, external_id) values ($1, 'test', 'y')`, [a]),
+      ).rejects.toThrow(/row-level security/)
+      await c.query('rollback')
+      // The audit log is append-only for the agent.
+      await c.query('begin')
+      await c.query(`select set_config('app.tenant_id', $1, true)`, [a])
+      await expect(c.query('delete from audit_log')).rejects.toThrow(/permission denied/)
+      await c.query('rollback')
+    } finally {
+      await c.end()
+    }
+  })
+
+  it('keeps the tenant setting inside its transaction', async () => {
+    await withTenant(h.db, a, (tx) => tx.select().from(auditLog))
+    const after = await h.db.execute<{ t: string | null }>(
+      sql`select current_setting('app.tenant_id', true) as t`,
+    )
+    expect(after.rows[0]?.t ?? '').toBe('')
+  })
+
+  it('lists the tenant directory only through its function', async () => {
+    const dir = await h.db.execute<{ id: string }>(sql`select id from gtm_tenant_directory()`)
+    const ids = dir.rows.map((r) => r.id)
+    expect(ids).toContain(a)
+    expect(ids).toContain(b)
+  })
+})
