@@ -20,6 +20,8 @@ export interface CreateDbOptions {
   /** Connect as the URL's own user (the migrator) instead of switching to the agent role. */
   asOwner?: boolean
   max?: number
+  /** Sees every statement's SQL text (never its parameters): for diagnostics and tests. */
+  onQuery?: (sqlText: string) => void
 }
 
 /** A pooled connection to Postgres. Every connection runs as gtm_agent unless `asOwner`. */
@@ -32,6 +34,11 @@ export function createDb(url: string, options: CreateDbOptions = {}): DbHandle {
   })
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => undefined)
-  const db = drizzle({ client: pool, schema })
+  const onQuery = options.onQuery
+  const db = drizzle({
+    client: pool,
+    schema,
+    ...(onQuery ? { logger: { logQuery: (query: string) => onQuery(query) } } : {}),
+  })
   return { db, pool, close: () => pool.end() }
 }

@@ -14,7 +14,12 @@ export function postgresError(err: unknown): { message: string; code?: string } 
     }
     current = current.cause
   }
-  return { message: err instanceof Error && !err.message.startsWith('Failed query') ? err.message : 'query failed' }
+  return {
+    message:
+      err instanceof Error && !err.message.startsWith('Failed query')
+        ? err.message
+        : 'query failed',
+  }
 }
 
 /** Wraps a database failure with a readable, parameter-free message. */

@@ -6,7 +6,10 @@ import pg from 'pg'
 import { DbError } from '../shared/errors.js'
 
 /** Where the committed SQL migrations live. */
-export const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations')
+export const migrationsFolder = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  'migrations',
+)
 
 // Any constant: concurrent migrators (two agents starting at once) wait for each other.
 const MIGRATION_LOCK = 4_172_001
@@ -17,9 +20,13 @@ export async function migrateDatabase(url: string): Promise<{ applied: number }>
   try {
     await client.connect()
   } catch (cause) {
-    throw new DbError('db_unavailable', `Cannot connect to Postgres for migration: ${describe(cause)}`, {
-      cause,
-    })
+    throw new DbError(
+      'db_unavailable',
+      `Cannot connect to Postgres for migration: ${describe(cause)}`,
+      {
+        cause,
+      },
+    )
   }
   try {
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK])
@@ -39,7 +46,9 @@ async function countApplied(client: pg.Client): Promise<number> {
     `select to_regclass('drizzle.__drizzle_migrations')::text as t`,
   )
   if (!exists.rows[0]?.t) return 0
-  const res = await client.query<{ n: string }>('select count(*)::text as n from drizzle.__drizzle_migrations')
+  const res = await client.query<{ n: string }>(
+    'select count(*)::text as n from drizzle.__drizzle_migrations',
+  )
   return Number(res.rows[0]?.n ?? 0)
 }
 

@@ -13,7 +13,11 @@ export function isValidTenantId(id: string): boolean {
  * Runs `fn` in a transaction scoped to one tenant: row-level security shows and accepts only
  * that tenant's rows. The only way agent code reaches tenant data.
  */
-export async function withTenant<T>(db: Db, tenantId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+export async function withTenant<T>(
+  db: Db,
+  tenantId: string,
+  fn: (tx: Tx) => Promise<T>,
+): Promise<T> {
   if (!isValidTenantId(tenantId)) {
     throw new AppError(
       'tenant_required',

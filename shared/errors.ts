@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'db_unavailable'
   | 'db_query_failed'
   | 'sync_incomplete'
+  | 'sync_in_progress'
   | 'internal'
 
 /** Base error: a code to switch on, a sentence an admin can act on, and the wrapped cause. */

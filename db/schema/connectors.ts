@@ -42,5 +42,11 @@ export const fieldMappings = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [unique('field_mappings_tenant_connector_entity_key').on(t.tenantId, t.connectorId, t.entityType)],
+  (t) => [
+    unique('field_mappings_tenant_connector_entity_key').on(
+      t.tenantId,
+      t.connectorId,
+      t.entityType,
+    ),
+  ],
 )

@@ -22,6 +22,8 @@ export const syncRuns = pgTable(
     created: integer('created').notNull().default(0),
     updated: integer('updated').notNull().default(0),
     errors: integer('errors').notNull().default(0),
+    /** Records the source reported deleted that were marked deleted_at. */
+    deleted: integer('deleted').notNull().default(0),
     error: text('error'),
   },
   (t) => [index('sync_runs_connector_started_idx').on(t.tenantId, t.connectorId, t.startedAt)],

@@ -17,7 +17,10 @@ export interface AuthResult {
 }
 
 export interface SyncOptions {
-  /** Ignore the stored cursor and read everything. */
+  /**
+   * This run reads everything: its first page gets a null cursor, later pages the cursor the
+   * connector returned. A connector may pick a bulk strategy for it.
+   */
   full?: boolean
   /** Records per page the connector should ask its source for. */
   pageSize?: number

@@ -38,7 +38,10 @@ export class ConnectorRegistry {
     const connector = this.#connectors.get(id)
     if (!connector) {
       const known = [...this.#connectors.keys()].sort().join(', ') || 'none'
-      throw new AppError('connector_unknown', `Unknown connector "${id}". Known connectors: ${known}.`)
+      throw new AppError(
+        'connector_unknown',
+        `Unknown connector "${id}". Known connectors: ${known}.`,
+      )
     }
     return connector
   }

@@ -1,0 +1,108 @@
+import { VendorError } from '../../shared/errors.js'
+
+export interface VendorRequest {
+  /** The vendor's display name, used in error messages ("Salesforce rejected …"). */
+  vendor: string
+  headers?: Record<string, string>
+  method?: string
+  body?: string
+  signal?: AbortSignal
+  timeoutMs?: number
+}
+
+/**
+ * GETs (or sends) JSON to a vendor API and maps failures to VendorError: 401/403 are auth
+ * failures (not retried), 429 is throttling (with Retry-After), 5xx and network errors are
+ * transient. The URL and headers never appear in the error: they can carry credentials.
+ */
+export async function vendorJson<T = unknown>(url: string, request: VendorRequest): Promise<T> {
+  const timeout = AbortSignal.timeout(request.timeoutMs ?? 30_000)
+  const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout
+  let res: Response
+  try {
+    res = await fetch(url, {
+      method: request.method ?? 'GET',
+      headers: { accept: 'application/json', ...request.headers },
+      ...(request.body === undefined ? {} : { body: request.body }),
+      signal,
+    })
+  } catch (cause) {
+    if (request.signal?.aborted) throw cause
+    throw new VendorError(
+      'vendor_unavailable',
+      `${request.vendor} could not be reached (${networkReason(cause)}).`,
+      {
+        cause: new Error(networkReason(cause)),
+        retryable: true,
+      },
+    )
+  }
+  if (res.status === 401 || res.status === 403) {
+    await res.body?.cancel()
+    throw new VendorError(
+      'vendor_auth_failed',
+      `${request.vendor} rejected the credentials (HTTP ${res.status}). Reconnect ${request.vendor} with valid credentials.`,
+      { retryable: false },
+    )
+  }
+  if (res.status === 429) {
+    await res.body?.cancel()
+    throw new VendorError(
+      'vendor_rate_limited',
+      `${request.vendor} is throttling requests (HTTP 429).`,
+      {
+        retryable: true,
+        ...retryAfter(res.headers.get('retry-after')),
+      },
+    )
+  }
+  if (res.status >= 500) {
+    await res.body?.cancel()
+    throw new VendorError(
+      'vendor_unavailable',
+      `${request.vendor} answered HTTP ${res.status}; it will be retried.`,
+      {
+        retryable: true,
+      },
+    )
+  }
+  if (!res.ok) {
+    await res.body?.cancel()
+    throw new VendorError(
+      'vendor_bad_response',
+      `${request.vendor} refused the request (HTTP ${res.status}).`,
+      {
+        retryable: false,
+      },
+    )
+  }
+  try {
+    return (await res.json()) as T
+  } catch (cause) {
+    throw new VendorError(
+      'vendor_bad_response',
+      `${request.vendor} sent a response that is not valid JSON.`,
+      {
+        cause,
+        retryable: true,
+      },
+    )
+  }
+}
+
+/** Retry-After as seconds or an HTTP date, in milliseconds. */
+function retryAfter(header: string | null): { retryAfterMs?: number } {
+  if (!header) return {}
+  const seconds = Number(header)
+  if (Number.isFinite(seconds)) return { retryAfterMs: Math.max(0, seconds * 1000) }
+  const at = Date.parse(header)
+  return Number.isFinite(at) ? { retryAfterMs: Math.max(0, at - Date.now()) } : {}
+}
+
+function networkReason(err: unknown): string {
+  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err
+  const code = (cause as { code?: unknown } | null)?.code
+  if (typeof code === 'string') return code
+  if (err instanceof Error && err.name === 'TimeoutError') return 'timed out'
+  return err instanceof Error ? err.message : 'network error'
+}

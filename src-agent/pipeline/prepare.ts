@@ -1,0 +1,185 @@
+import type {
+  CanonicalRecord,
+  EntityType,
+  FieldMapping,
+  SourceRecord,
+} from '../../shared/schemas.js'
+import { applyTransform, getPath, isPlainObject, mapRecord, validateMappings } from './mapping.js'
+import { checkRecord, coerceRecord, dedupeNewest } from './quality.js'
+
+/** One record ready to write: the canonical row and the vendor payload kept as `source_data`. */
+export interface PreparedUpsert<E extends EntityType = EntityType> {
+  record: CanonicalRecord<E>
+  raw: Record<string, unknown>
+}
+
+/** One refused record, with the canonical field at fault and why. */
+export interface PreparedReject {
+  externalId: string | null
+  field: string
+  reason: string
+  raw: Record<string, unknown>
+}
+
+/** The outcome of the transform stage for one batch of one entity type. */
+export interface PreparedBatch<E extends EntityType = EntityType> {
+  upserts: Array<PreparedUpsert<E>>
+  /** External ids of records the source reports as deleted. */
+  deletions: string[]
+  rejects: PreparedReject[]
+}
+
+export interface PrepareBatchInput<E extends EntityType> {
+  entityType: E
+  records: readonly SourceRecord[]
+  mappings: readonly FieldMapping[]
+}
+
+/**
+ * Maps, coerces, validates and dedupes one batch. A bad record becomes a reject and never stops
+ * the batch; invalid mappings throw ConfigError 'mapping_invalid' before any record is read.
+ */
+export function prepareBatch<E extends EntityType>(input: PrepareBatchInput<E>): PreparedBatch<E> {
+  const { entityType, records } = input
+  const mappings = validateMappings(entityType, input.mappings)
+  const rejects: PreparedReject[] = []
+  const outcomes: Array<Outcome<E>> = []
+
+  for (const source of records) {
+    const raw = isPlainObject(source.data) ? stripSecrets(source.data) : {}
+    if (source.entityType !== entityType) {
+      rejects.push({
+        externalId: null,
+        field: 'entityType',
+        reason: `record is a ${String(source.entityType)}, but this batch holds ${entityType} records`,
+        raw,
+      })
+      continue
+    }
+    if (!isPlainObject(source.data)) {
+      rejects.push({ externalId: null, field: 'data', reason: 'record has no data object', raw })
+      continue
+    }
+    const outcome = source.deleted
+      ? prepareDeletion<E>(source, mappings, raw)
+      : prepareUpsert(entityType, source, mappings, raw)
+    if ('reject' in outcome) rejects.push(outcome.reject)
+    else outcomes.push(outcome)
+  }
+
+  // Deletions and upserts of one id compete: whichever the source changed last is the truth.
+  const winners = dedupeNewest(
+    outcomes,
+    (outcome) => outcome.externalId,
+    (outcome) => outcome.modifiedAt,
+  )
+  const batch: PreparedBatch<E> = { upserts: [], deletions: [], rejects }
+  for (const winner of winners) {
+    if (winner.upsert) batch.upserts.push(winner.upsert)
+    else batch.deletions.push(winner.externalId)
+  }
+  return batch
+}
+
+/**
+ * Groups records by entity type and prepares each group with `mappingsFor(entityType)`; entity
+ * types without records get an empty batch and their mappings are not asked for.
+ */
+export function prepareRecords(
+  records: readonly SourceRecord[],
+  mappingsFor: (entityType: EntityType) => readonly FieldMapping[],
+): { [E in EntityType]: PreparedBatch<E> } {
+  const groups = new Map<EntityType, SourceRecord[]>()
+  for (const record of records) {
+    // Connector output is parsed with sourceRecordSchema upstream, so every type is a known one.
+    const group = groups.get(record.entityType) ?? []
+    group.push(record)
+    groups.set(record.entityType, group)
+  }
+  const prepare = <E extends EntityType>(entityType: E): PreparedBatch<E> => {
+    const group = groups.get(entityType)
+    if (!group) return { upserts: [], deletions: [], rejects: [] }
+    return prepareBatch({ entityType, records: group, mappings: mappingsFor(entityType) })
+  }
+  return { person: prepare('person'), account: prepare('account'), activity: prepare('activity') }
+}
+
+/** Keys that hold credentials; removed from the stored payload at any depth. */
+export const SECRET_KEY_PATTERN = /token|secret|password|api[-_]?key|authorization/i
+
+/** A deep copy of a vendor payload without secret-looking keys (see SECRET_KEY_PATTERN). */
+export function stripSecrets(data: Record<string, unknown>): Record<string, unknown> {
+  return stripObject(data, new WeakSet())
+}
+
+type Outcome<E extends EntityType> = {
+  externalId: string
+  modifiedAt: SourceRecord['modifiedAt']
+  upsert?: PreparedUpsert<E>
+}
+
+function prepareUpsert<E extends EntityType>(
+  entityType: E,
+  source: SourceRecord,
+  mappings: readonly FieldMapping[],
+  raw: Record<string, unknown>,
+): Outcome<E> | { reject: PreparedReject } {
+  const result = checkRecord(entityType, mapRecord(entityType, source.data, mappings), mappings)
+  if (!result.ok) return { reject: { externalId: result.externalId, ...result.issue, raw } }
+  return {
+    externalId: result.record.externalId,
+    modifiedAt: source.modifiedAt,
+    upsert: { record: result.record, raw },
+  }
+}
+
+function prepareDeletion<E extends EntityType>(
+  source: SourceRecord,
+  mappings: readonly FieldMapping[],
+  raw: Record<string, unknown>,
+): Outcome<E> | { reject: PreparedReject } {
+  // validateMappings guarantees an externalId mapping; only that one field is needed.
+  const mapping = mappings.find((m) => m.targetField === 'externalId')
+  const value =
+    mapping && applyTransform(getPath(source.data, mapping.sourceField), mapping.transform)
+  const externalId = coerceRecord({ externalId: value }).record.externalId
+  if (typeof externalId !== 'string') {
+    const from = mapping ? ` (source field "${mapping.sourceField}")` : ''
+    return {
+      reject: {
+        externalId: null,
+        field: 'externalId',
+        reason: `deleted record has no external id${from}`,
+        raw,
+      },
+    }
+  }
+  return { externalId, modifiedAt: source.modifiedAt }
+}
+
+function stripValue(value: unknown, seen: WeakSet<object>): unknown {
+  // A cycle cannot be stored as JSON; the repeated reference is dropped instead of recursing.
+  if ((Array.isArray(value) || isPlainObject(value)) && seen.has(value)) return undefined
+  if (Array.isArray(value)) {
+    seen.add(value)
+    const copy = value.map((item) => stripValue(item, seen))
+    seen.delete(value)
+    return copy
+  }
+  return isPlainObject(value) ? stripObject(value, seen) : value
+}
+
+function stripObject(
+  data: Record<string, unknown>,
+  seen: WeakSet<object>,
+): Record<string, unknown> {
+  seen.add(data)
+  const copy: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(data)) {
+    if (SECRET_KEY_PATTERN.test(key)) continue
+    const stripped = stripValue(value, seen)
+    if (stripped !== undefined) copy[key] = stripped
+  }
+  seen.delete(data)
+  return copy
+}

@@ -1,0 +1,234 @@
+import {
+  canonicalPersonSchema,
+  canonicalSchemas,
+  requiredCanonicalFields,
+  type CanonicalRecord,
+  type EntityType,
+  type FieldMapping,
+} from '../../shared/schemas.js'
+import { isPlainObject, PROPERTIES_PREFIX } from './mapping.js'
+
+/** Why one record was refused: the canonical field at fault and a sentence naming it. */
+export interface RecordIssue {
+  field: string
+  reason: string
+}
+
+/** A mapped record after quality checks: either a valid canonical record or the first issue. */
+export type QualityResult<E extends EntityType = EntityType> =
+  | { ok: true; record: CanonicalRecord<E> }
+  | { ok: false; issue: RecordIssue; externalId: string | null }
+
+/**
+ * Coerces a mapped record, checks required fields (canonical ones and `required` mappings), and
+ * validates it against the canonical schema.
+ */
+export function checkRecord<E extends EntityType>(
+  entityType: E,
+  mapped: Record<string, unknown>,
+  mappings: readonly FieldMapping[],
+): QualityResult<E> {
+  const coerced = coerceRecord(mapped)
+  const externalId =
+    typeof coerced.record.externalId === 'string' ? coerced.record.externalId : null
+  const first = coerced.issues[0] ?? findMissing(entityType, coerced.record, mappings)
+  if (first) return { ok: false, issue: first, externalId }
+
+  const result = canonicalSchemas[entityType].safeParse(coerced.record)
+  if (!result.success) {
+    const issue = result.error.issues[0]
+    const field = issue?.path.map(String).join('.') || 'record'
+    return {
+      ok: false,
+      issue: { field, reason: `invalid field "${field}": ${issue?.message ?? 'invalid value'}` },
+      externalId,
+    }
+  }
+  return { ok: true, record: result.data as CanonicalRecord<E> }
+}
+
+/**
+ * Normalises field values: empty strings and null become absent, ids and text become strings,
+ * counts and money become numbers, occurredAt a Date, email lower-case, domain a bare host.
+ * A value that cannot be coerced is left out of the record and reported as an issue.
+ */
+export function coerceRecord(mapped: Record<string, unknown>): {
+  record: Record<string, unknown>
+  issues: RecordIssue[]
+} {
+  const record: Record<string, unknown> = {}
+  const issues: RecordIssue[] = []
+  for (const [field, value] of Object.entries(mapped)) {
+    const result = coerceField(field, value)
+    if (result.issue) issues.push(result.issue)
+    else if (result.value !== undefined) record[field] = result.value
+  }
+  return { record, issues }
+}
+
+/** A number from a number or numeric text ("1,200", " 42 "); undefined when it is not one. */
+export function toNumber(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined
+  if (typeof value !== 'string') return undefined
+  const text = value.trim()
+  // Thousands separators only in proper groups, so "1,2,3" is not silently read as 123.
+  const plain = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
+  const grouped = /^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$/
+  if (!plain.test(text) && !grouped.test(text)) return undefined
+  return Number(text.replaceAll(',', ''))
+}
+
+/**
+ * A Date from a Date, ISO (or other Date.parse-able) text, or an epoch number / numeric text:
+ * below 1e11 it is seconds, otherwise milliseconds. Undefined when it is not a valid date.
+ */
+export function toDate(value: unknown): Date | undefined {
+  let date: Date | undefined
+  if (value instanceof Date) date = new Date(value.getTime())
+  else if (typeof value === 'number') date = fromEpoch(value)
+  else if (typeof value === 'string') {
+    const text = value.trim()
+    date = /^[+-]?\d+(\.\d+)?$/.test(text) ? fromEpoch(Number(text)) : new Date(Date.parse(text))
+  }
+  return date && !Number.isNaN(date.getTime()) ? date : undefined
+}
+
+/** Epoch milliseconds of a `modifiedAt` value, or undefined when absent or unreadable. */
+export function toTimestamp(value: unknown): number | undefined {
+  return toDate(value)?.getTime()
+}
+
+/**
+ * One item per key, keeping the newest: the greatest `modifiedAt`; on a tie, or when either
+ * side has none, the one later in the batch. Winners keep their batch order.
+ */
+export function dedupeNewest<T>(
+  items: readonly T[],
+  keyOf: (item: T) => string,
+  modifiedAtOf: (item: T) => unknown,
+): T[] {
+  const winners = new Map<string, { index: number; time: number | undefined }>()
+  for (const [index, item] of items.entries()) {
+    const key = keyOf(item)
+    const time = toTimestamp(modifiedAtOf(item))
+    const current = winners.get(key)
+    // Pairwise in batch order: an older-stamped later item loses only when both are stamped.
+    if (current && current.time !== undefined && time !== undefined && time < current.time) {
+      continue
+    }
+    winners.set(key, { index, time })
+  }
+  const keep = new Set([...winners.values()].map((winner) => winner.index))
+  return items.filter((_, index) => keep.has(index))
+}
+
+/** Trimmed, lower-cased email; undefined when it is not a valid address. */
+export function normalizeEmail(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined
+  const email = value.trim().toLowerCase()
+  return canonicalPersonSchema.shape.email.safeParse(email).success ? email : undefined
+}
+
+/**
+ * The bare host of a URL, host or email: `https://www.Acme.com/pricing`, `WWW.acme.com`,
+ * `acme.com/` and `bob@acme.com` all give `acme.com`. Undefined when no domain can be read.
+ */
+export function normalizeDomain(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined
+  let host = value.trim().toLowerCase()
+  host = host.replace(/^mailto:/, '').replace(/^[a-z][a-z0-9+.-]*:\/\//, '')
+  host = host.split(/[/?#]/, 1)[0] ?? ''
+  // Whatever precedes the last "@" is a mailbox or URL credentials, never the domain.
+  host = host.slice(host.lastIndexOf('@') + 1)
+  host = host
+    .replace(/:\d*$/, '')
+    .replace(/\.+$/, '')
+    .replace(/^www\./, '')
+  const label = '[\\p{L}\\p{N}](?:[\\p{L}\\p{N}-]*[\\p{L}\\p{N}])?'
+  return new RegExp(`^(?:${label}\\.)+${label}$`, 'u').test(host) ? host : undefined
+}
+
+/** Canonical fields that hold another record's id or this record's id. */
+const idFields = new Set(['externalId', 'accountExternalId', 'personExternalId'])
+const numberFields = new Set(['employeeCount', 'annualRevenue'])
+
+function fromEpoch(epoch: number): Date {
+  return new Date(Math.abs(epoch) < 1e11 ? epoch * 1000 : epoch)
+}
+
+function coerceField(field: string, value: unknown): { value?: unknown; issue?: RecordIssue } {
+  if (value === null || value === undefined) return {}
+  if (typeof value === 'string' && value.trim() === '') return {}
+  if (field === 'properties') return { value }
+  if (numberFields.has(field)) {
+    const number = toNumber(value)
+    return number === undefined ? failed(field, value, 'is not a number') : { value: number }
+  }
+  if (field === 'occurredAt') {
+    const date = toDate(value)
+    return date === undefined ? failed(field, value, 'is not a valid date') : { value: date }
+  }
+  if (field === 'email') {
+    const email = normalizeEmail(value)
+    // The address itself is left out of the reason: reasons are logged, emails are personal data.
+    return email === undefined
+      ? { issue: { field, reason: `field "email" is not a valid email address` } }
+      : { value: email }
+  }
+  if (field === 'domain') {
+    const domain = normalizeDomain(value)
+    return domain === undefined
+      ? failed(field, value, 'is not a domain, URL or email address')
+      : { value: domain }
+  }
+  // Vendors send numeric ids and phone numbers as JSON numbers; canonical text fields want strings.
+  const text = typeof value === 'number' && Number.isFinite(value) ? String(value) : value
+  if (typeof text === 'bigint') return { value: text.toString() }
+  if (idFields.has(field) && typeof text === 'string') return { value: text.trim() }
+  return { value: text }
+}
+
+function findMissing(
+  entityType: EntityType,
+  record: Record<string, unknown>,
+  mappings: readonly FieldMapping[],
+): RecordIssue | undefined {
+  for (const field of requiredCanonicalFields[entityType]) {
+    if (record[field] === undefined) {
+      const source = mappings.find((m) => m.targetField === field)?.sourceField
+      return missing(field, source)
+    }
+  }
+  for (const mapping of mappings) {
+    if (mapping.required && readTarget(record, mapping.targetField) === undefined) {
+      return missing(mapping.targetField, mapping.sourceField)
+    }
+  }
+  return undefined
+}
+
+function readTarget(record: Record<string, unknown>, targetField: string): unknown {
+  if (!targetField.startsWith(PROPERTIES_PREFIX)) return record[targetField]
+  const properties = record.properties
+  if (!isPlainObject(properties)) return undefined
+  const value = properties[targetField.slice(PROPERTIES_PREFIX.length)]
+  return typeof value === 'string' && value.trim() === '' ? undefined : (value ?? undefined)
+}
+
+function missing(field: string, sourceField: string | undefined): RecordIssue {
+  const from = sourceField === undefined ? '' : ` (source field "${sourceField}" is empty)`
+  return { field, reason: `missing required field "${field}"${from}` }
+}
+
+function failed(field: string, value: unknown, what: string): { issue: RecordIssue } {
+  return { issue: { field, reason: `field "${field}" ${what}: ${preview(value)}` } }
+}
+
+/** A short printable form of a bad value, so a reason stays one readable line. */
+function preview(value: unknown): string {
+  let text: string
+  if (value instanceof Date) text = 'Invalid Date'
+  else if (typeof value === 'bigint') text = `${value.toString()}n`
+  else text = JSON.stringify(value) ?? String(value)
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text
+}
