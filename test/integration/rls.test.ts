@@ -35,7 +35,9 @@ describe('row-level security', () => {
   it('refuses to write another tenant’s rows', async () => {
     await expectPgError(
       withTenant(h.db, a, (tx) =>
-        tx.insert(people).values({ tenantId: b, source: 'test', externalId: 'x', email: 'x@x.com' }),
+        tx
+          .insert(people)
+          .values({ tenantId: b, source: 'test', externalId: 'x', email: 'x@x.com' }),
       ),
       /row-level security/,
     )
@@ -57,7 +59,9 @@ describe('row-level security', () => {
     const ts = await h.db.select().from(tenants)
     expect(ts).toHaveLength(0)
     await expectPgError(
-      h.db.insert(accounts).values({ tenantId: a, source: 'test', externalId: 'acc', name: 'Acme' }),
+      h.db
+        .insert(accounts)
+        .values({ tenantId: a, source: 'test', externalId: 'acc', name: 'Acme' }),
       /row-level security/,
     )
   })
@@ -79,7 +83,9 @@ describe('row-level security', () => {
       const seen = await c.query<{ email: string }>('select email from people')
       expect(seen.rows.map((r) => r.email)).toEqual(['b@b.com'])
       await expect(
-        c.query(`insert into people (tenant_id, source, external_id) values ($1, 'test', 'y')`, [a]),
+        c.query(`insert into people (tenant_id, source, external_id) values ($1, 'test', 'y')`, [
+          a,
+        ]),
       ).rejects.toThrow(/row-level security/)
       await c.query('rollback')
       // The audit log is append-only for the agent.

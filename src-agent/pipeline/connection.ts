@@ -1,0 +1,77 @@
+import { and, eq } from 'drizzle-orm'
+import type { Tx } from '../../db/client.js'
+import { connectors } from '../../db/schema/index.js'
+import { AppError } from '../../shared/errors.js'
+import type { Credentials } from '../connectors/interface.js'
+import { isSensitiveKey, registerSecret } from '../logging/redact.js'
+import { decryptCredentials, encryptCredentials, type Keyring } from '../secrets/crypto.js'
+
+export type ConnectorRow = typeof connectors.$inferSelect
+
+/** The tenant's connectors row of a type, or undefined. */
+export async function findConnection(
+  tx: Tx,
+  tenantId: string,
+  connectorType: string,
+): Promise<ConnectorRow | undefined> {
+  const [row] = await tx
+    .select()
+    .from(connectors)
+    .where(and(eq(connectors.tenantId, tenantId), eq(connectors.type, connectorType)))
+  return row
+}
+
+/** A connected connection's row and decrypted credentials; every secret value is registered with the logger. */
+export async function openConnection(
+  tx: Tx,
+  keyring: Keyring,
+  tenantId: string,
+  connectorType: string,
+  secretKeys: readonly string[] = [],
+): Promise<{ row: ConnectorRow; credentials: Credentials }> {
+  const row = await findConnection(tx, tenantId, connectorType)
+  if (!row || row.status === 'disconnected' || row.encryptedCredentials === null) {
+    throw new AppError(
+      'connector_not_connected',
+      `${connectorType} is not connected for tenant "${tenantId}". Connect it with: gtm-agent connect ${connectorType} --tenant ${tenantId} --config <file.json>`,
+    )
+  }
+  const credentials = decryptCredentials(keyring, row.encryptedCredentials, {
+    tenantId,
+    connectorType,
+  })
+  registerSecrets(credentials, secretKeys)
+  return { row, credentials }
+}
+
+/** Encrypts credentials for one connection (tenant and connector type are bound in as associated data). */
+export function sealCredentials(
+  keyring: Keyring,
+  tenantId: string,
+  connectorType: string,
+  credentials: Credentials,
+  secretKeys: readonly string[] = [],
+): string {
+  registerSecrets(credentials, secretKeys)
+  return encryptCredentials(keyring, credentials, { tenantId, connectorType })
+}
+
+/**
+ * Registers the secret values inside credentials (under a secret-looking key or one of the
+ * connector's `secretConfigKeys`, at any depth) so the logger never prints them anywhere.
+ */
+export function registerSecrets(
+  value: unknown,
+  secretKeys: readonly string[] = [],
+  secret = false,
+): void {
+  if (typeof value === 'string') {
+    if (secret) registerSecret(value)
+  } else if (Array.isArray(value)) {
+    for (const item of value) registerSecrets(item, secretKeys, secret)
+  } else if (value && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      registerSecrets(item, secretKeys, secret || isSensitiveKey(key) || secretKeys.includes(key))
+    }
+  }
+}

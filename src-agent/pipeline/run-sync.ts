@@ -1,0 +1,376 @@
+import { and, eq, sql } from 'drizzle-orm'
+import type { DbHandle } from '../../db/client.js'
+import { connectors, syncRuns } from '../../db/schema/index.js'
+import { withTenant } from '../../db/tenant.js'
+import { AppError, VendorError, describeError } from '../../shared/errors.js'
+import {
+  entityTypes,
+  sourceRecordSchema,
+  type EntityType,
+  type FieldMapping,
+  type SyncMode,
+  type SyncResult,
+} from '../../shared/schemas.js'
+import { recordAudit } from '../audit/audit.js'
+import type { AnyConnector, Credentials } from '../connectors/interface.js'
+import type { ConnectorRegistry } from '../connectors/registry.js'
+import type { Logger } from '../logging/logger.js'
+import type { Keyring } from '../secrets/crypto.js'
+import { loadMappings } from '../services/mappings.js'
+import { openConnection, sealCredentials } from './connection.js'
+import { persistPage } from './persist.js'
+import { prepareRecords } from './prepare.js'
+
+export interface SyncDeps {
+  handle: DbHandle
+  keyring: Keyring
+  registry: ConnectorRegistry
+  log: Logger
+  /** Who triggered the run, for the audit log. */
+  userId: string
+}
+
+export interface SyncRequest {
+  tenantId: string
+  connectorType: string
+  /** Read everything instead of resuming from the stored cursor. */
+  full?: boolean
+  pageSize?: number
+  signal?: AbortSignal
+  onProgress?: (progress: SyncProgress) => void
+}
+
+export type SyncPhase = 'authenticating' | 'syncing' | 'finalizing' | 'complete' | 'failed'
+
+export interface SyncCounts {
+  pages: number
+  created: number
+  updated: number
+  deleted: number
+  errors: number
+}
+
+export interface SyncProgress extends SyncCounts {
+  phase: SyncPhase
+}
+
+export interface SyncSummary extends SyncCounts {
+  runId: string
+  status: 'succeeded' | 'failed' | 'paused'
+  mode: SyncMode
+  cursor: string | null
+  error?: string
+  errorCode?: string
+  /** Whether trying again later may succeed (false for bad credentials or bad config). */
+  retryable?: boolean
+}
+
+/**
+ * Runs one sync of one connection to completion: page by page, each page's rows and the new
+ * cursor committed in one transaction, so a run killed at any point resumes from the last
+ * committed page with nothing lost and nothing duplicated. Failures are recorded on the run and
+ * the connector, then returned (status 'failed' or 'paused'), not thrown.
+ */
+export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<SyncSummary> {
+  const { handle, log } = deps
+  const { tenantId, connectorType } = request
+  const connector = deps.registry.get(connectorType)
+  const mode: SyncMode = request.full ? 'full' : 'incremental'
+  const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
+  const progress = (phase: SyncPhase): void => request.onProgress?.({ phase, ...counts })
+
+  const lock = await acquireSyncLock(handle, tenantId, connectorType)
+  try {
+    progress('authenticating')
+    const start = await withTenant(handle.db, tenantId, async (tx) => {
+      const { row, credentials } = await openConnection(
+        tx,
+        deps.keyring,
+        tenantId,
+        connectorType,
+        connector.secretConfigKeys,
+      )
+      // Holding the lock, any run still marked running belongs to a process that died.
+      await tx
+        .update(syncRuns)
+        .set({
+          status: 'failed',
+          finishedAt: sql`now()`,
+          error:
+            'Interrupted: the agent stopped before this run finished. A later run resumed from its last committed page.',
+        })
+        .where(and(eq(syncRuns.connectorId, row.id), eq(syncRuns.status, 'running')))
+      const [run] = await tx
+        .insert(syncRuns)
+        .values({ tenantId, connectorId: row.id, mode })
+        .returning({ id: syncRuns.id })
+      await tx
+        .update(connectors)
+        .set({ status: 'syncing', updatedAt: sql`now()` })
+        .where(eq(connectors.id, row.id))
+      await recordAudit(tx, {
+        tenantId,
+        userId: deps.userId,
+        action: 'sync.trigger',
+        resource: 'connector',
+        resourceId: row.id,
+        metadata: { connectorType, mode, runId: run!.id },
+      })
+      const mappings = new Map<EntityType, FieldMapping[]>()
+      for (const entityType of entityTypes) {
+        mappings.set(entityType, await loadMappings(tx, connector, row.id, entityType))
+      }
+      return { row, credentials, runId: run!.id, mappings }
+    })
+
+    const runLog = log.child({ tenantId, connector: connectorType, runId: start.runId, mode })
+    runLog.info('sync started')
+    let cursor = request.full ? null : start.row.cursor
+    let credentials = start.credentials
+    try {
+      progress('syncing')
+      for (;;) {
+        if (request.signal?.aborted) throw new AppError('internal', 'The sync was cancelled.')
+        const page = await fetchPage(connector, credentials, cursor, {
+          ...(request.full ? { full: true } : {}),
+          ...(request.pageSize ? { pageSize: request.pageSize } : {}),
+          ...(request.signal ? { signal: request.signal } : {}),
+          log: runLog,
+          onCredentialsChanged: async (next) => {
+            credentials = next
+            await storeRefreshedCredentials(deps, tenantId, connector, start.row.id, next)
+          },
+        })
+        const batches = prepareRecords(page.records, (e) => start.mappings.get(e) ?? [])
+        const pageCounts = await withTenant(handle.db, tenantId, (tx) =>
+          persistPage(tx, {
+            tenantId,
+            connectorId: start.row.id,
+            source: connectorType,
+            runId: start.runId,
+            batches,
+            cursor: page.cursor,
+          }),
+        )
+        counts.pages += 1
+        counts.created += pageCounts.created
+        counts.updated += pageCounts.updated
+        counts.deleted += pageCounts.deleted
+        counts.errors += pageCounts.errors
+        runLog.debug({ page: counts.pages, ...pageCounts }, 'page committed')
+        progress('syncing')
+        if (!page.hasMore) break
+        if (page.records.length === 0 && page.cursor === cursor) {
+          throw new VendorError(
+            'vendor_bad_response',
+            `${connector.name} reported more data but returned an empty page without moving its cursor.`,
+            { retryable: false },
+          )
+        }
+        cursor = page.cursor
+      }
+      progress('finalizing')
+      await withTenant(handle.db, tenantId, async (tx) => {
+        await tx
+          .update(syncRuns)
+          .set({ status: 'succeeded', finishedAt: sql`now()` })
+          .where(eq(syncRuns.id, start.runId))
+        await tx
+          .update(connectors)
+          .set({
+            status: 'connected',
+            lastSyncAt: sql`now()`,
+            lastSyncError: null,
+            updatedAt: sql`now()`,
+          })
+          .where(eq(connectors.id, start.row.id))
+      })
+      runLog.info(counts, 'sync finished')
+      progress('complete')
+      return { runId: start.runId, status: 'succeeded', mode, cursor, ...counts }
+    } catch (err) {
+      const outcome = classify(err, connector.name)
+      runLog.warn({ code: outcome.code, error: outcome.message }, 'sync failed')
+      await withTenant(handle.db, tenantId, async (tx) => {
+        await tx
+          .update(syncRuns)
+          .set({ status: outcome.runStatus, finishedAt: sql`now()`, error: outcome.message })
+          .where(eq(syncRuns.id, start.runId))
+        await tx
+          .update(connectors)
+          .set({
+            status: outcome.connectorStatus,
+            lastSyncError: outcome.connectorError,
+            updatedAt: sql`now()`,
+          })
+          .where(eq(connectors.id, start.row.id))
+      })
+      progress('failed')
+      return {
+        runId: start.runId,
+        status: outcome.runStatus,
+        mode,
+        cursor,
+        ...counts,
+        error: outcome.message,
+        errorCode: outcome.code,
+        retryable: outcome.retryable,
+      }
+    }
+  } finally {
+    await lock.release()
+  }
+}
+
+/** One page from the connector, its envelope checked and every record parsed. */
+async function fetchPage(
+  connector: AnyConnector,
+  credentials: Credentials,
+  cursor: string | null,
+  options: Parameters<AnyConnector['sync']>[2],
+): Promise<SyncResult> {
+  const page = await connector.sync(credentials, cursor, options)
+  if (!page || !Array.isArray(page.records) || typeof page.hasMore !== 'boolean') {
+    throw new VendorError('vendor_bad_response', `${connector.name} returned a malformed page.`, {
+      retryable: false,
+    })
+  }
+  if (page.cursor !== null && typeof page.cursor !== 'string') {
+    throw new VendorError(
+      'vendor_bad_response',
+      `${connector.name} returned a cursor that is not a string.`,
+      {
+        retryable: false,
+      },
+    )
+  }
+  for (const [index, record] of page.records.entries()) {
+    const parsed = sourceRecordSchema.safeParse(record)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      throw new VendorError(
+        'vendor_bad_response',
+        `${connector.name} returned a malformed record at position ${index}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(),
+        { retryable: false },
+      )
+    }
+  }
+  return page
+}
+
+async function storeRefreshedCredentials(
+  deps: SyncDeps,
+  tenantId: string,
+  connector: AnyConnector,
+  connectorId: string,
+  credentials: Credentials,
+): Promise<void> {
+  const sealed = sealCredentials(
+    deps.keyring,
+    tenantId,
+    connector.id,
+    credentials,
+    connector.secretConfigKeys,
+  )
+  await withTenant(deps.handle.db, tenantId, async (tx) => {
+    await tx
+      .update(connectors)
+      .set({ encryptedCredentials: sealed, updatedAt: sql`now()` })
+      .where(eq(connectors.id, connectorId))
+    await recordAudit(tx, {
+      tenantId,
+      userId: 'system',
+      action: 'connector.credentials_refresh',
+      resource: 'connector',
+      resourceId: connectorId,
+      metadata: { connectorType: connector.id },
+    })
+  })
+}
+
+interface Outcome {
+  code: string
+  message: string
+  retryable: boolean
+  runStatus: 'failed' | 'paused'
+  connectorStatus: 'connected' | 'error'
+  connectorError: string
+}
+
+function classify(err: unknown, vendor: string): Outcome {
+  const message = describeError(err)
+  if (err instanceof VendorError && err.code === 'vendor_auth_failed') {
+    return {
+      code: err.code,
+      message,
+      retryable: false,
+      runStatus: 'failed',
+      connectorStatus: 'error',
+      connectorError: `needs re-auth: ${message}`,
+    }
+  }
+  if (err instanceof VendorError && err.code === 'vendor_quota_exhausted') {
+    return {
+      code: err.code,
+      message: `paused: API quota. ${message}`,
+      retryable: true,
+      runStatus: 'paused',
+      connectorStatus: 'connected',
+      connectorError: `paused: API quota. ${message}`,
+    }
+  }
+  const retryable = err instanceof VendorError ? err.retryable : false
+  const code = err instanceof AppError ? err.code : 'internal'
+  return {
+    code,
+    message,
+    retryable,
+    runStatus: 'failed',
+    // A transient failure leaves the connection usable; anything else needs an admin.
+    connectorStatus: retryable ? 'connected' : 'error',
+    connectorError: retryable ? `${vendor}: ${message}` : message,
+  }
+}
+
+interface SyncLock {
+  release(): Promise<void>
+}
+
+/** A session advisory lock per connection: two syncs of one connection never run at once. */
+async function acquireSyncLock(
+  handle: DbHandle,
+  tenantId: string,
+  connectorType: string,
+): Promise<SyncLock> {
+  const client = await handle.pool.connect()
+  try {
+    const res = await client.query<{ locked: boolean }>(
+      `select pg_try_advisory_lock(hashtextextended($1, 0)) as locked`,
+      [`sync:${tenantId}:${connectorType}`],
+    )
+    if (!res.rows[0]?.locked) {
+      client.release()
+      throw new AppError(
+        'sync_in_progress',
+        `A sync of ${connectorType} for tenant "${tenantId}" is already running.`,
+      )
+    }
+  } catch (err) {
+    if (err instanceof AppError) throw err
+    client.release()
+    throw err
+  }
+  return {
+    release: async () => {
+      try {
+        await client.query(`select pg_advisory_unlock(hashtextextended($1, 0))`, [
+          `sync:${tenantId}:${connectorType}`,
+        ])
+        client.release()
+      } catch {
+        // A broken connection drops its locks anyway.
+        client.release(true)
+      }
+    },
+  }
+}

@@ -1,0 +1,144 @@
+import { z } from 'zod'
+import type { Connector, Credentials } from '../../src-agent/connectors/interface.js'
+import { vendorJson } from '../../src-agent/connectors/http.js'
+import { connectorRegistry } from '../../src-agent/connectors/registry.js'
+import type { EntityType, FieldMapping, SourceRecord } from '../../shared/schemas.js'
+import type { FakeRecord } from '../fakes/pager.js'
+
+/**
+ * A connector for the loopback change-feed fake (test/fakes/pager.ts). Loaded into the CLI
+ * with GTM_CONNECTOR_MODULES, it drives the real pipeline end to end.
+ */
+export const testPagesConfigSchema = z.object({
+  baseUrl: z.string().url(),
+  apiKey: z.string().min(8),
+  pageSize: z.number().int().positive().max(1000).optional(),
+})
+export type TestPagesConfig = z.infer<typeof testPagesConfigSchema>
+
+interface FeedPage {
+  records: FakeRecord[]
+  nextAfter: number
+  hasMore: boolean
+}
+
+const credentialsSchema = z.object({
+  baseUrl: z.string(),
+  apiKey: z.string(),
+  pageSize: z.number().optional(),
+})
+
+const defaults: Record<EntityType, FieldMapping[]> = {
+  person: [
+    { sourceField: 'id', targetField: 'externalId', transform: 'none' },
+    { sourceField: 'email', targetField: 'email', transform: 'trim' },
+    { sourceField: 'first_name', targetField: 'firstName', transform: 'none' },
+    { sourceField: 'last_name', targetField: 'lastName', transform: 'none' },
+    { sourceField: 'title', targetField: 'title', transform: 'none' },
+    { sourceField: 'phone', targetField: 'phone', transform: 'none' },
+    { sourceField: 'company.id', targetField: 'accountExternalId', transform: 'none' },
+  ],
+  account: [
+    { sourceField: 'id', targetField: 'externalId', transform: 'none' },
+    { sourceField: 'name', targetField: 'name', transform: 'trim', required: true },
+    { sourceField: 'website', targetField: 'domain', transform: 'lowercase' },
+    { sourceField: 'industry', targetField: 'industry', transform: 'none' },
+    { sourceField: 'employees', targetField: 'employeeCount', transform: 'none' },
+    { sourceField: 'revenue', targetField: 'annualRevenue', transform: 'none' },
+  ],
+  activity: [
+    { sourceField: 'id', targetField: 'externalId', transform: 'none' },
+    { sourceField: 'type', targetField: 'type', transform: 'none' },
+    { sourceField: 'channel', targetField: 'channel', transform: 'none' },
+    { sourceField: 'occurred_at', targetField: 'occurredAt', transform: 'none' },
+    { sourceField: 'person_id', targetField: 'personExternalId', transform: 'none' },
+    { sourceField: 'details.subject', targetField: 'properties.subject', transform: 'none' },
+    { sourceField: 'details.score', targetField: 'properties.score', transform: 'none' },
+  ],
+}
+
+export const testConnector: Connector<TestPagesConfig> = {
+  id: 'test-pages',
+  name: 'Test pages',
+  version: '1.0.0',
+  authMethod: 'api_key',
+  dataTypes: ['person', 'account', 'activity'],
+  configSchema: testPagesConfigSchema,
+  secretConfigKeys: ['apiKey'],
+
+  async authenticate(config, options) {
+    await vendorJson(`${config.baseUrl}/health`, {
+      vendor: 'Test pages',
+      headers: { authorization: `Bearer ${config.apiKey}` },
+      ...(options?.signal ? { signal: options.signal } : {}),
+    })
+    return { credentials: { ...config } }
+  },
+
+  async sync(credentials, cursor, options) {
+    const creds = parseCredentials(credentials)
+    const after = cursor === null ? 0 : Number(cursor)
+    const limit = options?.pageSize ?? creds.pageSize ?? 100
+    const headers = { authorization: `Bearer ${creds.apiKey}` }
+    // Deliberately logs the whole request, headers included: the logger must redact it.
+    options?.log?.debug({ url: `${creds.baseUrl}/records`, headers, credentials }, 'fetching page')
+    const page = await vendorJson<FeedPage>(
+      `${creds.baseUrl}/records?after=${after}&limit=${limit}`,
+      {
+        vendor: 'Test pages',
+        headers,
+        ...(options?.signal ? { signal: options.signal } : {}),
+      },
+    )
+    const records: SourceRecord[] = page.records.map((r) => ({
+      entityType: r.kind,
+      data: r,
+      modifiedAt: r.updatedAt,
+      ...(r.deleted ? { deleted: true } : {}),
+    }))
+    return {
+      records,
+      cursor: String(page.nextAfter),
+      hasMore: page.hasMore,
+      syncedAt: new Date(),
+      stats: { created: 0, updated: 0, errors: 0 },
+    }
+  },
+
+  getSchema(entityType) {
+    return defaults[entityType].map((m) => ({ ...m }))
+  },
+
+  async healthCheck(credentials, options) {
+    const creds = parseCredentials(credentials)
+    const started = performance.now()
+    try {
+      await vendorJson(`${creds.baseUrl}/health`, {
+        vendor: 'Test pages',
+        headers: { authorization: `Bearer ${creds.apiKey}` },
+        ...(options?.signal ? { signal: options.signal } : {}),
+      })
+      return {
+        status: 'healthy',
+        latencyMs: performance.now() - started,
+        checkedAt: new Date(),
+        message: 'Reachable and authenticated.',
+        details: {},
+      }
+    } catch (err) {
+      return {
+        status: 'down',
+        latencyMs: performance.now() - started,
+        checkedAt: new Date(),
+        message: err instanceof Error ? err.message : String(err),
+        details: {},
+      }
+    }
+  },
+}
+
+function parseCredentials(credentials: Credentials): z.infer<typeof credentialsSchema> {
+  return credentialsSchema.parse(credentials)
+}
+
+if (!connectorRegistry.has(testConnector.id)) connectorRegistry.register(testConnector)

@@ -1,0 +1,274 @@
+import { and, asc, eq } from 'drizzle-orm'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import {
+  accounts,
+  activities,
+  auditLog,
+  connectors,
+  people,
+  quarantine,
+  syncRuns,
+} from '../../db/schema/index.js'
+import { withTenant } from '../../db/tenant.js'
+import { runSync } from '../../src-agent/pipeline/run-sync.js'
+import { startPagerFake, type PagerFake } from '../fakes/pager.js'
+import { agentFixture, connectedTenant, type AgentFixture } from '../helpers/agent.js'
+
+describe('sync end to end through the pipeline', () => {
+  let agent: AgentFixture
+  let fake: PagerFake
+  let statements: string[]
+
+  beforeEach(async () => {
+    statements = []
+    agent = agentFixture({ onQuery: (q) => statements.push(q) })
+    fake = await startPagerFake({ accounts: 30, people: 50, activities: 40 })
+  })
+  afterEach(async () => {
+    await fake.close()
+    await agent.close()
+  })
+
+  it('lands every record with exact canonical values, page by page', async () => {
+    const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
+    const summary = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    expect(summary).toMatchObject({
+      status: 'succeeded',
+      pages: 5,
+      created: 120,
+      updated: 0,
+      errors: 0,
+    })
+
+    const { acc, ppl, act, runs, conn } = await withTenant(
+      agent.handle.db,
+      tenantId,
+      async (tx) => ({
+        acc: await tx.select().from(accounts).orderBy(asc(accounts.externalId)),
+        ppl: await tx.select().from(people),
+        act: await tx.select().from(activities),
+        runs: await tx.select().from(syncRuns),
+        conn: await tx.select().from(connectors),
+      }),
+    )
+    expect(acc).toHaveLength(30)
+    expect(ppl).toHaveLength(50)
+    expect(act).toHaveLength(40)
+    const acc1 = acc.find((a) => a.externalId === 'acc-1')!
+    expect(acc1).toMatchObject({
+      source: 'test-pages',
+      name: 'Account 1 Inc',
+      domain: 'account1.example.com',
+      industry: 'Manufacturing',
+      employeeCount: 10,
+      annualRevenue: 1000.5,
+      deletedAt: null,
+    })
+    expect(acc1.sourceData).toMatchObject({
+      id: 'acc-1',
+      website: 'https://www.Account1.example.com/about',
+    })
+    const p7 = ppl.find((p) => p.externalId === 'p-7')!
+    expect(p7).toMatchObject({
+      email: 'person7@example.com',
+      firstName: 'First7',
+      lastName: 'Last7',
+      accountExternalId: 'acc-7',
+    })
+    const a2 = act.find((a) => a.externalId === 'act-2')!
+    expect(a2).toMatchObject({
+      type: 'email_open',
+      channel: 'email',
+      personExternalId: 'p-2',
+      properties: { subject: 'Subject 2', score: 2 },
+    })
+    expect(a2.occurredAt.toISOString()).toBe('2026-02-01T00:02:00.000Z')
+
+    expect(runs).toHaveLength(1)
+    expect(runs[0]).toMatchObject({
+      status: 'succeeded',
+      mode: 'incremental',
+      pages: 5,
+      created: 120,
+    })
+    expect(conn[0]).toMatchObject({ status: 'connected', cursor: '120', lastSyncError: null })
+    expect(conn[0]!.lastSyncAt).toBeInstanceOf(Date)
+  })
+
+  it('writes each page with one set-based upsert per table, not a statement per row', async () => {
+    const tenantId = await connectedTenant(agent, fake, { pageSize: 200 })
+    statements.length = 0
+    await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    const upserts = (table: string) =>
+      statements.filter((s) => s.startsWith(`insert into "${table}"`) && s.includes('on conflict'))
+        .length
+    // One page of 120 records holds all three tables.
+    expect(upserts('people')).toBe(1)
+    expect(upserts('accounts')).toBe(1)
+    expect(upserts('activities')).toBe(1)
+  })
+
+  it('applies inserts, updates and deletes incrementally from the stored cursor', async () => {
+    const tenantId = await connectedTenant(agent, fake)
+    await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    fake.requests.length = 0
+
+    fake.update('person', 'p-1', { email: 'new.address@example.com' })
+    fake.remove('account', 'acc-2')
+    fake.insert('person', { id: 'p-new', email: 'fresh@example.com', first_name: 'Fresh' })
+    const second = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    expect(second).toMatchObject({
+      status: 'succeeded',
+      created: 1,
+      updated: 1,
+      deleted: 1,
+      pages: 1,
+    })
+    expect(fake.requests[0]).toBe(120)
+
+    const rows = await withTenant(agent.handle.db, tenantId, async (tx) => ({
+      p1: (await tx.select().from(people).where(eq(people.externalId, 'p-1')))[0],
+      acc2: (await tx.select().from(accounts).where(eq(accounts.externalId, 'acc-2')))[0],
+      count: (await tx.select().from(people)).length,
+    }))
+    expect(rows.p1?.email).toBe('new.address@example.com')
+    expect(rows.acc2?.deletedAt).toBeInstanceOf(Date)
+    expect(rows.count).toBe(51)
+
+    const third = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    expect(third).toMatchObject({ status: 'succeeded', created: 0, updated: 0, deleted: 0 })
+  })
+
+  it('re-reads everything on --full without duplicating or counting unchanged rows', async () => {
+    const tenantId = await connectedTenant(agent, fake)
+    await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    fake.update('account', 'acc-3', { industry: 'Retail' })
+    fake.requests.length = 0
+    const full = await runSync(agent, { tenantId, connectorType: 'test-pages', full: true })
+    expect(full).toMatchObject({ status: 'succeeded', mode: 'full', created: 0, updated: 1 })
+    expect(fake.requests[0]).toBe(0)
+    const count = await withTenant(
+      agent.handle.db,
+      tenantId,
+      async (tx) => (await tx.select().from(accounts)).length,
+    )
+    expect(count).toBe(30)
+  })
+
+  it('quarantines bad records with a reason naming the field and carries on', async () => {
+    fake.insert('account', { id: 'acc-noname', website: 'x.com' })
+    fake.insert('person', { id: 'p-bad', email: 'not-an-email' })
+    fake.insert('account', { id: 'acc-badcount', name: 'Bad Count', employees: 'lots' })
+    const tenantId = await connectedTenant(agent, fake)
+    const summary = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    expect(summary).toMatchObject({ status: 'succeeded', created: 120, errors: 3 })
+
+    const q = await withTenant(agent.handle.db, tenantId, (tx) =>
+      tx.select().from(quarantine).orderBy(asc(quarantine.externalId)),
+    )
+    expect(q.map((r) => [r.externalId, r.entityType, r.connector])).toEqual([
+      ['acc-badcount', 'account', 'test-pages'],
+      ['acc-noname', 'account', 'test-pages'],
+      ['p-bad', 'person', 'test-pages'],
+    ])
+    expect(q[0]!.reason).toMatch(/employeeCount/)
+    expect(q[1]!.reason).toMatch(/name/)
+    expect(q[2]!.reason).toMatch(/email/)
+    expect(q[1]!.rawPayload).toMatchObject({ id: 'acc-noname', website: 'x.com' })
+    const run = await withTenant(agent.handle.db, tenantId, (tx) => tx.select().from(syncRuns))
+    expect(run[0]?.errors).toBe(3)
+  })
+
+  it('records a transient failure as retryable and succeeds on the next run', async () => {
+    await fake.close()
+    fake = await startPagerFake({ accounts: 5, failFirst: { count: 1, status: 503 } })
+    const tenantId = await connectedTenant(agent, fake)
+    const failed = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    expect(failed).toMatchObject({
+      status: 'failed',
+      retryable: true,
+      errorCode: 'vendor_unavailable',
+    })
+    const conn = await withTenant(agent.handle.db, tenantId, (tx) => tx.select().from(connectors))
+    expect(conn[0]).toMatchObject({ status: 'connected' })
+    expect(conn[0]!.lastSyncError).toMatch(/503/)
+
+    const ok = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    expect(ok).toMatchObject({ status: 'succeeded', created: 5 })
+  })
+
+  it('marks the connection "needs re-auth" when the source rejects the credentials', async () => {
+    const tenantId = await connectedTenant(agent, fake)
+    await fake.close()
+    fake = await startPagerFake({ accounts: 5, apiKey: 'a-different-key' })
+    // Point the stored connection at a server that no longer accepts its key.
+    await withTenant(agent.handle.db, tenantId, (tx) =>
+      tx.update(connectors).set({ config: {} }).where(eq(connectors.tenantId, tenantId)),
+    )
+    const { sealCredentials } = await import('../../src-agent/pipeline/connection.js')
+    const sealed = sealCredentials(agent.keyring, tenantId, 'test-pages', {
+      baseUrl: fake.url,
+      apiKey: 'the-old-revoked-key',
+    })
+    await withTenant(agent.handle.db, tenantId, (tx) =>
+      tx
+        .update(connectors)
+        .set({ encryptedCredentials: sealed })
+        .where(eq(connectors.tenantId, tenantId)),
+    )
+    const result = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    expect(result).toMatchObject({
+      status: 'failed',
+      retryable: false,
+      errorCode: 'vendor_auth_failed',
+    })
+    const conn = await withTenant(agent.handle.db, tenantId, (tx) => tx.select().from(connectors))
+    expect(conn[0]?.status).toBe('error')
+    expect(conn[0]?.lastSyncError).toMatch(/^needs re-auth: /)
+  })
+
+  it('never runs two syncs of one connection at once', async () => {
+    fake.setDelay(100)
+    const tenantId = await connectedTenant(agent, fake)
+    const results = await Promise.allSettled([
+      runSync(agent, { tenantId, connectorType: 'test-pages' }),
+      runSync(agent, { tenantId, connectorType: 'test-pages' }),
+    ])
+    const rejected = results.filter((r) => r.status === 'rejected')
+    expect(rejected).toHaveLength(1)
+    expect(String((rejected[0] as PromiseRejectedResult).reason)).toMatch(/already running/)
+    const runs = await withTenant(agent.handle.db, tenantId, (tx) => tx.select().from(syncRuns))
+    expect(runs).toHaveLength(1)
+  })
+
+  it('audits the sync trigger in the tenant’s audit log', async () => {
+    const tenantId = await connectedTenant(agent, fake)
+    const summary = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    const rows = await withTenant(agent.handle.db, tenantId, (tx) =>
+      tx
+        .select()
+        .from(auditLog)
+        .where(and(eq(auditLog.action, 'sync.trigger'))),
+    )
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatchObject({ userId: 'test:runner', resource: 'connector' })
+    expect(rows[0]!.metadata).toMatchObject({ connectorType: 'test-pages', runId: summary.runId })
+  })
+
+  it('never logs a secret, even at trace level', async () => {
+    const canaryKey = 'CANARY-api-key-7f3a9c1e5b'
+    await fake.close()
+    fake = await startPagerFake({ accounts: 10, people: 10, apiKey: canaryKey })
+    const tenantId = await connectedTenant(agent, fake, { apiKey: canaryKey })
+    const summary = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    expect(summary.status).toBe('succeeded')
+    const logged = agent.logLines()
+    // The connector logs its request headers and credentials at debug: they must arrive redacted.
+    expect(logged).toContain('fetching page')
+    expect(logged).toContain('[REDACTED]')
+    expect(logged).not.toContain(canaryKey)
+    expect(logged).not.toContain('CANARY')
+    const audit = await withTenant(agent.handle.db, tenantId, (tx) => tx.select().from(auditLog))
+    expect(JSON.stringify(audit)).not.toContain(canaryKey)
+  })
+})
