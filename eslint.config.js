@@ -1,0 +1,153 @@
+// @ts-check
+import { builtinModules } from 'node:module'
+import js from '@eslint/js'
+import drizzle from 'eslint-plugin-drizzle'
+import tseslint from 'typescript-eslint'
+
+/*
+ * Import boundaries (STYLE.md §1–2): src-renderer → shared; src-main → shared;
+ * src-agent → shared, db; db → shared; shared → only zod. Only src-main/ipc and
+ * src-main/preload touch ipcMain/ipcRenderer. Temporal workflows run in a deterministic
+ * sandbox, so they may not import Node either.
+ *
+ * Flat config replaces (not merges) a rule's options when several blocks match a file, so
+ * each area below lists every restriction that applies to it.
+ */
+
+const electronIpc = {
+  name: 'electron',
+  importNames: ['ipcMain', 'ipcRenderer'],
+  message: 'Only src-main/ipc/ and src-main/preload/ talk IPC. Register a handler with handle().',
+}
+const electronAll = {
+  name: 'electron',
+  message: 'Electron belongs to src-main. The agent, db and shared code run under plain Node.',
+}
+const nodeBuiltins = [
+  ...builtinModules
+    .filter((name) => !name.startsWith('_'))
+    .map((name) => ({ name, message: 'Node builtins are not available here.' })),
+]
+const nodeScheme = { regex: '^node:', message: 'Node builtins are not available here.' }
+const agentImport = {
+  regex: '(^|/)src-agent(/|$)',
+  message:
+    'The agent runs in its own process: reach it over the RPC channel in shared/, never by import.',
+}
+const dbImport = { regex: '(^|/)db(/|$)', message: 'Only the agent opens the database.' }
+const mainImport = {
+  regex: '(^|/)src-main(/|$)',
+  allowTypeImports: true,
+  message: 'The renderer talks to main through window.gtm only (types may be imported).',
+}
+const workflowsMessage =
+  'Temporal workflows run in a deterministic sandbox: no Node builtins. Do the I/O in an activity.'
+
+/**
+ * @param {{ paths?: object[], patterns?: object[] }} restrictions
+ * @returns {import('eslint').Linter.RuleEntry}
+ */
+const restrict = ({ paths = [], patterns = [] }) => ['error', { paths, patterns }]
+
+const rule = '@typescript-eslint/no-restricted-imports'
+
+export default tseslint.config(
+  {
+    ignores: [
+      'out/**',
+      'dist/**',
+      'node_modules/**',
+      'db/migrations/**',
+      'coverage/**',
+      'test-results/**',
+      'playwright-report/**',
+      '.data/**',
+    ],
+  },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: {
+        // tsconfig.json references tsconfig.node.json and tsconfig.web.json; the project
+        // service picks the one that includes each file.
+        projectService: true,
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+    plugins: { drizzle },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/consistent-type-imports': [
+        'error',
+        { prefer: 'type-imports', fixStyle: 'separate-type-imports' },
+      ],
+      '@typescript-eslint/no-import-type-side-effects': 'error',
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
+      'drizzle/enforce-delete-with-where': ['error', { drizzleObjectName: ['db', 'tx'] }],
+      'drizzle/enforce-update-with-where': ['error', { drizzleObjectName: ['db', 'tx'] }],
+      [rule]: restrict({ paths: [electronIpc] }),
+    },
+  },
+  {
+    files: ['src-main/**'],
+    rules: { [rule]: restrict({ paths: [electronIpc], patterns: [agentImport, dbImport] }) },
+  },
+  {
+    files: ['src-main/ipc/**', 'src-main/preload/**'],
+    rules: { [rule]: restrict({ patterns: [agentImport, dbImport] }) },
+  },
+  {
+    files: ['src-agent/**', 'db/**'],
+    rules: { [rule]: restrict({ paths: [electronAll] }) },
+  },
+  {
+    // shared/ is compiled into the renderer too.
+    files: ['shared/**'],
+    rules: {
+      [rule]: restrict({
+        paths: [electronAll, ...nodeBuiltins],
+        patterns: [nodeScheme, agentImport, dbImport, mainImport],
+      }),
+    },
+  },
+  {
+    files: ['src-renderer/**'],
+    rules: {
+      [rule]: restrict({
+        paths: [electronAll, ...nodeBuiltins],
+        patterns: [nodeScheme, agentImport, dbImport, mainImport],
+      }),
+    },
+  },
+  {
+    files: ['src-agent/temporal/workflows.ts'],
+    rules: {
+      [rule]: restrict({
+        paths: [
+          electronAll,
+          ...nodeBuiltins.map((path) => ({ ...path, message: workflowsMessage })),
+        ],
+        patterns: [{ ...nodeScheme, message: workflowsMessage }],
+      }),
+    },
+  },
+  {
+    files: ['test/**'],
+    rules: {
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      '@typescript-eslint/require-await': 'off',
+      '@typescript-eslint/unbound-method': 'off',
+      // Tests reach into every layer on purpose (e2e binds main's handlers to Chromium).
+      [rule]: 'off',
+    },
+  },
+  {
+    // Plain JavaScript (this file, bin shims) is in no tsconfig: lint it without types.
+    files: ['**/*.{js,mjs,cjs}'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+)
