@@ -69,157 +69,281 @@ export interface SyncSummary extends SyncCounts {
  * Runs one sync of one connection to completion: page by page, each page's rows and the new
  * cursor committed in one transaction, so a run killed at any point resumes from the last
  * committed page with nothing lost and nothing duplicated. Failures are recorded on the run and
- * the connector, then returned (status 'failed' or 'paused'), not thrown.
+ * the connector, then returned (status 'failed' or 'paused'), not thrown. The Temporal
+ * activities run the same three steps: startRun, runPages (in chunks), finishRun / failRun.
  */
 export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<SyncSummary> {
-  const { handle, log } = deps
   const { tenantId, connectorType } = request
-  const connector = deps.registry.get(connectorType)
-  const mode: SyncMode = request.full ? 'full' : 'incremental'
-  const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
-  const progress = (phase: SyncPhase): void => request.onProgress?.({ phase, ...counts })
-
-  const lock = await acquireSyncLock(handle, tenantId, connectorType)
-  try {
+  deps.registry.get(connectorType)
+  return withSyncLock(deps.handle, tenantId, connectorType, async () => {
+    const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
+    const progress = (phase: SyncPhase): void => request.onProgress?.({ phase, ...counts })
     progress('authenticating')
-    const start = await withTenant(handle.db, tenantId, async (tx) => {
-      const { row, credentials } = await openConnection(
-        tx,
-        deps.keyring,
-        tenantId,
-        connectorType,
-        connector.secretConfigKeys,
-      )
-      // Holding the lock, any run still marked running belongs to a process that died.
-      await tx
-        .update(syncRuns)
-        .set({
-          status: 'failed',
-          finishedAt: sql`now()`,
-          error:
-            'Interrupted: the agent stopped before this run finished. A later run resumed from its last committed page.',
-        })
-        .where(and(eq(syncRuns.connectorId, row.id), eq(syncRuns.status, 'running')))
-      const [run] = await tx
-        .insert(syncRuns)
-        .values({ tenantId, connectorId: row.id, mode })
-        .returning({ id: syncRuns.id })
-      await tx
-        .update(connectors)
-        .set({ status: 'syncing', updatedAt: sql`now()` })
-        .where(eq(connectors.id, row.id))
-      await recordAudit(tx, {
-        tenantId,
-        userId: deps.userId,
-        action: 'sync.trigger',
-        resource: 'connector',
-        resourceId: row.id,
-        metadata: { connectorType, mode, runId: run!.id },
-      })
-      const mappings = new Map<EntityType, FieldMapping[]>()
-      for (const entityType of entityTypes) {
-        mappings.set(entityType, await loadMappings(tx, connector, row.id, entityType))
-      }
-      return { row, credentials, runId: run!.id, mappings }
+    const run = await startRun(deps, {
+      tenantId,
+      connectorType,
+      ...(request.full ? { full: true } : {}),
     })
-
-    const runLog = log.child({ tenantId, connector: connectorType, runId: start.runId, mode })
-    runLog.info('sync started')
-    let cursor = request.full ? null : start.row.cursor
-    let credentials = start.credentials
+    const target = { tenantId, connectorType, runId: run.runId }
     try {
       progress('syncing')
-      for (;;) {
-        if (request.signal?.aborted) throw new AppError('internal', 'The sync was cancelled.')
-        const page = await fetchPage(connector, credentials, cursor, {
-          ...(request.full ? { full: true } : {}),
-          ...(request.pageSize ? { pageSize: request.pageSize } : {}),
-          ...(request.signal ? { signal: request.signal } : {}),
-          log: runLog,
-          onCredentialsChanged: async (next) => {
-            credentials = next
-            await storeRefreshedCredentials(deps, tenantId, connector, start.row.id, next)
-          },
-        })
-        const batches = prepareRecords(page.records, (e) => start.mappings.get(e) ?? [])
-        const pageCounts = await withTenant(handle.db, tenantId, (tx) =>
-          persistPage(tx, {
-            tenantId,
-            connectorId: start.row.id,
-            source: connectorType,
-            runId: start.runId,
-            batches,
-            cursor: page.cursor,
-          }),
-        )
-        counts.pages += 1
-        counts.created += pageCounts.created
-        counts.updated += pageCounts.updated
-        counts.deleted += pageCounts.deleted
-        counts.errors += pageCounts.errors
-        runLog.debug({ page: counts.pages, ...pageCounts }, 'page committed')
-        progress('syncing')
-        if (!page.hasMore) break
-        if (page.records.length === 0 && page.cursor === cursor) {
-          throw new VendorError(
-            'vendor_bad_response',
-            `${connector.name} reported more data but returned an empty page without moving its cursor.`,
-            { retryable: false },
-          )
-        }
-        cursor = page.cursor
-      }
+      const result = await runPages(deps, {
+        ...target,
+        ...(request.pageSize ? { pageSize: request.pageSize } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
+        onPage: (page) => {
+          addCounts(counts, page)
+          progress('syncing')
+        },
+      })
       progress('finalizing')
-      await withTenant(handle.db, tenantId, async (tx) => {
-        await tx
-          .update(syncRuns)
-          .set({ status: 'succeeded', finishedAt: sql`now()` })
-          .where(eq(syncRuns.id, start.runId))
-        await tx
-          .update(connectors)
-          .set({
-            status: 'connected',
-            lastSyncAt: sql`now()`,
-            lastSyncError: null,
-            updatedAt: sql`now()`,
-          })
-          .where(eq(connectors.id, start.row.id))
-      })
-      runLog.info(counts, 'sync finished')
+      await finishRun(deps, target)
       progress('complete')
-      return { runId: start.runId, status: 'succeeded', mode, cursor, ...counts }
+      return {
+        runId: run.runId,
+        status: 'succeeded',
+        mode: run.mode,
+        cursor: result.cursor,
+        ...counts,
+      }
     } catch (err) {
-      const outcome = classify(err, connector.name)
-      runLog.warn({ code: outcome.code, error: outcome.message }, 'sync failed')
-      await withTenant(handle.db, tenantId, async (tx) => {
-        await tx
-          .update(syncRuns)
-          .set({ status: outcome.runStatus, finishedAt: sql`now()`, error: outcome.message })
-          .where(eq(syncRuns.id, start.runId))
-        await tx
-          .update(connectors)
-          .set({
-            status: outcome.connectorStatus,
-            lastSyncError: outcome.connectorError,
-            updatedAt: sql`now()`,
-          })
-          .where(eq(connectors.id, start.row.id))
-      })
+      const outcome = await failRun(deps, target, err)
       progress('failed')
       return {
-        runId: start.runId,
+        runId: run.runId,
         status: outcome.runStatus,
-        mode,
-        cursor,
+        mode: run.mode,
+        cursor: null,
         ...counts,
         error: outcome.message,
         errorCode: outcome.code,
         retryable: outcome.retryable,
       }
     }
-  } finally {
-    await lock.release()
+  })
+}
+
+export interface RunTarget {
+  tenantId: string
+  connectorType: string
+  runId: string
+}
+
+/**
+ * Opens a sync_runs row (status running), marks the connection syncing and audits the trigger.
+ * A full run clears the stored cursor in the same transaction, so a crashed full run resumes
+ * where its last committed page left off rather than starting again.
+ */
+export async function startRun(
+  deps: SyncDeps,
+  request: { tenantId: string; connectorType: string; full?: boolean },
+): Promise<{ runId: string; connectorId: string; mode: SyncMode }> {
+  const { tenantId, connectorType } = request
+  const connector = deps.registry.get(connectorType)
+  const mode: SyncMode = request.full ? 'full' : 'incremental'
+  return withTenant(deps.handle.db, tenantId, async (tx) => {
+    const { row } = await openConnection(
+      tx,
+      deps.keyring,
+      tenantId,
+      connectorType,
+      connector.secretConfigKeys,
+    )
+    // Only one run of a connection is ever live, so one still marked running belongs to a
+    // process that died.
+    await tx
+      .update(syncRuns)
+      .set({
+        status: 'failed',
+        finishedAt: sql`now()`,
+        error:
+          'Interrupted: the agent stopped before this run finished. A later run resumed from its last committed page.',
+      })
+      .where(and(eq(syncRuns.connectorId, row.id), eq(syncRuns.status, 'running')))
+    const [run] = await tx
+      .insert(syncRuns)
+      .values({ tenantId, connectorId: row.id, mode })
+      .returning({ id: syncRuns.id })
+    await tx
+      .update(connectors)
+      .set({ status: 'syncing', updatedAt: sql`now()`, ...(request.full ? { cursor: null } : {}) })
+      .where(eq(connectors.id, row.id))
+    await recordAudit(tx, {
+      tenantId,
+      userId: deps.userId,
+      action: 'sync.trigger',
+      resource: 'connector',
+      resourceId: row.id,
+      metadata: { connectorType, mode, runId: run!.id },
+    })
+    return { runId: run!.id, connectorId: row.id, mode }
+  })
+}
+
+export interface RunPagesRequest extends RunTarget {
+  /** Stop after this many committed pages (a chunk); the run is then not done yet. */
+  maxPages?: number
+  pageSize?: number
+  signal?: AbortSignal
+  /** After each committed page, with that page's counts and the committed cursor. */
+  onPage?: (page: SyncCounts & { cursor: string | null }) => void
+}
+
+/**
+ * Fetches and commits pages from the connection's last committed cursor until the source has
+ * no more (done) or `maxPages` pages were committed.
+ */
+export async function runPages(
+  deps: SyncDeps,
+  request: RunPagesRequest,
+): Promise<{ done: boolean; cursor: string | null; counts: SyncCounts }> {
+  const { tenantId, connectorType, runId } = request
+  const connector = deps.registry.get(connectorType)
+  const start = await withTenant(deps.handle.db, tenantId, async (tx) => {
+    const opened = await openConnection(
+      tx,
+      deps.keyring,
+      tenantId,
+      connectorType,
+      connector.secretConfigKeys,
+    )
+    const [run] = await tx
+      .select({ mode: syncRuns.mode })
+      .from(syncRuns)
+      .where(eq(syncRuns.id, runId))
+    if (!run)
+      throw new AppError('internal', `Sync run ${runId} does not exist for tenant "${tenantId}".`)
+    const mappings = new Map<EntityType, FieldMapping[]>()
+    for (const entityType of entityTypes) {
+      mappings.set(entityType, await loadMappings(tx, connector, opened.row.id, entityType))
+    }
+    return { ...opened, mode: run.mode, mappings }
+  })
+  const runLog = deps.log.child({ tenantId, connector: connectorType, runId, mode: start.mode })
+  const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
+  let cursor = start.row.cursor
+  let credentials = start.credentials
+  for (;;) {
+    if (request.signal?.aborted) throw new AppError('internal', 'The sync was cancelled.')
+    const page = await fetchPage(connector, credentials, cursor, {
+      ...(start.mode === 'full' ? { full: true } : {}),
+      ...(request.pageSize ? { pageSize: request.pageSize } : {}),
+      ...(request.signal ? { signal: request.signal } : {}),
+      log: runLog,
+      onCredentialsChanged: async (next) => {
+        credentials = next
+        await storeRefreshedCredentials(deps, tenantId, connector, start.row.id, next)
+      },
+    })
+    const batches = prepareRecords(page.records, (e) => start.mappings.get(e) ?? [])
+    const pageCounts = await withTenant(deps.handle.db, tenantId, (tx) =>
+      persistPage(tx, {
+        tenantId,
+        connectorId: start.row.id,
+        source: connectorType,
+        runId,
+        batches,
+        cursor: page.cursor,
+      }),
+    )
+    addCounts(counts, { pages: 1, ...pageCounts })
+    runLog.debug({ page: counts.pages, ...pageCounts }, 'page committed')
+    request.onPage?.({ pages: 1, ...pageCounts, cursor: page.cursor })
+    if (!page.hasMore) return { done: true, cursor: page.cursor, counts }
+    if (page.records.length === 0 && page.cursor === cursor) {
+      throw new VendorError(
+        'vendor_bad_response',
+        `${connector.name} reported more data but returned an empty page without moving its cursor.`,
+        { retryable: false },
+      )
+    }
+    cursor = page.cursor
+    if (request.maxPages !== undefined && counts.pages >= request.maxPages) {
+      return { done: false, cursor, counts }
+    }
   }
+}
+
+/** Marks the run succeeded and the connection connected, with the run's totals from its row. */
+export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<SyncCounts> {
+  return withTenant(deps.handle.db, target.tenantId, async (tx) => {
+    const [run] = await tx
+      .update(syncRuns)
+      .set({ status: 'succeeded', finishedAt: sql`now()` })
+      .where(eq(syncRuns.id, target.runId))
+      .returning()
+    if (!run) throw new AppError('internal', `Sync run ${target.runId} does not exist.`)
+    await tx
+      .update(connectors)
+      .set({
+        status: 'connected',
+        lastSyncAt: sql`now()`,
+        lastSyncError: null,
+        updatedAt: sql`now()`,
+      })
+      .where(eq(connectors.id, run.connectorId))
+    deps.log.info(
+      {
+        tenantId: target.tenantId,
+        connector: target.connectorType,
+        runId: run.id,
+        pages: run.pages,
+      },
+      'sync finished',
+    )
+    return {
+      pages: run.pages,
+      created: run.created,
+      updated: run.updated,
+      deleted: run.deleted,
+      errors: run.errors,
+    }
+  })
+}
+
+/** Records a failed (or quota-paused) run and what the connection needs; returns the outcome. */
+export async function failRun(
+  deps: SyncDeps,
+  target: RunTarget,
+  err: unknown,
+): Promise<SyncOutcome> {
+  const connector = deps.registry.get(target.connectorType)
+  const outcome = classifyFailure(err, connector.name)
+  deps.log.warn(
+    {
+      tenantId: target.tenantId,
+      connector: target.connectorType,
+      runId: target.runId,
+      code: outcome.code,
+      error: outcome.message,
+    },
+    'sync failed',
+  )
+  await withTenant(deps.handle.db, target.tenantId, async (tx) => {
+    const [run] = await tx
+      .update(syncRuns)
+      .set({ status: outcome.runStatus, finishedAt: sql`now()`, error: outcome.message })
+      .where(eq(syncRuns.id, target.runId))
+      .returning({ connectorId: syncRuns.connectorId })
+    if (!run) return
+    await tx
+      .update(connectors)
+      .set({
+        status: outcome.connectorStatus,
+        lastSyncError: outcome.connectorError,
+        updatedAt: sql`now()`,
+      })
+      .where(eq(connectors.id, run.connectorId))
+  })
+  return outcome
+}
+
+function addCounts(total: SyncCounts, more: SyncCounts): void {
+  total.pages += more.pages
+  total.created += more.created
+  total.updated += more.updated
+  total.deleted += more.deleted
+  total.errors += more.errors
 }
 
 /** One page from the connector, its envelope checked and every record parsed. */
@@ -288,7 +412,7 @@ async function storeRefreshedCredentials(
   })
 }
 
-interface Outcome {
+export interface SyncOutcome {
   code: string
   message: string
   retryable: boolean
@@ -297,7 +421,8 @@ interface Outcome {
   connectorError: string
 }
 
-function classify(err: unknown, vendor: string): Outcome {
+/** How a failure ends a run and what it means for the connection. */
+export function classifyFailure(err: unknown, vendor: string): SyncOutcome {
   const message = describeError(err)
   if (err instanceof VendorError && err.code === 'vendor_auth_failed') {
     return {
@@ -334,6 +459,21 @@ function classify(err: unknown, vendor: string): Outcome {
 
 interface SyncLock {
   release(): Promise<void>
+}
+
+/** Runs `fn` holding the connection's sync lock; a second caller gets 'sync_in_progress'. */
+export async function withSyncLock<T>(
+  handle: DbHandle,
+  tenantId: string,
+  connectorType: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const lock = await acquireSyncLock(handle, tenantId, connectorType)
+  try {
+    return await fn()
+  } finally {
+    await lock.release()
+  }
 }
 
 /** A session advisory lock per connection: two syncs of one connection never run at once. */

@@ -10,7 +10,7 @@ import {
   syncRuns,
 } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
-import { runSync } from '../../src-agent/pipeline/run-sync.js'
+import { finishRun, runPages, runSync, startRun } from '../../src-agent/pipeline/run-sync.js'
 import { startPagerFake, type PagerFake } from '../fakes/pager.js'
 import { agentFixture, connectedTenant, type AgentFixture } from '../helpers/agent.js'
 
@@ -239,6 +239,26 @@ describe('sync end to end through the pipeline', () => {
     expect(String((rejected[0] as PromiseRejectedResult).reason)).toMatch(/already running/)
     const runs = await withTenant(agent.handle.db, tenantId, (tx) => tx.select().from(syncRuns))
     expect(runs).toHaveLength(1)
+  })
+
+  it('runs in chunks, each resuming from the committed cursor', async () => {
+    const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
+    const { runId, mode } = await startRun(agent, {
+      tenantId,
+      connectorType: 'test-pages',
+      full: true,
+    })
+    expect(mode).toBe('full')
+    const target = { tenantId, connectorType: 'test-pages', runId }
+    const first = await runPages(agent, { ...target, maxPages: 2 })
+    expect(first).toMatchObject({ done: false, cursor: '50', counts: { pages: 2, created: 50 } })
+    const second = await runPages(agent, { ...target, maxPages: 2 })
+    expect(second).toMatchObject({ done: false, counts: { pages: 2, created: 50 } })
+    const third = await runPages(agent, { ...target, maxPages: 2 })
+    expect(third).toMatchObject({ done: true, counts: { pages: 1, created: 20 } })
+    expect(fake.requests).toEqual([0, 25, 50, 75, 100])
+    const totals = await finishRun(agent, target)
+    expect(totals).toEqual({ pages: 5, created: 120, updated: 0, deleted: 0, errors: 0 })
   })
 
   it('audits the sync trigger in the tenant’s audit log', async () => {
