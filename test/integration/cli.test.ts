@@ -1,0 +1,390 @@
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { migrationsFolder } from '../../db/migrate.js'
+import { startPagerFake, type PagerFake } from '../fakes/pager.js'
+import { databaseUrl } from '../helpers/db.js'
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const testConnectorModule = path.join(repoRoot, 'test/helpers/test-connector.ts')
+const hexKey = (): string => randomBytes(32).toString('hex')
+
+describe('gtm-agent CLI', () => {
+  let url: string
+  let dbName: string
+  let dir: string
+  let fake: PagerFake
+  let key = hexKey()
+  let agentEnv: Record<string, string | undefined>
+  const tenant = `cli-${randomBytes(4).toString('hex')}`
+
+  const cli = (args: string[], env: Record<string, string | undefined> = {}) =>
+    runCli(args, { ...agentEnv, CONNECTOR_ENCRYPTION_KEY: key, ...env })
+  const file = async (name: string, content: string): Promise<string> => {
+    const p = path.join(dir, name)
+    await writeFile(p, content)
+    return p
+  }
+
+  beforeAll(async () => {
+    // A database of its own: `keys rotate` walks every tenant, and other files' tenants use other keys.
+    dbName = `gtm_cli_${randomBytes(4).toString('hex')}`
+    await adminQuery(`create database ${dbName}`)
+    const u = new URL(databaseUrl())
+    u.pathname = `/${dbName}`
+    url = u.toString()
+    dir = await mkdtemp(path.join(os.tmpdir(), 'gtm-cli-'))
+    fake = await startPagerFake({
+      apiKey: `cli-secret-${randomBytes(6).toString('hex')}`,
+      accounts: 5,
+      people: 10,
+      activities: 5,
+    })
+    agentEnv = { DATABASE_URL: url, GTM_CONNECTOR_MODULES: testConnectorModule }
+  })
+  afterAll(async () => {
+    await fake?.close()
+    await rm(dir, { recursive: true, force: true })
+    await adminQuery(`drop database if exists ${dbName} with (force)`)
+  })
+
+  it('migrates, then has nothing left to apply', async () => {
+    const first = await cli(['migrate'])
+    expect(first).toMatchObject({ code: 0, stderr: '' })
+    const journal = JSON.parse(
+      await readFile(path.join(migrationsFolder, 'meta/_journal.json'), 'utf8'),
+    ) as {
+      entries: Array<{ tag: string }>
+    }
+    const tags = journal.entries.map((e) => e.tag)
+    expect(tags.slice(0, 2)).toEqual(['0000_init', '0001_row_level_security'])
+    expect(first.stdout).toBe(`Applied ${tags.length} migrations: ${tags.join(', ')}\n`)
+    const again = await cli(['migrate'])
+    expect(again.stdout).toBe('Nothing to apply: the database is up to date.\n')
+  })
+
+  it('creates and lists tenants', async () => {
+    const created = await cli(['tenants', 'create', tenant, '--name', 'Acme Corp'])
+    expect(created).toMatchObject({
+      code: 0,
+      stdout: `Created tenant "${tenant}" (Acme Corp).\n`,
+      stderr: '',
+    })
+    const listed = await cli(['tenants', 'list', '--json'])
+    expect(listed.code).toBe(0)
+    expect(JSON.parse(listed.stdout)).toEqual([
+      {
+        id: tenant,
+        name: 'Acme Corp',
+        slug: tenant,
+        createdAt: expect.stringMatching(/^\d{4}-/) as string,
+      },
+    ])
+    const text = await cli(['tenants', 'list'])
+    expect(text.stdout).toMatch(new RegExp(`^ID +NAME +SLUG +CREATED\n${tenant} +Acme Corp`))
+
+    const dup = await cli(['tenants', 'create', tenant, '--name', 'Again'])
+    expectOneError(dup, `error: Tenant "${tenant}" already exists.`)
+  })
+
+  it('lists connectors with no database and no key', async () => {
+    const result = await runCli(['connectors', '--json'], {
+      GTM_CONNECTOR_MODULES: testConnectorModule,
+    })
+    expect(result).toMatchObject({ code: 0, stderr: '' })
+    expect(JSON.parse(result.stdout)).toContainEqual({
+      id: 'test-pages',
+      name: 'Test pages',
+      version: '1.0.0',
+      authMethod: 'api_key',
+      dataTypes: ['person', 'account', 'activity'],
+    })
+  })
+
+  it('connects, syncs, checks health and shows mappings', async () => {
+    const config = await file(
+      'config.json',
+      JSON.stringify({ baseUrl: fake.url, apiKey: fake.apiKey, pageSize: 8 }),
+    )
+    const connected = await cli(['connect', 'test-pages', '--tenant', tenant, '--config', config])
+    expect(connected).toMatchObject({ code: 0, stderr: '' })
+    expect(connected.stdout).toMatch(`Connected test-pages for tenant "${tenant}" (healthy, `)
+
+    const sync = await cli(['sync', 'test-pages', '--tenant', tenant, '--json'])
+    expect(sync.stderr).toBe('')
+    expect(sync.code).toBe(0)
+    expect(JSON.parse(sync.stdout)).toMatchObject({
+      status: 'succeeded',
+      mode: 'incremental',
+      pages: 3,
+      created: 20,
+      updated: 0,
+      deleted: 0,
+      errors: 0,
+    })
+
+    fake.update('person', 'p-1', { title: 'CEO' })
+    const text = await cli(['sync', 'test-pages', '--tenant', tenant])
+    expect(text.code).toBe(0)
+    expect(text.stdout).toMatch(/^status: +succeeded$/m)
+    expect(text.stdout).toMatch(/^created: +0$/m)
+    expect(text.stdout).toMatch(/^updated: +1$/m)
+    expect(text.stdout).toMatch(/^pages: +1$/m)
+
+    const healthy = await cli(['health', 'test-pages', '--tenant', tenant, '--json'])
+    expect(healthy.code).toBe(0)
+    expect(JSON.parse(healthy.stdout)).toMatchObject({
+      status: 'healthy',
+      message: expect.any(String) as string,
+    })
+
+    const got = await cli([
+      'mappings',
+      'get',
+      'test-pages',
+      '--tenant',
+      tenant,
+      '--entity',
+      'person',
+    ])
+    expect(got.code).toBe(0)
+    const view = JSON.parse(got.stdout) as {
+      mappings: Array<{ targetField: string; override: boolean }>
+    }
+    expect(view).toMatchObject({
+      tenantId: tenant,
+      connectorType: 'test-pages',
+      entityType: 'person',
+    })
+    expect(view.mappings.find((m) => m.targetField === 'email')).toEqual({
+      sourceField: 'email',
+      targetField: 'email',
+      transform: 'trim',
+      override: false,
+    })
+
+    const overrides = await file(
+      'person.json',
+      JSON.stringify([{ sourceField: 'email', targetField: 'email', transform: 'lowercase' }]),
+    )
+    const set = await cli([
+      'mappings',
+      'set',
+      'test-pages',
+      '--tenant',
+      tenant,
+      '--entity',
+      'person',
+      '--file',
+      overrides,
+    ])
+    expect(set.code).toBe(0)
+    const after = JSON.parse(set.stdout) as typeof view
+    expect(after.mappings.find((m) => m.targetField === 'email')).toMatchObject({
+      transform: 'lowercase',
+      override: true,
+    })
+    expect(after.mappings.filter((m) => m.override)).toHaveLength(1)
+
+    const bad = await file(
+      'bad-mapping.json',
+      JSON.stringify([{ sourceField: 'x', targetField: 'shoeSize', transform: 'none' }]),
+    )
+    const refused = await cli([
+      'mappings',
+      'set',
+      'test-pages',
+      '--tenant',
+      tenant,
+      '--entity',
+      'person',
+      '--file',
+      bad,
+    ])
+    expectOneError(
+      refused,
+      /^error: Mapping for person: target field "shoeSize" is not a canonical person field/,
+    )
+
+    const reset = await cli([
+      'mappings',
+      'reset',
+      'test-pages',
+      '--tenant',
+      tenant,
+      '--entity',
+      'person',
+    ])
+    expect(reset).toMatchObject({ code: 0, stderr: '' })
+    expect(reset.stdout).toMatch("to the connector's defaults")
+  })
+
+  it('rotates keys, then disconnects', async () => {
+    const oldKey = key
+    key = hexKey()
+    const withoutOld = await cli(['health', 'test-pages', '--tenant', tenant])
+    expectOneError(
+      withoutOld,
+      /^error: Stored credentials were encrypted with key [0-9a-f]{16}, which is not CONNECTOR_ENCRYPTION_KEY/,
+    )
+
+    const rotated = await cli(['keys', 'rotate'], { CONNECTOR_ENCRYPTION_KEYS_PREVIOUS: oldKey })
+    expect(rotated).toMatchObject({ code: 0, stderr: '' })
+    expect(rotated.stdout).toMatch(
+      /^Re-encrypted 1 credential with key [0-9a-f]{16}; 0 already used it \(1 tenant checked\)\.\n$/,
+    )
+    const healthy = await cli(['health', 'test-pages', '--tenant', tenant])
+    expect(healthy.code).toBe(0)
+    expect(healthy.stdout).toMatch(`test-pages for tenant "${tenant}": healthy`)
+
+    const disconnected = await cli(['disconnect', 'test-pages', '--tenant', tenant])
+    expect(disconnected).toMatchObject({ code: 0, stderr: '' })
+    const gone = await cli(['health', 'test-pages', '--tenant', tenant])
+    expectOneError(
+      gone,
+      `error: test-pages is not connected for tenant "${tenant}". Connect it with: gtm-agent connect test-pages --tenant ${tenant} --config <file.json>`,
+    )
+  })
+
+  it('exits non-zero with the run error on one line when a sync fails', async () => {
+    const other = await startPagerFake({ apiKey: fake.apiKey, people: 2 })
+    const second = `${tenant}-b`
+    const config = await file(
+      'other.json',
+      JSON.stringify({ baseUrl: other.url, apiKey: fake.apiKey }),
+    )
+    expect((await cli(['tenants', 'create', second, '--name', 'B'])).code).toBe(0)
+    expect(
+      (await cli(['connect', 'test-pages', '--tenant', second, '--config', config])).code,
+    ).toBe(0)
+    await other.close()
+
+    const failed = await cli(['sync', 'test-pages', '--tenant', second, '--json'])
+    expectOneError(failed, /^error: Test pages could not be reached/)
+    expect(JSON.parse(failed.stdout)).toMatchObject({ status: 'failed', pages: 0, created: 0 })
+  })
+
+  it('fails with one clear line for bad input', async () => {
+    const missingKey = await file('missing-key.json', JSON.stringify({ baseUrl: fake.url }))
+    const invalidJson = await file(
+      'invalid.json',
+      `{ "baseUrl": "${fake.url}", "apiKey": "${fake.apiKey}", }`,
+    )
+    const connectWith = (config: string, env: Record<string, string | undefined> = {}) =>
+      cli(['connect', 'test-pages', '--tenant', tenant, '--config', config], env)
+
+    const good = await file('good.json', JSON.stringify({ baseUrl: fake.url, apiKey: fake.apiKey }))
+    const [missing, invalid, absent, noKey, shortKey, nonHex, unknown, noTenant, usage] =
+      await Promise.all([
+        connectWith(missingKey),
+        connectWith(invalidJson),
+        connectWith(path.join(dir, 'nope.json')),
+        connectWith(good, { CONNECTOR_ENCRYPTION_KEY: undefined }),
+        connectWith(good, { CONNECTOR_ENCRYPTION_KEY: 'abcd1234' }),
+        connectWith(good, { CONNECTOR_ENCRYPTION_KEY: 'z'.repeat(64) }),
+        cli(['sync', 'salesforce-ish', '--tenant', tenant]),
+        cli(['connect', 'test-pages', '--tenant', 'no-such-tenant', '--config', good]),
+        cli(['connect', 'test-pages', '--config', good]),
+      ])
+    expectOneError(missing, 'error: Invalid config for test-pages: "apiKey" is required')
+    expectOneError(
+      invalid,
+      new RegExp(
+        `^error: The config file ${escape(invalidJson)} is not valid JSON \\(line 1, column \\d+\\)\\.$`,
+      ),
+    )
+    expect(invalid.stderr).not.toContain(fake.apiKey)
+    expectOneError(
+      absent,
+      `error: Cannot read the config file ${path.join(dir, 'nope.json')}: it does not exist.`,
+    )
+    expectOneError(
+      noKey,
+      /^error: CONNECTOR_ENCRYPTION_KEY is not set\. Generate one with `openssl rand -hex 32`/,
+    )
+    expectOneError(
+      shortKey,
+      /^error: CONNECTOR_ENCRYPTION_KEY must be 64 hexadecimal characters \(32 bytes\), but it is 8 characters long/,
+    )
+    expectOneError(
+      nonHex,
+      /^error: CONNECTOR_ENCRYPTION_KEY must be 64 hexadecimal characters .* other than 0-9 and a-f/,
+    )
+    expect(nonHex.stderr).not.toContain('z'.repeat(64))
+    expectOneError(
+      unknown,
+      /^error: Unknown connector "salesforce-ish"\. Known connectors: .*test-pages/,
+    )
+    expectOneError(
+      noTenant,
+      'error: Tenant "no-such-tenant" does not exist. Create it with: gtm-agent tenants create no-such-tenant --name "..."',
+    )
+    expect(usage.code).toBe(2)
+    expect(stderrLines(usage)).toEqual(["error: required option '--tenant <id>' not specified"])
+  })
+})
+
+// --- helpers ---
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')
+}
+
+function expectOneError(result: CliResult, expected: string | RegExp): void {
+  expect(result.code, result.stderr).toBe(1)
+  const lines = stderrLines(result)
+  expect(lines, result.stderr).toHaveLength(1)
+  if (typeof expected === 'string') expect(lines[0]).toBe(expected)
+  else expect(lines[0]).toMatch(expected)
+}
+
+async function adminQuery(text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl() })
+  await client.connect()
+  try {
+    await client.query(text)
+  } finally {
+    await client.end()
+  }
+}
+
+interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the real `gtm-agent` in a child process with exactly the agent variables given. */
+function runCli(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
+  const agentVariables = /^(DATABASE_URL|CONNECTOR_ENCRYPTION_KEYS?(_PREVIOUS)?|GTM_.*|LOG_LEVEL)$/
+  const childEnv: Record<string, string> = {}
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && !agentVariables.test(name)) childEnv[name] = value
+  }
+  for (const [name, value] of Object.entries(env)) if (value !== undefined) childEnv[name] = value
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [path.join(repoRoot, 'src-agent/bin/gtm-agent.mjs'), ...args],
+      {
+        cwd: repoRoot,
+        env: childEnv,
+      },
+    )
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+function stderrLines(result: CliResult): string[] {
+  return result.stderr.split('\n').filter((line) => line.trim() !== '')
+}
