@@ -223,18 +223,37 @@ export async function runPages(
   const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
   let cursor = start.row.cursor
   let credentials = start.credentials
+  const fetchOptions: Parameters<AnyConnector['sync']>[2] = {
+    ...(start.mode === 'full' ? { full: true } : {}),
+    ...(request.pageSize ? { pageSize: request.pageSize } : {}),
+    ...(request.signal ? { signal: request.signal } : {}),
+    log: runLog,
+    onCredentialsChanged: async (next) => {
+      credentials = next
+      await storeRefreshedCredentials(deps, tenantId, connector, start.row.id, next)
+    },
+  }
+  const fetchFrom = (from: string | null): Promise<SyncResult> => {
+    const pending = fetchPage(connector, credentials, from, fetchOptions)
+    // Awaited later; until then a failure must not count as unhandled.
+    pending.catch(() => undefined)
+    return pending
+  }
+  let pending = fetchFrom(cursor)
   for (;;) {
     if (request.signal?.aborted) throw new AppError('internal', 'The sync was cancelled.')
-    const page = await fetchPage(connector, credentials, cursor, {
-      ...(start.mode === 'full' ? { full: true } : {}),
-      ...(request.pageSize ? { pageSize: request.pageSize } : {}),
-      ...(request.signal ? { signal: request.signal } : {}),
-      log: runLog,
-      onCredentialsChanged: async (next) => {
-        credentials = next
-        await storeRefreshedCredentials(deps, tenantId, connector, start.row.id, next)
-      },
-    })
+    const page = await pending
+    if (page.hasMore && page.records.length === 0 && page.cursor === cursor) {
+      throw new VendorError(
+        'vendor_bad_response',
+        `${connector.name} reported more data but returned an empty page without moving its cursor.`,
+        { retryable: false },
+      )
+    }
+    const chunkFull = request.maxPages !== undefined && counts.pages + 1 >= request.maxPages
+    // The next page is fetched while this one is written, so the source and Postgres work at
+    // the same time. A failed prefetch surfaces only after this page has committed.
+    if (page.hasMore && !chunkFull) pending = fetchFrom(page.cursor)
     const batches = prepareRecords(page.records, (e) => start.mappings.get(e) ?? [])
     const pageCounts = await withTenant(deps.handle.db, tenantId, (tx) =>
       persistPage(tx, {
@@ -250,17 +269,8 @@ export async function runPages(
     runLog.debug({ page: counts.pages, ...pageCounts }, 'page committed')
     request.onPage?.({ pages: 1, ...pageCounts, cursor: page.cursor })
     if (!page.hasMore) return { done: true, cursor: page.cursor, counts }
-    if (page.records.length === 0 && page.cursor === cursor) {
-      throw new VendorError(
-        'vendor_bad_response',
-        `${connector.name} reported more data but returned an empty page without moving its cursor.`,
-        { retryable: false },
-      )
-    }
     cursor = page.cursor
-    if (request.maxPages !== undefined && counts.pages >= request.maxPages) {
-      return { done: false, cursor, counts }
-    }
+    if (chunkFull) return { done: false, cursor, counts }
   }
 }
 

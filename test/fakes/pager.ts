@@ -26,6 +26,8 @@ export interface PagerFakeOptions {
   delayMs?: number
   /** Answer the first N /records requests with this HTTP status (transient failures). */
   failFirst?: { count: number; status: number }
+  /** Answer the /records requests at these positions (0 = the first) with HTTP 503. */
+  failRequests?: number[]
 }
 
 export interface PagerFake {
@@ -99,6 +101,10 @@ export async function startPagerFake(options: PagerFakeOptions = {}): Promise<Pa
       return
     }
     requests.push(after)
+    if (options.failRequests?.includes(requests.length - 1)) {
+      send(503, { error: 'unavailable' })
+      return
+    }
     if (failuresLeft > 0) {
       failuresLeft -= 1
       send(options.failFirst?.status ?? 503, { error: 'unavailable' })

@@ -197,6 +197,20 @@ describe('sync end to end through the pipeline', () => {
     expect(ok).toMatchObject({ status: 'succeeded', created: 5 })
   })
 
+  it('commits a page before reporting that fetching the next one failed', async () => {
+    await fake.close()
+    fake = await startPagerFake({ accounts: 30, people: 50, activities: 40, failRequests: [1] })
+    const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
+    const failed = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    expect(failed).toMatchObject({ status: 'failed', retryable: true, pages: 1, created: 25 })
+    const conn = await withTenant(agent.handle.db, tenantId, (tx) => tx.select().from(connectors))
+    expect(conn[0]?.cursor).toBe('25')
+    const firstRequestOfResume = fake.requests.length
+    const resumed = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    expect(resumed).toMatchObject({ status: 'succeeded', created: 95 })
+    expect(fake.requests[firstRequestOfResume]).toBe(25)
+  })
+
   it('marks the connection "needs re-auth" when the source rejects the credentials', async () => {
     const tenantId = await connectedTenant(agent, fake)
     await fake.close()
