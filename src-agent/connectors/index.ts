@@ -1,9 +1,9 @@
 /**
  * The built-in connectors. Each built-in connector's module is imported here, for its side
  * effect: loading the module registers the connector with `connectorRegistry`. A new vendor
- * adds one line, e.g. `import './salesforce/index.js'`.
+ * adds one line.
  *
  * Connectors that ship outside this repository are loaded from GTM_CONNECTOR_MODULES instead
  * (see `loadConnectorModules` in src-agent/config.ts).
  */
-export {}
+import './salesforce/index.js'

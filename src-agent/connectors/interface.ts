@@ -28,11 +28,56 @@ export interface SyncOptions {
   log?: Logger
   /** Called when the connector obtained new credentials (a refreshed token) that must be persisted. */
   onCredentialsChanged?: (credentials: Credentials) => Promise<void>
+  /**
+   * Runs `fn` while holding a per-connection Postgres advisory lock, passing the latest stored
+   * credentials (re-read and decrypted under the lock). A connector refreshes tokens inside it,
+   * so a second process waiting for the lock sees the refreshed token and does not refresh again.
+   */
+  credentialLock?: <T>(fn: (latest: Credentials) => Promise<T>) => Promise<T>
+}
+
+/** One field update to write back to the source. */
+export interface WritebackItem {
+  entityType: EntityType
+  /** The record's id in the source. */
+  externalId: string
+  fields: Record<string, unknown>
+}
+
+/** What the source said about one item: `retryable` failures are tried again later. */
+export interface WritebackResult {
+  externalId: string
+  ok: boolean
+  error?: string
+  retryable?: boolean
+}
+
+export interface WritebackOptions {
+  signal?: AbortSignal
+  log?: Logger
+  /** Called when the connector obtained new credentials (a refreshed token) that must be persisted. */
+  onCredentialsChanged?: (credentials: Credentials) => Promise<void>
+}
+
+/**
+ * A connector that can write field updates back to its source. `send` answers per item and
+ * throws VendorError only when the whole request failed (auth, throttling, outage).
+ */
+export interface WritebackCapability {
+  send(
+    credentials: Credentials,
+    items: WritebackItem[],
+    options?: WritebackOptions,
+  ): Promise<WritebackResult[]>
+  /** The most items one `send` may carry. */
+  readonly maxBatchSize: number
 }
 
 export interface HealthOptions {
   signal?: AbortSignal
   log?: Logger
+  /** As in SyncOptions: token refreshes run inside it, single-flight across processes. */
+  credentialLock?: <T>(fn: (latest: Credentials) => Promise<T>) => Promise<T>
 }
 
 /**
@@ -57,6 +102,8 @@ export interface Connector<Config = unknown> {
   /** The default field mappings for one entity type ([] when the connector does not produce it). */
   getSchema(entityType: EntityType): FieldMapping[]
   healthCheck(credentials: Credentials, options?: HealthOptions): Promise<ConnectorHealthStatus>
+  /** Present when the connector can write updates back to its source. */
+  readonly writeback?: WritebackCapability
 }
 
 /** Any connector, whatever its config type. */

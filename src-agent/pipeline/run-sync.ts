@@ -18,6 +18,7 @@ import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
 import { loadMappings } from '../services/mappings.js'
 import { openConnection, sealCredentials } from './connection.js'
+import { createCredentialLock } from './credential-lock.js'
 import { persistPage } from './persist.js'
 import { prepareRecords } from './prepare.js'
 
@@ -228,6 +229,14 @@ export async function runPages(
     ...(request.pageSize ? { pageSize: request.pageSize } : {}),
     ...(request.signal ? { signal: request.signal } : {}),
     log: runLog,
+    // Token refreshes of one connection take turns across processes (rotation-safe).
+    credentialLock: createCredentialLock({
+      handle: deps.handle,
+      keyring: deps.keyring,
+      tenantId,
+      connectorType,
+      secretKeys: connector.secretConfigKeys,
+    }),
     onCredentialsChanged: async (next) => {
       credentials = next
       await storeRefreshedCredentials(deps, tenantId, connector, start.row.id, next)

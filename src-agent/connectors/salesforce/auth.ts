@@ -1,0 +1,195 @@
+/**
+ * Salesforce OAuth 2.0 web-server flow with PKCE (a desktop app is a public client) and the
+ * refresh-token grant. Every token is registered with the logger's redaction the moment it
+ * arrives, so no log line can print it.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { VendorError } from '../../../shared/errors.js'
+import { registerSecret } from '../../logging/redact.js'
+import { tokenErrorSchema, tokenResponseSchema } from './schemas.js'
+
+export interface OAuthClient {
+  loginUrl: string
+  clientId: string
+  clientSecret?: string | undefined
+}
+
+/** Tokens from the token endpoint. `refreshToken` is absent on a refresh unless the org rotates them. */
+export interface TokenSet {
+  accessToken: string
+  refreshToken?: string
+  instanceUrl: string
+}
+
+export interface Authorization {
+  /** Open this in the admin's browser. */
+  url: string
+  /** Check it on the callback (CSRF). */
+  state: string
+  /** Keep it until the code exchange; it never leaves this machine before then. */
+  codeVerifier: string
+}
+
+/**
+ * The authorize URL with a fresh `state` and PKCE S256 `code_challenge`.
+ * https://help.salesforce.com/s/articleView?id=remoteaccess_oauth_web_server_flow.htm
+ */
+export function createAuthorization(
+  client: OAuthClient & { redirectUri: string; scope?: string },
+): Authorization {
+  const codeVerifier = randomBytes(64).toString('base64url')
+  const state = randomBytes(16).toString('base64url')
+  const url = new URL('services/oauth2/authorize', withSlash(client.loginUrl))
+  url.search = new URLSearchParams({
+    response_type: 'code',
+    client_id: client.clientId,
+    redirect_uri: client.redirectUri,
+    scope: client.scope ?? 'api refresh_token',
+    state,
+    code_challenge: createHash('sha256').update(codeVerifier).digest('base64url'),
+    code_challenge_method: 'S256',
+  }).toString()
+  return { url: url.toString(), state, codeVerifier }
+}
+
+/** The authorization code from the loopback callback URL, after checking `state`. */
+export function readCallback(callbackUrl: string, expectedState: string): string {
+  const params = new URL(callbackUrl).searchParams
+  const error = params.get('error')
+  if (error) {
+    throw new VendorError(
+      'vendor_auth_failed',
+      `Salesforce did not grant access (${error}: ${params.get('error_description') ?? 'no reason given'}).`,
+    )
+  }
+  if (params.get('state') !== expectedState) {
+    throw new VendorError(
+      'vendor_auth_failed',
+      'The Salesforce sign-in answered for a different request (state mismatch). Start the connection again.',
+    )
+  }
+  const code = params.get('code')
+  if (!code) {
+    throw new VendorError(
+      'vendor_auth_failed',
+      'The Salesforce sign-in returned no authorization code.',
+    )
+  }
+  return code
+}
+
+/** Exchanges the authorization code (with its PKCE verifier) for tokens. */
+export async function exchangeCode(
+  client: OAuthClient & { redirectUri: string; code: string; codeVerifier: string },
+  signal?: AbortSignal,
+): Promise<TokenSet & { refreshToken: string }> {
+  const tokens = await postToken(
+    client,
+    {
+      grant_type: 'authorization_code',
+      code: client.code,
+      redirect_uri: client.redirectUri,
+      code_verifier: client.codeVerifier,
+    },
+    signal,
+  )
+  if (!tokens.refreshToken) {
+    throw new VendorError(
+      'vendor_auth_failed',
+      'Salesforce issued no refresh token. Add the "refresh_token" (offline access) scope to the connected app and connect again.',
+    )
+  }
+  return { ...tokens, refreshToken: tokens.refreshToken }
+}
+
+/**
+ * A new access token from a refresh token. With rotation on, the answer carries a new refresh
+ * token and the presented one stops working, so the caller must persist it before anything else.
+ */
+export async function refreshTokens(
+  client: OAuthClient & { refreshToken: string },
+  signal?: AbortSignal,
+): Promise<TokenSet> {
+  return postToken(
+    client,
+    { grant_type: 'refresh_token', refresh_token: client.refreshToken },
+    signal,
+  )
+}
+
+/** The message an admin sees when the refresh token no longer works. */
+export const REVOKED_MESSAGE =
+  'Salesforce refused the stored refresh token: it was revoked or has expired. An admin must reconnect Salesforce in Settings.'
+
+/** POST {loginUrl}/services/oauth2/token (form-encoded); errors become VendorError. */
+async function postToken(
+  client: OAuthClient,
+  params: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<TokenSet> {
+  const form = new URLSearchParams({ ...params, client_id: client.clientId })
+  if (client.clientSecret) form.set('client_secret', client.clientSecret)
+  const timeout = AbortSignal.timeout(30_000)
+  let res: Response
+  try {
+    res = await fetch(new URL('services/oauth2/token', withSlash(client.loginUrl)), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: form.toString(),
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    })
+  } catch (cause) {
+    if (signal?.aborted) throw cause
+    throw new VendorError(
+      'vendor_unavailable',
+      "Salesforce's login service could not be reached.",
+      {
+        cause: new Error(cause instanceof Error ? cause.message : 'network error'),
+        retryable: true,
+      },
+    )
+  }
+  const body: unknown = await res.json().catch(() => undefined)
+  if (res.ok) {
+    const parsed = tokenResponseSchema.safeParse(body)
+    if (!parsed.success) {
+      throw new VendorError(
+        'vendor_bad_response',
+        'Salesforce sent a token response we do not understand.',
+        {
+          retryable: true,
+        },
+      )
+    }
+    registerSecret(parsed.data.access_token)
+    if (parsed.data.refresh_token) registerSecret(parsed.data.refresh_token)
+    return {
+      accessToken: parsed.data.access_token,
+      ...(parsed.data.refresh_token ? { refreshToken: parsed.data.refresh_token } : {}),
+      instanceUrl: parsed.data.instance_url,
+    }
+  }
+  const error = tokenErrorSchema.safeParse(body)
+  const code = error.success ? error.data.error : `HTTP ${res.status}`
+  if (res.status >= 500) {
+    throw new VendorError(
+      'vendor_unavailable',
+      `Salesforce's login service answered HTTP ${res.status}; it will be retried.`,
+      {
+        retryable: true,
+      },
+    )
+  }
+  if (code === 'invalid_grant' && params.grant_type === 'refresh_token') {
+    throw new VendorError('vendor_auth_failed', REVOKED_MESSAGE)
+  }
+  // Only the error code: descriptions can echo what was sent.
+  throw new VendorError(
+    'vendor_auth_failed',
+    `Salesforce refused the sign-in (${code}). Check the connected app's client id and callback URL, then reconnect Salesforce.`,
+  )
+}
+
+function withSlash(url: string): string {
+  return url.endsWith('/') ? url : `${url}/`
+}

@@ -1,0 +1,278 @@
+/**
+ * Bulk API 2.0 query jobs, for reading large objects from scratch and field lists too wide for a
+ * query URL. We create and poll the job and read each result page by locator ourselves, so every
+ * page is one pipeline page and the cursor can resume at any locator.
+ * https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/queries.htm
+ */
+import { VendorError } from '../../../shared/errors.js'
+import { salesforceError } from './errors.js'
+import { incomplete, parse } from './fetch.js'
+import { jobInfoSchema, type JobInfo } from './schemas.js'
+import type { SalesforceSession } from './session.js'
+
+export interface BulkPollOptions {
+  intervalMs: number
+  timeoutMs: number
+  /** For messages: the object being read. */
+  object: string
+}
+
+/**
+ * Creates a queryAll job (deleted rows included, like the REST reads). Returns null when
+ * Salesforce does not support Bulk queries on this object, so the caller can use REST.
+ */
+export async function createQueryJob(
+  session: SalesforceSession,
+  soql: string,
+): Promise<JobInfo | null> {
+  try {
+    const body = await session.request({
+      method: 'POST',
+      url: jobsUrl(session),
+      body: JSON.stringify({
+        operation: 'queryAll',
+        query: soql,
+        contentType: 'CSV',
+        columnDelimiter: 'COMMA',
+        lineEnding: 'LF',
+      }),
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+    })
+    return parse(jobInfoSchema, body, 'a Bulk query job')
+  } catch (err) {
+    const { code, message } = salesforceError(err)
+    if (code === 'INVALIDENTITY' || /not supported by the Bulk API/i.test(message)) return null
+    throw err
+  }
+}
+
+/**
+ * Polls the job until JobComplete. A Failed or Aborted job, or one still running after
+ * `timeoutMs` (it is then aborted), throws a VendorError naming the job; the run fails and the
+ * next run starts a new job.
+ */
+export async function waitForJob(
+  session: SalesforceSession,
+  jobId: string,
+  options: BulkPollOptions,
+): Promise<JobInfo & { numberRecordsProcessed: number }> {
+  const deadline = Date.now() + options.timeoutMs
+  for (;;) {
+    session.throwIfAborted()
+    const info = parse(
+      jobInfoSchema,
+      await session.request(`${jobsUrl(session)}/${jobId}`),
+      'a Bulk query job status',
+    )
+    if (info.state === 'JobComplete') {
+      return { ...info, numberRecordsProcessed: info.numberRecordsProcessed ?? 0 }
+    }
+    if (info.state === 'Failed' || info.state === 'Aborted') {
+      const reason = info.errorMessage ? `: ${info.errorMessage}` : ''
+      throw new VendorError(
+        'vendor_bad_response',
+        `Salesforce's Bulk query job ${jobId} for ${options.object} ended ${info.state}${reason}. Nothing from it was saved; the next run starts a new job.`,
+        { retryable: true },
+      )
+    }
+    if (Date.now() >= deadline) {
+      await abortJob(session, jobId)
+      throw new VendorError(
+        'vendor_unavailable',
+        `Salesforce's Bulk query job ${jobId} for ${options.object} was still ${info.state} after ${duration(options.timeoutMs)}, so it was aborted. The next run starts a new job.`,
+        { retryable: true },
+      )
+    }
+    await sleep(
+      Math.min(options.intervalMs, Math.max(0, deadline - Date.now())),
+      session.options.signal,
+    )
+  }
+}
+
+export interface ResultPage {
+  records: Array<Record<string, unknown>>
+  /** The next page's locator, or null after the last page (Salesforce sends the string "null"). */
+  next: string | null
+}
+
+/**
+ * One page of results: GET …/jobs/query/{id}/results?locator=&maxRecords=. Each page is a CSV
+ * with its own header row; values become REST-typed by the describe types (numbers, booleans,
+ * null for empty cells). A row count that disagrees with Sforce-NumberOfRecords throws.
+ */
+export async function readResultPage(
+  session: SalesforceSession,
+  input: { jobId: string; locator: string | null; maxRecords: number; types: Map<string, string> },
+): Promise<ResultPage> {
+  const query = new URLSearchParams({ maxRecords: String(input.maxRecords) })
+  if (input.locator) query.set('locator', input.locator)
+  const { body, headers } = await requestText(session, {
+    method: 'GET',
+    url: `${jobsUrl(session)}/${input.jobId}/results?${query.toString()}`,
+    headers: { accept: 'text/csv' },
+  })
+  const rows = parseCsv(body)
+  const header = rows.shift() ?? []
+  const announced = Number(headers['sforce-numberofrecords'])
+  if (Number.isFinite(announced) && announced !== rows.length) {
+    throw incomplete(
+      `A Bulk result page of job ${input.jobId} announced ${announced} rows but held ${rows.length}.`,
+    )
+  }
+  const locator = headers['sforce-locator']
+  if (locator === undefined) {
+    throw new VendorError(
+      'vendor_bad_response',
+      `A Bulk result page of job ${input.jobId} had no Sforce-Locator header.`,
+      { retryable: false },
+    )
+  }
+  return {
+    records: rows.map((row) => toRecord(header, row, input.types)),
+    next: locator === 'null' || locator === '' ? null : locator,
+  }
+}
+
+/** Aborts a job, ignoring failures (it may have finished meanwhile). */
+export async function abortJob(session: SalesforceSession, jobId: string): Promise<void> {
+  try {
+    await session.request({
+      method: 'PATCH',
+      url: `${jobsUrl(session)}/${jobId}`,
+      body: JSON.stringify({ state: 'Aborted' }),
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+    })
+  } catch {
+    // Best effort: an unfinished job expires on its own.
+  }
+}
+
+/** RFC 4180 CSV (comma, LF or CRLF, quoted fields may hold commas, quotes and newlines). */
+export function parseCsv(text: string): string[][] {
+  const rows: string[][] = []
+  let row: string[] = []
+  let cell = ''
+  let quoted = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        cell += '"'
+        i++
+      } else if (c === '"') quoted = false
+      else cell += c
+    } else if (c === '"') quoted = true
+    else if (c === ',') {
+      row.push(cell)
+      cell = ''
+    } else if (c === '\n' || c === '\r') {
+      if (c === '\r' && text[i + 1] === '\n') i++
+      row.push(cell)
+      rows.push(row)
+      row = []
+      cell = ''
+    } else cell += c
+  }
+  if (cell !== '' || row.length > 0) {
+    row.push(cell)
+    rows.push(row)
+  }
+  return rows
+}
+
+/** One CSV row as a REST-shaped record: typed values, `Account.Name` columns nested. */
+export function toRecord(
+  header: readonly string[],
+  row: readonly string[],
+  types: Map<string, string>,
+): Record<string, unknown> {
+  const record: Record<string, unknown> = {}
+  header.forEach((column, index) => {
+    const value = typed(row[index] ?? '', types.get(column))
+    const path = column.split('.')
+    let target = record
+    for (const segment of path.slice(0, -1)) {
+      const next = target[segment]
+      if (next === null || typeof next !== 'object') target[segment] = {}
+      target = target[segment] as Record<string, unknown>
+    }
+    target[path[path.length - 1]!] = value
+  })
+  return record
+}
+
+function typed(cell: string, type: string | undefined): unknown {
+  if (cell === '') return null
+  switch (type) {
+    case 'boolean':
+      return cell === 'true'
+    case 'int':
+    case 'double':
+    case 'currency':
+    case 'percent': {
+      const n = Number(cell)
+      return Number.isFinite(n) ? n : cell
+    }
+    default:
+      return cell
+  }
+}
+
+function jobsUrl(session: SalesforceSession): string {
+  const { instanceUrl, apiVersion } = session.credentials
+  return `${instanceUrl.replace(/\/$/, '')}/services/data/v${apiVersion}/jobs/query`
+}
+
+/**
+ * A request through the connection (so 401 refreshes and Sforce-Limit-Info apply) that keeps the
+ * raw body and the response headers: jsforce's request() returns only a parsed body, so the
+ * transport is wrapped to see the last response.
+ */
+async function requestText(
+  session: SalesforceSession,
+  request: { method: 'GET'; url: string; headers: Record<string, string> },
+): Promise<{ body: string; headers: Record<string, string> }> {
+  let headers: Record<string, string> = {}
+  const transport = session.conn._transport
+  const capturing = {
+    httpRequest(
+      req: Parameters<typeof transport.httpRequest>[0],
+      options?: Parameters<typeof transport.httpRequest>[1],
+    ) {
+      const pending = transport.httpRequest(req, options)
+      void pending.then(
+        (res) => {
+          headers = res.headers
+        },
+        () => undefined,
+      )
+      return pending
+    },
+  }
+  const body = await session.request<string>(request, {
+    transport: capturing,
+    responseType: 'text/plain',
+  })
+  return { body: typeof body === 'string' ? body : String(body), headers }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms)
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+      },
+      { once: true },
+    )
+  })
+}
+
+function duration(ms: number): string {
+  if (ms < 1_000) return `${ms} ms`
+  if (ms < 120_000) return `${Math.round(ms / 1_000)} s`
+  return `${Math.round(ms / 60_000)} min`
+}

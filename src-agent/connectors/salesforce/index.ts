@@ -1,0 +1,96 @@
+import type { Connector, Credentials } from '../interface.js'
+import { connectorRegistry } from '../registry.js'
+import { toVendorError } from './errors.js'
+import { describeObject, readLimits } from './fetch.js'
+import { checkHealth } from './health.js'
+import { defaultMappings } from './map.js'
+import {
+  SALESFORCE_SECRET_KEYS,
+  salesforceConfigSchema,
+  type SalesforceConfig,
+  type SalesforceCredentials,
+} from './schemas.js'
+import { SalesforceSession, parseStored, type SessionOptions } from './session.js'
+import { syncPage } from './sync.js'
+import { previewWriteback, salesforceWriteback } from './writeback.js'
+
+/** A field an admin can map from, as Salesforce describes it. */
+export interface SourceField {
+  name: string
+  label: string
+  type: string
+  custom: boolean
+}
+
+export type SalesforceConnector = Connector<SalesforceConfig> & {
+  readonly writeback: typeof salesforceWriteback
+  /** Dry run of a writeback: the current Salesforce values next to the ones that would be written. */
+  previewWriteback: typeof previewWriteback
+  /** The fields of one object (GET /sobjects/{type}/describe), for the mapping editor. */
+  listSourceFields(
+    credentials: Credentials,
+    objectName: string,
+    options?: SessionOptions,
+  ): Promise<SourceField[]>
+}
+
+/**
+ * Salesforce over OAuth 2.0 (web-server flow with PKCE, see auth.ts): Contacts and Leads as
+ * people, Accounts, and Opportunities, Tasks and Events as activities, read incrementally on
+ * SystemModstamp with deletions; scores written back with sObject Collections.
+ */
+export const salesforceConnector: SalesforceConnector = {
+  id: 'salesforce',
+  name: 'Salesforce',
+  version: '1.0.0',
+  authMethod: 'oauth2',
+  dataTypes: ['person', 'account', 'activity'],
+  configSchema: salesforceConfigSchema,
+  secretConfigKeys: SALESFORCE_SECRET_KEYS,
+
+  async authenticate(config, options) {
+    // Refreshed tokens are only kept here: connect() stores what we return.
+    let latest: SalesforceCredentials = config
+    const session = new SalesforceSession(config, {
+      signal: options?.signal,
+      log: options?.log,
+      onCredentialsChanged: (next) => {
+        latest = parseStored(next)
+        return Promise.resolve()
+      },
+    })
+    try {
+      await readLimits(session)
+    } catch (err) {
+      throw toVendorError(err, 'signing in', session)
+    }
+    return { credentials: { ...latest } }
+  },
+
+  sync: syncPage,
+
+  getSchema: defaultMappings,
+
+  healthCheck: checkHealth,
+
+  writeback: salesforceWriteback,
+
+  previewWriteback,
+
+  async listSourceFields(credentials, objectName, options = {}) {
+    const session = new SalesforceSession(parseStored(credentials), options)
+    try {
+      const describe = await describeObject(session, objectName)
+      return describe.fields.map((field) => ({
+        name: field.name,
+        label: field.label ?? field.name,
+        type: field.type,
+        custom: field.custom ?? false,
+      }))
+    } catch (err) {
+      throw toVendorError(err, `describing ${objectName}`, session)
+    }
+  },
+}
+
+if (!connectorRegistry.has(salesforceConnector.id)) connectorRegistry.register(salesforceConnector)

@@ -1,0 +1,147 @@
+/**
+ * Salesforce records to source records. Contacts and Leads are people, Accounts accounts, and
+ * Opportunities, Tasks and Events activities. Each record is pre-shaped with a few computed
+ * keys (lower camelCase, so they never collide with Salesforce's PascalCase fields) so that one
+ * default mapping per entity type fits every object of that type; the raw fields stay as they
+ * are, so an admin can remap any of them.
+ */
+import type { EntityType, FieldMapping, SourceRecord } from '../../../shared/schemas.js'
+import type { SyncObject } from './cursor.js'
+
+export const OBJECT_ENTITY: Record<SyncObject, EntityType> = {
+  Account: 'account',
+  Contact: 'person',
+  Lead: 'person',
+  Opportunity: 'activity',
+  Task: 'activity',
+  Event: 'activity',
+}
+
+const m = (
+  sourceField: string,
+  targetField: string,
+  transform: FieldMapping['transform'] = 'none',
+  required?: boolean,
+): FieldMapping => ({ sourceField, targetField, transform, ...(required ? { required } : {}) })
+
+const DEFAULT_MAPPINGS: Record<EntityType, FieldMapping[]> = {
+  person: [
+    m('Id', 'externalId'),
+    m('Email', 'email', 'trim'),
+    m('FirstName', 'firstName', 'trim'),
+    m('LastName', 'lastName', 'trim'),
+    m('Title', 'title', 'trim'),
+    m('Phone', 'phone', 'trim'),
+    m('accountExternalId', 'accountExternalId'),
+  ],
+  account: [
+    m('Id', 'externalId'),
+    m('Name', 'name', 'trim', true),
+    m('Website', 'domain', 'lowercase'),
+    m('Industry', 'industry'),
+    m('NumberOfEmployees', 'employeeCount'),
+    m('AnnualRevenue', 'annualRevenue'),
+  ],
+  activity: [
+    m('Id', 'externalId'),
+    m('type', 'type'),
+    m('channel', 'channel'),
+    m('occurredAt', 'occurredAt'),
+    m('personExternalId', 'personExternalId'),
+    m('accountExternalId', 'accountExternalId'),
+    m('Subject', 'properties.subject', 'trim'),
+    m('Status', 'properties.status'),
+    m('StageName', 'properties.stage'),
+    m('Amount', 'properties.amount'),
+    m('CloseDate', 'properties.closeDate'),
+    m('IsClosed', 'properties.isClosed'),
+    m('IsWon', 'properties.isWon'),
+    m('AccountId', 'properties.accountExternalId'),
+  ],
+}
+
+/** The default mappings of one entity type (fresh copies). */
+export function defaultMappings(entityType: EntityType): FieldMapping[] {
+  return DEFAULT_MAPPINGS[entityType].map((mapping) => ({ ...mapping }))
+}
+
+/**
+ * One REST-shaped Salesforce record as a source record: `attributes` dropped, `objectType` and
+ * the computed keys added, deleted when IsDeleted (queryAll), modifiedAt from SystemModstamp.
+ */
+export function toSourceRecord(object: SyncObject, raw: Record<string, unknown>): SourceRecord {
+  const { attributes: _attributes, ...fields } = raw
+  const data = { ...fields, objectType: object, ...computed(object, fields) }
+  const modifiedAt = isoDate(fields.SystemModstamp)
+  return {
+    entityType: OBJECT_ENTITY[object],
+    data,
+    ...(modifiedAt ? { modifiedAt } : {}),
+    ...(fields.IsDeleted === true ? { deleted: true } : {}),
+  }
+}
+
+/** The channel of a Task: its subtype (Email, ListEmail, Call) or else its Type picklist. */
+export function taskChannel(subtype: unknown, type: unknown): string | undefined {
+  if (subtype === 'Email' || subtype === 'ListEmail') return 'email'
+  if (subtype === 'Call') return 'call'
+  return channelOfType(type)
+}
+
+/** The channel of an Event: from its Type picklist; a meeting unless it says otherwise. */
+export function eventChannel(type: unknown): string {
+  return channelOfType(type) ?? 'meeting'
+}
+
+function computed(object: SyncObject, f: Record<string, unknown>): Record<string, unknown> {
+  switch (object) {
+    case 'Account':
+      return {}
+    case 'Contact':
+      return defined({ accountExternalId: f.AccountId })
+    case 'Lead':
+      return defined({ accountExternalId: f.ConvertedAccountId })
+    case 'Opportunity':
+      return defined({
+        type: 'opportunity',
+        occurredAt: isoDate(f.CreatedDate),
+        accountExternalId: f.AccountId,
+      })
+    case 'Task':
+      return defined({
+        type: 'task',
+        channel: taskChannel(f.TaskSubtype, f.Type),
+        occurredAt: isoDate(f.CompletedDateTime ?? f.ActivityDate ?? f.CreatedDate),
+        personExternalId: f.WhoId,
+        accountExternalId: f.AccountId,
+      })
+    case 'Event':
+      return defined({
+        type: 'event',
+        channel: eventChannel(f.Type),
+        occurredAt: isoDate(f.StartDateTime ?? f.ActivityDateTime ?? f.CreatedDate),
+        personExternalId: f.WhoId,
+        accountExternalId: f.AccountId,
+      })
+  }
+}
+
+function channelOfType(type: unknown): string | undefined {
+  if (type === 'Email') return 'email'
+  if (type === 'Call') return 'call'
+  if (type === 'Meeting') return 'meeting'
+  return undefined
+}
+
+/** Salesforce datetimes (`…+0000`, Bulk's `…Z`) and dates as ISO-8601 UTC. */
+function isoDate(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value === '') return undefined
+  const ms = Date.parse(value)
+  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString()
+}
+
+function defined(values: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(values).filter(([, value]) => value !== undefined && value !== null),
+  )
+}

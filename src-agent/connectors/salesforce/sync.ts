@@ -1,0 +1,301 @@
+/**
+ * One page of a Salesforce sync (see cursor.ts for the cursor). Each object is read with REST
+ * keyset pages, or with a Bulk API 2.0 job when it is read from scratch and large, or when its
+ * field list is too wide for a query URL. API usage is read from every response: once it passes
+ * the quota threshold the page is still returned, and the next call pauses the run.
+ */
+import { VendorError } from '../../../shared/errors.js'
+import type { SourceRecord, SyncResult } from '../../../shared/schemas.js'
+import type { Credentials, SyncOptions } from '../interface.js'
+import { createQueryJob, readResultPage, waitForJob, type ResultPage } from './bulk.js'
+import {
+  advance,
+  comparePositions,
+  currentObject,
+  finishObject,
+  parseCursor,
+  positionOf,
+  serializeCursor,
+  type BulkState,
+  type Position,
+  type SyncCursor,
+} from './cursor.js'
+import { salesforceError, toVendorError } from './errors.js'
+import { countRecords, objectFields, readLimits, runQuery } from './fetch.js'
+import { toSourceRecord } from './map.js'
+import type { SalesforceConfig } from './schemas.js'
+import { SalesforceSession, parseStored } from './session.js'
+import { bulkQuery, fitsInUrl, keysetQuery, KEY_FIELDS, type ObjectFields } from './soql.js'
+
+/** Records per REST page (Salesforce's largest query batch) and per Bulk result page. */
+export const DEFAULT_PAGE_SIZE = 2_000
+export const DEFAULT_BULK_PAGE_SIZE = 10_000
+
+/** Result reads that mean the job or its results no longer exist. */
+const RESULTS_GONE = new Set([
+  'NOT_FOUND',
+  'ERROR_HTTP_404',
+  'ERROR_HTTP_409',
+  'INVALIDJOB',
+  'INVALIDJOBSTATE',
+  'INVALIDLOCATOR',
+])
+
+interface Step {
+  records: SourceRecord[]
+  cursor: SyncCursor
+  passComplete: boolean
+}
+
+interface Context {
+  session: SalesforceSession
+  config: SalesforceConfig
+  pageSize: number
+  bulkPageSize: number
+  log: SyncOptions['log']
+}
+
+/** Reads the page after `cursorText` (null: from scratch). */
+export async function syncPage(
+  credentials: Credentials,
+  cursorText: string | null,
+  options: SyncOptions = {},
+): Promise<SyncResult> {
+  const config = parseStored(credentials)
+  const session = new SalesforceSession(config, options)
+  const ctx: Context = {
+    session,
+    config,
+    pageSize: options.pageSize ?? DEFAULT_PAGE_SIZE,
+    bulkPageSize: options.pageSize ?? DEFAULT_BULK_PAGE_SIZE,
+    log: options.log,
+  }
+  let cursor = parseCursor(cursorText)
+  try {
+    if (cursor.quota) {
+      await ensureQuota(session, config.quotaThreshold)
+      const { quota: _quota, ...rest } = cursor
+      cursor = rest
+    }
+    const records: SourceRecord[] = []
+    let passComplete = false
+    // Objects with nothing new are skipped within one call, so an idle org costs one page.
+    for (;;) {
+      session.throwIfAborted()
+      const step = await readStep(ctx, cursor)
+      records.push(...step.records)
+      cursor = step.cursor
+      if (step.passComplete) {
+        passComplete = true
+        break
+      }
+      if (records.length > 0 || overQuota(session, config.quotaThreshold)) break
+    }
+    const usage = session.usage()
+    if (usage && usage.used / usage.max >= config.quotaThreshold)
+      cursor = { ...cursor, quota: usage }
+    ctx.log?.debug(
+      {
+        records: records.length,
+        next: currentObject(cursor),
+        bulk: cursor.bulk?.jobId,
+        apiUsage: usage,
+      },
+      'salesforce page read',
+    )
+    return {
+      records,
+      cursor: serializeCursor(cursor),
+      hasMore: !passComplete,
+      syncedAt: new Date(),
+      stats: { created: 0, updated: 0, errors: 0 },
+    }
+  } catch (err) {
+    if (options.signal?.aborted) throw err
+    throw toVendorError(err, 'reading records', session)
+  }
+}
+
+/** Whether usage has passed the threshold: the run pauses before its next request. */
+function overQuota(session: SalesforceSession, threshold: number): boolean {
+  const usage = session.usage()
+  return usage !== undefined && usage.used / usage.max >= threshold
+}
+
+/** Throws 'vendor_quota_exhausted' while the daily API usage is still past the threshold. */
+async function ensureQuota(session: SalesforceSession, threshold: number): Promise<void> {
+  const usage = await readLimits(session)
+  if (usage.used / usage.max < threshold) return
+  const pct = Math.round((usage.used / usage.max) * 100)
+  throw new VendorError(
+    'vendor_quota_exhausted',
+    `Salesforce API usage is at ${pct}% of the daily limit (${usage.used} of ${usage.max} requests), past the ${Math.round(threshold * 100)}% threshold. The sync continues from where it stopped on a later run.`,
+    { retryable: true },
+  )
+}
+
+async function readStep(ctx: Context, cursor: SyncCursor): Promise<Step> {
+  const { session, config } = ctx
+  const object = currentObject(cursor)
+  const fields = await objectFields(session, object)
+  if (cursor.bulk?.object === object) return readBulkPage(ctx, cursor, cursor.bulk, fields)
+  const position = cursor.positions[object] ?? null
+  const soql = keysetQuery({ object, fields: fields.fields, position, limit: ctx.pageSize })
+  const wide = !fitsInUrl(config.instanceUrl, config.apiVersion, soql)
+  const large =
+    !wide && position === null && (await countRecords(session, object)) >= config.bulkMinRecords
+  if (wide || large) {
+    const bulk = await startBulk(ctx, fields, position)
+    if (bulk) return readBulkPage(ctx, { ...cursor, bulk }, bulk, fields)
+  }
+  return readRestPage(ctx, cursor, wide ? fitFields(ctx, fields, position) : fields, position)
+}
+
+/** The next keyset page over REST (queryAll, so deletions arrive as IsDeleted records). */
+async function readRestPage(
+  ctx: Context,
+  cursor: SyncCursor,
+  fields: ObjectFields,
+  position: Position | null,
+): Promise<Step> {
+  const { object } = fields
+  const soql = keysetQuery({ object, fields: fields.fields, position, limit: ctx.pageSize })
+  const page = await runQuery(ctx.session, soql, {
+    all: true,
+    batchSize: ctx.pageSize,
+    what: `the ${object} query`,
+  })
+  const last = page.records.at(-1)
+  const reached = last ? positionOf(last) : position
+  if (last && !reached) {
+    throw new VendorError(
+      'vendor_bad_response',
+      `Salesforce sent a ${object} record without Id or SystemModstamp.`,
+      { retryable: false },
+    )
+  }
+  const records = page.records.map((record) => toSourceRecord(object, record))
+  if (page.records.length < ctx.pageSize) return { records, ...finishObject(cursor, reached) }
+  if (position && reached && comparePositions(reached, position) <= 0) {
+    throw new VendorError(
+      'vendor_bad_response',
+      `Salesforce returned a full ${object} page that does not move past ${position.stamp} / ${position.id ?? ''}.`,
+      { retryable: false },
+    )
+  }
+  return { records, cursor: advance(cursor, object, reached), passComplete: false }
+}
+
+/** Creates and waits for a Bulk job; null when the object cannot be read with Bulk. */
+async function startBulk(
+  ctx: Context,
+  fields: ObjectFields,
+  position: Position | null,
+): Promise<BulkState | null> {
+  const { session, config } = ctx
+  const { object } = fields
+  const job = await createQueryJob(session, bulkQuery({ object, fields: fields.fields, position }))
+  if (!job) {
+    ctx.log?.info(
+      { object },
+      'salesforce bulk query not supported for this object; reading over REST',
+    )
+    return null
+  }
+  ctx.log?.info({ object, jobId: job.id }, 'salesforce bulk query job created')
+  const done = await waitForJob(session, job.id, {
+    intervalMs: config.bulkPollIntervalMs,
+    timeoutMs: config.bulkPollTimeoutMs,
+    object,
+  })
+  return {
+    object,
+    jobId: job.id,
+    locator: null,
+    read: 0,
+    expected: done.numberRecordsProcessed,
+    since: new Date(Date.parse(job.createdDate)).toISOString(),
+  }
+}
+
+/**
+ * One page of a finished Bulk job. After the last page the object's position becomes the job's
+ * start, so the next pass re-reads whatever changed while the job ran.
+ */
+async function readBulkPage(
+  ctx: Context,
+  cursor: SyncCursor,
+  bulk: BulkState,
+  fields: ObjectFields,
+): Promise<Step> {
+  let page: ResultPage
+  try {
+    page = await readResultPage(ctx.session, {
+      jobId: bulk.jobId,
+      locator: bulk.locator,
+      maxRecords: ctx.bulkPageSize,
+      types: fields.types,
+    })
+  } catch (err) {
+    // Salesforce keeps results for days, not forever (a long quota pause can outlast them):
+    // the object is read again with a new job; rows already saved are simply upserted again.
+    const { code } = salesforceError(err)
+    if (!RESULTS_GONE.has(code)) throw err
+    ctx.log?.warn(
+      { object: bulk.object, jobId: bulk.jobId, code },
+      'salesforce bulk results gone; reading the object again',
+    )
+    return { records: [], cursor: advance(cursor, bulk.object, null), passComplete: false }
+  }
+  const records = page.records.map((record) => toSourceRecord(bulk.object, record))
+  const read = bulk.read + page.records.length
+  if (page.next !== null) {
+    return {
+      records,
+      cursor: { ...cursor, bulk: { ...bulk, locator: page.next, read } },
+      passComplete: false,
+    }
+  }
+  if (read !== bulk.expected) {
+    throw new VendorError(
+      'sync_incomplete',
+      `Salesforce's Bulk query job ${bulk.jobId} for ${bulk.object} reported ${bulk.expected} records but its results held ${read}. Nothing after the last complete page was saved.`,
+      { retryable: true },
+    )
+  }
+  ctx.log?.info(
+    { object: bulk.object, jobId: bulk.jobId, records: read },
+    'salesforce bulk query read',
+  )
+  return { records, ...finishObject(cursor, { stamp: bulk.since, id: null }) }
+}
+
+/**
+ * The longest field list whose query fits in a URL, for an object Bulk cannot read: the key
+ * fields always, the rest in describe order. The omitted fields are logged by count.
+ */
+function fitFields(ctx: Context, fields: ObjectFields, position: Position | null): ObjectFields {
+  const fits = (n: number): boolean =>
+    fitsInUrl(
+      ctx.config.instanceUrl,
+      ctx.config.apiVersion,
+      keysetQuery({
+        object: fields.object,
+        fields: fields.fields.slice(0, n),
+        position,
+        limit: ctx.pageSize,
+      }),
+    )
+  let lo: number = KEY_FIELDS.length
+  let hi = fields.fields.length
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2)
+    if (fits(mid)) lo = mid
+    else hi = mid - 1
+  }
+  ctx.log?.warn(
+    { object: fields.object, omitted: fields.fields.length - lo },
+    'salesforce field list too wide for a query URL and Bulk refused the object; reading fewer fields',
+  )
+  return { ...fields, fields: fields.fields.slice(0, lo) }
+}

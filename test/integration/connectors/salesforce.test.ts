@@ -1,0 +1,892 @@
+import { asc, eq } from 'drizzle-orm'
+import jsforce from 'jsforce'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import {
+  accounts,
+  activities,
+  connectors,
+  people,
+  quarantine,
+  syncRuns,
+} from '../../../db/schema/index.js'
+import { withTenant } from '../../../db/tenant.js'
+import type { Credentials } from '../../../src-agent/connectors/interface.js'
+import {
+  createAuthorization,
+  exchangeCode,
+  readCallback,
+} from '../../../src-agent/connectors/salesforce/auth.js'
+import type { SalesforceHealthOptions } from '../../../src-agent/connectors/salesforce/health.js'
+import { salesforceConnector } from '../../../src-agent/connectors/salesforce/index.js'
+import {
+  createCredentialLock,
+  type CredentialLock,
+} from '../../../src-agent/pipeline/credential-lock.js'
+import { openConnection, sealCredentials } from '../../../src-agent/pipeline/connection.js'
+import { runSync, type SyncSummary } from '../../../src-agent/pipeline/run-sync.js'
+import { connect } from '../../../src-agent/services/connections.js'
+import {
+  startSalesforceFake,
+  type SalesforceFake,
+  type SalesforceFakeOptions,
+} from '../../fakes/salesforce.js'
+import { agentFixture, type AgentFixture } from '../../helpers/agent.js'
+import { seedTenant } from '../../helpers/db.js'
+
+const TYPE = 'salesforce'
+
+describe('Salesforce connector through the real pipeline', () => {
+  let agent: AgentFixture
+  let fake: SalesforceFake
+  const extraAgents: AgentFixture[] = []
+
+  beforeEach(() => {
+    agent = agentFixture()
+  })
+  afterEach(async () => {
+    await fake?.close()
+    await agent.close()
+    for (const other of extraAgents.splice(0)) await other.close()
+  })
+
+  async function start(options: SalesforceFakeOptions = {}): Promise<SalesforceFake> {
+    fake = await startSalesforceFake(options)
+    return fake
+  }
+
+  /** A tenant connected through the real connect service (authenticate + health + store). */
+  async function connected(config: Record<string, unknown> = {}): Promise<string> {
+    const tenantId = await seedTenant(agent.handle)
+    await connect(
+      { db: agent.handle.db, registry: agent.registry, keyring: agent.keyring, log: agent.log },
+      {
+        tenantId,
+        connectorType: TYPE,
+        configJson: {
+          instanceUrl: fake.url,
+          loginUrl: fake.url,
+          clientId: fake.clientId,
+          refreshToken: fake.refreshToken,
+          bulkPollIntervalMs: 5,
+          ...config,
+        },
+        userId: agent.userId,
+      },
+    )
+    return tenantId
+  }
+
+  const sync = (
+    tenantId: string,
+    extra: { pageSize?: number; full?: boolean; onProgress?: () => void } = {},
+  ) => runSync(agent, { tenantId, connectorType: TYPE, ...extra })
+
+  async function tables(tenantId: string, on: AgentFixture = agent) {
+    return withTenant(on.handle.db, tenantId, async (tx) => ({
+      people: await tx.select().from(people).orderBy(asc(people.externalId)),
+      accounts: await tx.select().from(accounts).orderBy(asc(accounts.externalId)),
+      activities: await tx.select().from(activities).orderBy(asc(activities.externalId)),
+      quarantine: await tx.select().from(quarantine),
+      connector: (await tx.select().from(connectors))[0]!,
+      runs: await tx.select().from(syncRuns),
+    }))
+  }
+
+  async function stored(tenantId: string, on: AgentFixture = agent): Promise<Credentials> {
+    return withTenant(
+      on.handle.db,
+      tenantId,
+      async (tx) =>
+        (await openConnection(tx, on.keyring, tenantId, TYPE, salesforceConnector.secretConfigKeys))
+          .credentials,
+    )
+  }
+
+  /** What the pipeline does with refreshed credentials (run-sync's storeRefreshedCredentials). */
+  function persister(on: AgentFixture, tenantId: string) {
+    return async (next: Credentials): Promise<void> => {
+      const sealed = sealCredentials(
+        on.keyring,
+        tenantId,
+        TYPE,
+        next,
+        salesforceConnector.secretConfigKeys,
+      )
+      await withTenant(on.handle.db, tenantId, (tx) =>
+        tx
+          .update(connectors)
+          .set({ encryptedCredentials: sealed })
+          .where(eq(connectors.type, TYPE)),
+      )
+    }
+  }
+
+  const id = (type: Parameters<SalesforceFake['idOf']>[0], index: number) => fake.idOf(type, index)
+  const queries = (object: string) =>
+    fake.requests.filter(
+      (r) => /\/query(All)?$/.test(r.path) && new RegExp(`FROM ${object}\\b`).test(r.query.q ?? ''),
+    )
+
+  it('reads every object with exact canonical values', async () => {
+    await start({ maxBatchSize: 3 })
+    const tenantId = await connected()
+    const summary = await sync(tenantId, { pageSize: 7 })
+    expect(summary).toMatchObject({
+      status: 'succeeded',
+      created: 80,
+      updated: 0,
+      deleted: 0,
+      errors: 0,
+    })
+
+    const t = await tables(tenantId)
+    expect(t.quarantine).toEqual([])
+    expect(t.people).toHaveLength(38)
+    expect(t.accounts).toHaveLength(12)
+    expect(t.activities).toHaveLength(30)
+    expect(t.accounts.find((a) => a.externalId === id('Account', 1))).toMatchObject({
+      source: TYPE,
+      name: 'Account 1',
+      domain: 'account1.example.com',
+      industry: 'Finance',
+      employeeCount: 20,
+      annualRevenue: 250001,
+      deletedAt: null,
+    })
+    const contact = t.people.find((p) => p.externalId === id('Contact', 7))!
+    expect(contact).toMatchObject({
+      email: 'contact7@example.com',
+      firstName: 'First7',
+      lastName: 'Last7',
+      title: 'Engineer',
+      phone: '+1 555 1007',
+      accountExternalId: id('Account', 7),
+    })
+    expect(contact.sourceData).toMatchObject({
+      objectType: 'Contact',
+      Email: 'Contact7@Example.com',
+    })
+    expect(contact.sourceData).not.toHaveProperty('attributes')
+    expect(t.people.find((p) => p.externalId === id('Lead', 3))).toMatchObject({
+      email: 'lead3@example.org',
+      firstName: 'LeadFirst3',
+      phone: null,
+      accountExternalId: id('Account', 3),
+    })
+    const opportunity = t.activities.find((a) => a.externalId === id('Opportunity', 2))!
+    expect(opportunity).toMatchObject({
+      type: 'opportunity',
+      channel: null,
+      accountExternalId: id('Account', 2),
+      properties: {
+        stage: 'Closed Won',
+        amount: 3000,
+        closeDate: '2025-06-03',
+        isClosed: true,
+        isWon: true,
+        accountExternalId: id('Account', 2),
+      },
+    })
+    expect(opportunity.occurredAt.toISOString()).toBe('2024-12-31T00:00:02.000Z')
+    const task = t.activities.find((a) => a.externalId === id('Task', 2))!
+    expect(task).toMatchObject({
+      type: 'task',
+      channel: 'meeting',
+      personExternalId: id('Contact', 2),
+      accountExternalId: id('Account', 2),
+      properties: { subject: 'Task 2', status: 'Completed', isClosed: true },
+    })
+    expect(task.occurredAt.toISOString()).toBe('2024-12-31T23:00:02.000Z')
+    expect(t.activities.find((a) => a.externalId === id('Task', 0))?.channel).toBe('email')
+    expect(t.activities.find((a) => a.externalId === id('Task', 1))?.channel).toBe('call')
+    const event = t.activities.find((a) => a.externalId === id('Event', 1))!
+    expect(event).toMatchObject({
+      type: 'event',
+      channel: 'call',
+      personExternalId: id('Contact', 1),
+    })
+    expect(event.occurredAt.toISOString()).toBe('2025-05-02T15:00:00.000Z')
+
+    // Keyset pages over queryAll, datetimes unquoted; the server's 3-row batches followed by locator.
+    const keyset = queries('Contact').filter((r) => !r.query.q?.startsWith('SELECT COUNT()'))
+    expect(keyset.every((r) => r.path.endsWith('/queryAll'))).toBe(true)
+    expect(keyset[1]?.query.q).toMatch(
+      /WHERE \(SystemModstamp > 2025-01-01T00:00:06Z OR \(SystemModstamp = 2025-01-01T00:00:06Z AND Id > '003FK0000000006AAA'\)\) ORDER BY SystemModstamp ASC, Id ASC LIMIT 7$/,
+    )
+    // 7-record pages in batches of 3: two locator follow-ups per full page.
+    expect(fake.requests.filter((r) => /\/query\/01g\w+-\d+$/.test(r.path))).toHaveLength(20)
+    expect(t.connector).toMatchObject({ status: 'connected', lastSyncError: null })
+  })
+
+  it('reads large objects with Bulk API 2.0 into the same rows as REST, falling back where Bulk refuses', async () => {
+    await start()
+    const restTenant = await connected()
+    expect(await sync(restTenant)).toMatchObject({ status: 'succeeded', created: 80 })
+    const restFake = fake
+    await start({ bulkUnsupported: ['Task'] })
+    const bulkTenant = await connected({ bulkMinRecords: 10 })
+    const summary = await sync(bulkTenant, { pageSize: 4 })
+    expect(summary).toMatchObject({ status: 'succeeded', created: 80, errors: 0 })
+    await restFake.close()
+
+    const jobs = fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs/query'))
+    expect(jobs).toHaveLength(4) // Account, Contact, Opportunity, and Task (refused → REST)
+    const pages = fake.requests.filter((r) => r.path.endsWith('/results'))
+    expect(pages.length).toBeGreaterThan(10)
+    expect(pages.some((r) => r.query.locator !== undefined)).toBe(true)
+    expect(queries('Task').length).toBeGreaterThan(0)
+
+    const canonical = (t: Awaited<ReturnType<typeof tables>>) => ({
+      people: t.people.map(
+        ({ externalId, email, firstName, lastName, title, phone, accountExternalId }) => ({
+          externalId,
+          email,
+          firstName,
+          lastName,
+          title,
+          phone,
+          accountExternalId,
+        }),
+      ),
+      accounts: t.accounts.map(
+        ({ externalId, name, domain, industry, employeeCount, annualRevenue }) => ({
+          externalId,
+          name,
+          domain,
+          industry,
+          employeeCount,
+          annualRevenue,
+        }),
+      ),
+      activities: t.activities.map(
+        ({
+          externalId,
+          type,
+          channel,
+          occurredAt,
+          personExternalId,
+          accountExternalId,
+          properties,
+        }) => ({
+          externalId,
+          type,
+          channel,
+          occurredAt,
+          personExternalId,
+          accountExternalId,
+          properties,
+        }),
+      ),
+    })
+    const viaRest = canonical(await tables(restTenant))
+    const viaBulk = canonical(await tables(bulkTenant))
+    expect(viaBulk).toEqual(viaRest)
+    const account2 = (await tables(bulkTenant)).accounts.find(
+      (a) => a.externalId === id('Account', 2),
+    )!
+    expect(account2.sourceData).toMatchObject({
+      Description: 'Line one of 2\nSays "hello", then; more',
+      NumberOfEmployees: 30,
+    })
+
+    // The next pass reads only what changed since each job started.
+    fake.update('Contact', id('Contact', 4), { Title: 'CTO' })
+    const next = await sync(bulkTenant)
+    expect(next).toMatchObject({ status: 'succeeded', created: 0, updated: 1 })
+  })
+
+  it("reads an object again with a new Bulk job when the old job's results are gone", async () => {
+    await start()
+    const tenantId = await connected({ bulkMinRecords: 10 })
+    let expired = false
+    const summary = await sync(tenantId, {
+      pageSize: 4,
+      onProgress: () => {
+        if (!expired && fake.requests.some((r) => r.path.endsWith('/results'))) {
+          expired = true
+          fake.expireBulkJobs()
+        }
+      },
+    })
+    expect(summary).toMatchObject({ status: 'succeeded', created: 80, errors: 0 })
+    const jobs = fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs/query'))
+    expect(jobs.length).toBe(5) // Account twice, then Contact, Opportunity and Task
+    expect(fake.requests.filter((r) => r.status === 404).map((r) => r.path)).toEqual([
+      expect.stringMatching(/\/jobs\/query\/750\w+\/results$/) as string,
+    ])
+    expect(agent.logLines()).toContain('salesforce bulk results gone')
+    expect((await tables(tenantId)).accounts).toHaveLength(12)
+  })
+
+  it('applies inserts, updates and deletes incrementally', async () => {
+    await start()
+    const tenantId = await connected()
+    await sync(tenantId)
+    const inserted = fake.insert('Contact', {
+      FirstName: 'New',
+      LastName: 'Person',
+      Email: 'new@example.com',
+    })
+    fake.update('Account', id('Account', 3), { Name: 'Renamed Inc' })
+    fake.remove('Lead', id('Lead', 2))
+    fake.remove('Event', id('Event', 0))
+    fake.requests.length = 0
+
+    const second = await sync(tenantId)
+    expect(second).toMatchObject({ status: 'succeeded', created: 1, updated: 1, deleted: 2 })
+    const t = await tables(tenantId)
+    expect(t.people.find((p) => p.externalId === inserted.Id)).toMatchObject({
+      email: 'new@example.com',
+      firstName: 'New',
+    })
+    expect(t.accounts.find((a) => a.externalId === id('Account', 3))?.name).toBe('Renamed Inc')
+    expect(t.people.find((p) => p.externalId === id('Lead', 2))?.deletedAt).toBeInstanceOf(Date)
+    expect(t.activities.find((a) => a.externalId === id('Event', 0))?.deletedAt).toBeInstanceOf(
+      Date,
+    )
+    // One query per object, each from its stored position.
+    expect(fake.requests.filter((r) => r.path.endsWith('/queryAll'))).toHaveLength(6)
+    expect(queries('Account')[0]?.query.q).toContain(`Id > '${id('Account', 11)}'`)
+
+    expect(await sync(tenantId)).toMatchObject({
+      status: 'succeeded',
+      created: 0,
+      updated: 0,
+      deleted: 0,
+      pages: 1,
+    })
+  })
+
+  it('keeps records that share one SystemModstamp across a page boundary', async () => {
+    await start()
+    const tenantId = await connected()
+    await sync(tenantId)
+    const ids = [3, 9, 12, 15, 20, 22, 27].map((i) => id('Contact', i))
+    for (const contactId of ids) fake.update('Contact', contactId, { Title: 'Shared' })
+    const stamp = fake.shareModstamp('Contact', ids)
+    fake.requests.length = 0
+
+    const summary = await sync(tenantId, { pageSize: 5 })
+    expect(summary).toMatchObject({ status: 'succeeded', updated: 7, errors: 0 })
+    const titles = (await tables(tenantId)).people
+      .filter((p) => p.title === 'Shared')
+      .map((p) => p.externalId)
+    expect(titles.sort()).toEqual([...ids].sort())
+    const contactQueries = queries('Contact').map((r) => r.query.q ?? '')
+    expect(contactQueries).toHaveLength(2)
+    expect(contactQueries[1]).toContain(
+      `SystemModstamp = ${stamp.slice(0, 19)}Z AND Id > '${ids[4]}'`,
+    )
+  })
+
+  it('reports a Bulk job that fails, and starts a new one on the next run', async () => {
+    await start()
+    const tenantId = await connected({ bulkMinRecords: 10 })
+    fake.failNextBulkJob('Contact', 'InvalidBatch : Failed to process query')
+    const failed = await sync(tenantId)
+    expect(failed).toMatchObject({
+      status: 'failed',
+      errorCode: 'vendor_bad_response',
+      retryable: true,
+    })
+    expect(failed.error).toMatch(/Bulk query job 750\w+ for Contact ended Failed: InvalidBatch/)
+    const t = await tables(tenantId)
+    expect(t.accounts).toHaveLength(12)
+    expect(t.people).toHaveLength(0)
+    expect(t.connector.lastSyncError).toMatch(/ended Failed/)
+
+    expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', created: 68 })
+  })
+
+  it('aborts and reports a Bulk job that never finishes', async () => {
+    await start()
+    const tenantId = await connected({ bulkMinRecords: 10, bulkPollTimeoutMs: 200 })
+    fake.stallBulkJobs(true)
+    const stalled = await sync(tenantId)
+    expect(stalled).toMatchObject({
+      status: 'failed',
+      errorCode: 'vendor_unavailable',
+      retryable: true,
+    })
+    expect(stalled.error).toMatch(
+      /Bulk query job 750\w+ for Account was still InProgress after 200 ms, so it was aborted/,
+    )
+    expect(
+      fake.requests.some((r) => r.method === 'PATCH' && /\/jobs\/query\/750\w+$/.test(r.path)),
+    ).toBe(true)
+    fake.stallBulkJobs(false)
+    expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', created: 80 })
+  })
+
+  it('fails the run on a truncated read instead of calling it a success', async () => {
+    await start()
+    const tenantId = await connected()
+    fake.truncateNext('Contact', 3)
+    const short = await sync(tenantId)
+    expect(short).toMatchObject({ status: 'failed', errorCode: 'sync_incomplete' })
+    expect(short.error).toMatch(/announced 30 records for the Contact query but sent 3/)
+    const t = await tables(tenantId)
+    expect(t.accounts).toHaveLength(12)
+    expect(t.people).toHaveLength(0)
+    expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', created: 68 })
+
+    // The same for a Bulk job whose results fall short of what it reported.
+    const bulkTenant = await connected({ bulkMinRecords: 10 })
+    fake.truncateNext('Account', 5)
+    const bulkShort = await sync(bulkTenant)
+    expect(bulkShort).toMatchObject({ status: 'failed', errorCode: 'sync_incomplete' })
+    expect(bulkShort.error).toMatch(/reported 12 records but its results held 5/)
+  })
+
+  it('refreshes an access token that expires mid-sync once, and carries on', async () => {
+    await start()
+    const tenantId = await connected()
+    const before = fake.refreshCount()
+    let expired = false
+    const summary = await sync(tenantId, {
+      pageSize: 10,
+      onProgress: () => {
+        if (!expired && fake.requests.some((r) => r.path.endsWith('/queryAll'))) {
+          expired = true
+          fake.expireAccessTokens()
+        }
+      },
+    })
+    expect(summary).toMatchObject({ status: 'succeeded', created: 80 })
+    expect(expired).toBe(true)
+    expect(fake.refreshCount() - before).toBe(1)
+    expect((await stored(tenantId)).accessToken).toBe(fake.accessToken)
+  })
+
+  it('refreshes once when two processes find the token expired at the same time', async () => {
+    await start({ rotateRefreshTokens: true, tokenDelayMs: 150 })
+    const tenantId = await connected()
+    const second = agentFixture()
+    extraAgents.push(second)
+    fake.expireAccessTokens()
+    const before = fake.refreshCount()
+    // Each "process" has its own pool; the order they hold the lock in is recorded.
+    const held: string[] = []
+    const lockFor = (on: AgentFixture, name: string): CredentialLock => {
+      const lock = createCredentialLock({
+        handle: on.handle,
+        keyring: on.keyring,
+        tenantId,
+        connectorType: TYPE,
+        secretKeys: salesforceConnector.secretConfigKeys,
+      })
+      return (fn) =>
+        lock(async (latest) => {
+          held.push(`${name} in`)
+          try {
+            return await fn(latest)
+          } finally {
+            held.push(`${name} out`)
+          }
+        })
+    }
+    const [credsA, credsB] = await Promise.all([stored(tenantId, agent), stored(tenantId, second)])
+    const healthOptions: SalesforceHealthOptions = {
+      credentialLock: lockFor(second, 'health'),
+      onCredentialsChanged: persister(second, tenantId),
+    }
+    const [page, health] = await Promise.all([
+      salesforceConnector.sync(credsA, null, {
+        credentialLock: lockFor(agent, 'sync'),
+        onCredentialsChanged: persister(agent, tenantId),
+      }),
+      salesforceConnector.healthCheck(credsB, healthOptions),
+    ])
+    expect(page.records).toHaveLength(12)
+    expect(health.status).toBe('healthy')
+    expect(fake.refreshCount() - before).toBe(1)
+    // Both found the token expired; the second to get the lock found it refreshed already.
+    expect(held).toHaveLength(4)
+    expect(held[0]!.split(' ')[0]).toBe(held[1]!.split(' ')[0])
+    const latest = await stored(tenantId, second)
+    expect(latest.refreshToken).toBe(fake.refreshToken)
+    expect(latest.accessToken).toBe(fake.accessToken)
+  })
+
+  it('keeps working when Salesforce rotates the refresh token on every refresh', async () => {
+    await start({ rotateRefreshTokens: true })
+    const tenantId = await connected()
+    const first = fake.refreshToken
+    expect((await stored(tenantId)).refreshToken).toBe(first)
+    for (let run = 0; run < 3; run++) {
+      fake.expireAccessTokens()
+      expect(await sync(tenantId)).toMatchObject({ status: 'succeeded' })
+      expect((await stored(tenantId)).refreshToken).toBe(fake.refreshToken)
+    }
+    expect(fake.refreshToken).not.toBe(first)
+    expect((await tables(tenantId)).connector).toMatchObject({
+      status: 'connected',
+      lastSyncError: null,
+    })
+  })
+
+  it('marks the connection "needs re-auth" when the refresh token was revoked', async () => {
+    await start()
+    const tenantId = await connected()
+    fake.revokeRefreshTokens()
+    fake.expireAccessTokens()
+    const failed = await sync(tenantId)
+    expect(failed).toMatchObject({
+      status: 'failed',
+      errorCode: 'vendor_auth_failed',
+      retryable: false,
+    })
+    const { connector } = await tables(tenantId)
+    expect(connector.status).toBe('error')
+    expect(connector.lastSyncError).toMatch(
+      /^needs re-auth: .*revoked or has expired.*reconnect Salesforce/,
+    )
+  })
+
+  it('pauses cleanly at the API quota threshold and resumes on the next run', async () => {
+    await start({ dailyApiMax: 1000 })
+    const tenantId = await connected({ quotaThreshold: 0.8 })
+    fake.setApiUsage(796)
+    const paused = await sync(tenantId, { pageSize: 5 })
+    expect(paused).toMatchObject({
+      status: 'paused',
+      errorCode: 'vendor_quota_exhausted',
+      retryable: true,
+    })
+    expect(paused.pages).toBeGreaterThan(0)
+    expect(paused.error).toMatch(
+      /^paused: API quota\. Salesforce API usage is at 80% of the daily limit/,
+    )
+    let t = await tables(tenantId)
+    expect(t.connector).toMatchObject({ status: 'connected' })
+    expect(t.connector.lastSyncError).toMatch(/^paused: API quota/)
+    expect(t.runs.map((r) => r.status)).toEqual(['paused'])
+    const before = t.accounts.length
+    expect(before).toBeGreaterThan(0)
+    expect(before).toBeLessThan(12)
+
+    // Still over the threshold: the next run pauses before reading anything.
+    const again = await sync(tenantId, { pageSize: 5 })
+    expect(again).toMatchObject({ status: 'paused', created: 0 })
+
+    fake.setApiUsage(0)
+    const resumed = await sync(tenantId, { pageSize: 5 })
+    expect(resumed).toMatchObject({ status: 'succeeded', created: 80 - before })
+    t = await tables(tenantId)
+    expect(t.accounts).toHaveLength(12)
+    expect(t.people).toHaveLength(38)
+    expect(t.activities).toHaveLength(30)
+  })
+
+  it('writes 450 scores back in three requests and reports each record', async () => {
+    await start({ counts: { Account: 450 } })
+    const tenantId = await connected()
+    const creds = await stored(tenantId)
+    const items = Array.from({ length: 450 }, (_, i) => ({
+      entityType: 'account' as const,
+      externalId: id('Account', i),
+      fields: {
+        combinedScore: i / 2,
+        tier: i % 2 ? 'A' : 'B',
+        scoredAt: new Date('2026-01-02T03:04:05Z'),
+      },
+    }))
+    fake.failWriteback(id('Account', 7), {
+      statusCode: 'UNABLE_TO_LOCK_ROW',
+      message: 'unable to obtain exclusive access to this record',
+    })
+    fake.failWriteback(id('Account', 300), {
+      statusCode: 'FIELD_CUSTOM_VALIDATION_EXCEPTION',
+      message: 'Score must be positive',
+    })
+    fake.remove('Account', id('Account', 449))
+
+    const preview = await salesforceConnector.previewWriteback(creds, items.slice(0, 2))
+    expect(preview[1]).toMatchObject({
+      objectType: 'Account',
+      found: true,
+      changes: [
+        { field: 'GTM_Score__c', from: null, to: 0.5 },
+        { field: 'GTM_Tier__c', from: null, to: 'A' },
+        { field: 'GTM_Scored_At__c', from: null, to: '2026-01-02T03:04:05.000Z' },
+      ],
+    })
+
+    fake.requests.length = 0
+    const results = await salesforceConnector.writeback.send(creds, items)
+    const patches = fake.requests.filter(
+      (r) => r.method === 'PATCH' && r.path.endsWith('/composite/sobjects'),
+    )
+    expect(patches.map((r) => r.records)).toEqual([200, 200, 50])
+    expect(results).toHaveLength(450)
+    expect(results.filter((r) => r.ok)).toHaveLength(447)
+    expect(results[7]).toEqual({
+      externalId: id('Account', 7),
+      ok: false,
+      error: 'UNABLE_TO_LOCK_ROW: unable to obtain exclusive access to this record',
+      retryable: true,
+    })
+    expect(results[300]).toMatchObject({
+      ok: false,
+      retryable: false,
+      error: 'FIELD_CUSTOM_VALIDATION_EXCEPTION: Score must be positive',
+    })
+    expect(results[449]).toMatchObject({
+      ok: false,
+      retryable: false,
+      error: expect.stringMatching(/^ENTITY_IS_DELETED/) as string,
+    })
+    expect(fake.record('Account', id('Account', 5))).toMatchObject({
+      GTM_Score__c: 2.5,
+      GTM_Tier__c: 'A',
+      GTM_Scored_At__c: '2026-01-02T03:04:05.000+0000',
+    })
+    const after = await salesforceConnector.previewWriteback(creds, items.slice(5, 6))
+    expect(after[0]?.changes[0]).toEqual({ field: 'GTM_Score__c', from: 2.5, to: 2.5 })
+  })
+
+  it('never writes a token or the client secret to a log line', async () => {
+    const clientSecret = 'client-secret-value-123456'
+    await start({ clientSecret, rotateRefreshTokens: true })
+    const tenantId = await connected({ clientSecret })
+    fake.expireAccessTokens()
+    expect(await sync(tenantId, { pageSize: 10 })).toMatchObject({ status: 'succeeded' })
+    fake.revokeRefreshTokens()
+    fake.expireAccessTokens()
+    expect(await sync(tenantId)).toMatchObject({ status: 'failed' })
+    const lines = agent.logLines()
+    expect(lines).toContain('salesforce session refreshed')
+    expect(lines).toContain('sync failed')
+    expect(fake.issuedTokens().length).toBeGreaterThan(3)
+    for (const secret of [...fake.issuedTokens(), clientSecret]) expect(lines).not.toContain(secret)
+    const { connector, runs } = await tables(tenantId)
+    for (const secret of fake.issuedTokens()) {
+      expect(connector.lastSyncError ?? '').not.toContain(secret)
+      expect(JSON.stringify(runs)).not.toContain(secret)
+    }
+  })
+
+  it('reads field lists too wide for a query URL through Bulk, never getting a 414', async () => {
+    await start({ extraFields: { Account: 900 } })
+    const tenantId = await connected()
+    const first = await sync(tenantId)
+    expect(first).toMatchObject({ status: 'succeeded', created: 80 })
+    const account = (await tables(tenantId)).accounts.find(
+      (a) => a.externalId === id('Account', 1),
+    )!
+    expect(account.sourceData).toMatchObject({ Extra_Field_900__c: '900-1', Name: '  Account 1  ' })
+    fake.update('Account', id('Account', 1), { Extra_Field_900__c: 'changed' })
+    expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', updated: 1 })
+    const jobs = fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs/query'))
+    expect(jobs).toHaveLength(2)
+    expect(fake.requests.filter((r) => r.status === 414)).toEqual([])
+
+    // Where Bulk refuses the object, the query keeps to the fields that fit.
+    await fake.close()
+    await start({ extraFields: { Account: 900 }, bulkUnsupported: ['Account'] })
+    const narrow = await connected()
+    expect(await sync(narrow)).toMatchObject({ status: 'succeeded', created: 80 })
+    expect(agent.logLines()).toContain('field list too wide for a query URL')
+    expect(fake.requests.filter((r) => r.status === 414)).toEqual([])
+  })
+
+  it('reports health: latency and API usage, degraded past the threshold, down when revoked', async () => {
+    await start({ dailyApiMax: 1000 })
+    const tenantId = await connected()
+    const creds = await stored(tenantId)
+    const healthy = await salesforceConnector.healthCheck(creds)
+    expect(healthy).toMatchObject({ status: 'healthy', details: { apiUsage: { max: 1000 } } })
+    expect(healthy.message).toMatch(
+      /^Salesforce answered in \d+ ms; API usage today is \d+ of 1000 requests/,
+    )
+
+    fake.setApiUsage(900)
+    expect(await salesforceConnector.healthCheck(creds)).toMatchObject({ status: 'degraded' })
+    fake.setApiUsage(0)
+
+    fake.expireAccessTokens()
+    const expired = await salesforceConnector.healthCheck(creds)
+    expect(expired).toMatchObject({
+      status: 'degraded',
+      message: expect.stringMatching(/next sync refreshes it/) as string,
+    })
+
+    fake.revokeRefreshTokens()
+    const canPersist: SalesforceHealthOptions = { onCredentialsChanged: persister(agent, tenantId) }
+    const revoked = await salesforceConnector.healthCheck(creds, canPersist)
+    expect(revoked).toMatchObject({ status: 'down', details: { code: 'vendor_auth_failed' } })
+    expect(revoked.message).toMatch(/revoked or has expired/)
+  })
+
+  it("lists an object's source fields from its describe", async () => {
+    await start({ extraFields: { Contact: 2 } })
+    const tenantId = await connected()
+    const fields = await salesforceConnector.listSourceFields(await stored(tenantId), 'Contact')
+    expect(fields.map((f) => f.name)).toEqual(
+      expect.arrayContaining(['Id', 'Email', 'AccountId', 'Extra_Field_002__c']),
+    )
+    expect(fields.find((f) => f.name === 'Email')).toEqual({
+      name: 'Email',
+      label: 'Email',
+      type: 'email',
+      custom: false,
+    })
+  })
+
+  it('pauses when Salesforce answers 403 REQUEST_LIMIT_EXCEEDED', async () => {
+    await start({ dailyApiMax: 50 })
+    const tenantId = await connected()
+    fake.setApiUsage(50)
+    const summary: SyncSummary = await sync(tenantId)
+    expect(summary).toMatchObject({ status: 'paused', errorCode: 'vendor_quota_exhausted' })
+    expect(summary.error).toMatch(/REQUEST_LIMIT_EXCEEDED/)
+    const runs = await withTenant(agent.handle.db, tenantId, (tx) =>
+      tx.select({ status: syncRuns.status }).from(syncRuns),
+    )
+    expect(runs).toEqual([{ status: 'paused' }])
+  })
+})
+
+describe('the Salesforce fake speaks jsforce and OAuth as documented', () => {
+  let fake: SalesforceFake
+  afterEach(async () => {
+    await fake.close()
+  })
+
+  it("completes the web-server flow with PKCE (ours and jsforce's) and rejects a wrong verifier", async () => {
+    fake = await startSalesforceFake()
+    const redirectUri = 'http://localhost:8765/callback'
+    const auth = createAuthorization({ loginUrl: fake.url, clientId: fake.clientId, redirectUri })
+    const answer = await fetch(auth.url, { redirect: 'manual' })
+    expect(answer.status).toBe(302)
+    const code = readCallback(answer.headers.get('location')!, auth.state)
+    const tokens = await exchangeCode({
+      loginUrl: fake.url,
+      clientId: fake.clientId,
+      redirectUri,
+      code,
+      codeVerifier: auth.codeVerifier,
+    })
+    expect(tokens).toMatchObject({
+      instanceUrl: fake.url,
+      refreshToken: fake.refreshToken,
+      accessToken: fake.accessToken,
+    })
+    expect(() => readCallback(answer.headers.get('location')!, 'another-state')).toThrow(
+      /state mismatch/,
+    )
+
+    const again = createAuthorization({ loginUrl: fake.url, clientId: fake.clientId, redirectUri })
+    const second = await fetch(again.url, { redirect: 'manual' })
+    const stolen = readCallback(second.headers.get('location')!, again.state)
+    await expect(
+      exchangeCode({
+        loginUrl: fake.url,
+        clientId: fake.clientId,
+        redirectUri,
+        code: stolen,
+        codeVerifier: auth.codeVerifier,
+      }),
+    ).rejects.toThrow(/invalid_grant/)
+
+    const oauth2 = new jsforce.OAuth2({
+      loginUrl: fake.url,
+      clientId: fake.clientId,
+      redirectUri,
+      useVerifier: true,
+    })
+    const viaJsforce = await fetch(oauth2.getAuthorizationUrl({ state: 's1' }), {
+      redirect: 'manual',
+    })
+    const conn = new jsforce.Connection({ oauth2, version: '62.0' })
+    await conn.authorize(new URL(viaJsforce.headers.get('location')!).searchParams.get('code')!)
+    expect(conn.instanceUrl).toBe(fake.url)
+    expect(conn.refreshToken).toBe(fake.refreshToken)
+  })
+
+  it('serves jsforce queries by locator, Bulk 2.0 results to the "null" locator, refreshes, updates and deletes', async () => {
+    // No rotation here: jsforce's own refresh keeps using the first refresh token.
+    fake = await startSalesforceFake({ counts: { Contact: 2_500 } })
+    const oauth2 = new jsforce.OAuth2({ loginUrl: fake.url, clientId: fake.clientId })
+    const conn = new jsforce.Connection({
+      oauth2,
+      instanceUrl: fake.url,
+      refreshToken: fake.refreshToken,
+      version: '62.0',
+    })
+    let refreshed = 0
+    conn.on('refresh', () => refreshed++)
+    const result = await conn.query(
+      'SELECT Id, Email, SystemModstamp FROM Contact ORDER BY SystemModstamp, Id',
+      {
+        autoFetch: true,
+        maxFetch: 10_000,
+        headers: { 'Sforce-Query-Options': 'batchSize=1000' },
+      },
+    )
+    expect(refreshed).toBe(1) // no access token yet: the first call answered 401
+    expect(result).toMatchObject({ totalSize: 2500, done: true })
+    expect(result.records).toHaveLength(2500)
+    expect(result.records[0]).toEqual({
+      attributes: {
+        type: 'Contact',
+        url: `/services/data/v62.0/sobjects/Contact/${fake.idOf('Contact', 0)}`,
+      },
+      Id: fake.idOf('Contact', 0),
+      Email: 'Contact0@Example.com',
+      SystemModstamp: '2025-01-01T00:00:00.000+0000',
+    })
+    expect(
+      fake.requests
+        .filter((r) => /\/query\/01g\w+-\d+$/.test(r.path))
+        .map((r) => r.path.split('-')[1]),
+    ).toEqual(['1000', '2000'])
+    expect(conn.limitInfo.apiUsage).toEqual({ used: 3, limit: 100_000 })
+
+    const stream = await conn.bulk2.query('SELECT Id, Name, Description FROM Account', {
+      pollInterval: 10,
+      pollTimeout: 5_000,
+    })
+    const rows: Array<Record<string, unknown>> = []
+    await new Promise<void>((resolve, reject) => {
+      stream
+        .on('record', (row: Record<string, unknown>) => rows.push(row))
+        .on('end', resolve)
+        .on('error', reject)
+    })
+    expect(rows).toHaveLength(12)
+    expect(rows[2]).toEqual({
+      Id: fake.idOf('Account', 2),
+      Name: 'Account 2',
+      Description: 'Line one of 2\nSays "hello", then; more',
+    })
+    // Some jsforce versions ask for later pages as jobs/query//{id}/results: tolerated.
+    const jobPath = fake.requests.find((r) => /\/jobs\/query\/750\w+$/.test(r.path))!.path
+    const jobId = jobPath.slice(jobPath.lastIndexOf('/') + 1)
+    const res = await fetch(
+      `${fake.url}/services/data/v62.0/jobs/query//${jobId}/results?maxRecords=5`,
+      { headers: { authorization: `Bearer ${conn.accessToken}` } },
+    )
+    expect(await res.text()).toMatch(/^Id,Name,Description\n/)
+    expect(res.headers.get('sforce-numberofrecords')).toBe('5')
+    expect(res.headers.get('sforce-locator')).not.toBe('null')
+
+    const saved = await conn
+      .sobject('Account')
+      .update([{ Id: fake.idOf('Account', 0), GTM_Score__c: 42 }], { allOrNone: false })
+    expect(saved).toEqual([{ id: fake.idOf('Account', 0), success: true, errors: [] }])
+    fake.remove('Account', fake.idOf('Account', 1))
+    const deleted = await conn
+      .sobject('Account')
+      .deleted(new Date('2025-01-01T00:00:00Z'), new Date('2030-01-01T00:00:00Z'))
+    expect(deleted.deletedRecords.map((d) => d.id)).toEqual([fake.idOf('Account', 1)])
+    const all = await conn.query('SELECT Id FROM Account WHERE IsDeleted = true', { scanAll: true })
+    expect(all.records.map((r) => r.Id)).toEqual([fake.idOf('Account', 1)])
+    expect((await conn.query('SELECT COUNT() FROM Account')).totalSize).toBe(11)
+
+    fake.expireAccessTokens()
+    expect((await conn.limits()).DailyApiRequests?.Max).toBe(100_000)
+    expect(refreshed).toBe(2)
+    expect(fake.refreshCount()).toBe(2)
+  })
+})

@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest'
+import { AppError } from '../../shared/errors.js'
+import {
+  SYNC_OBJECTS,
+  advance,
+  comparePositions,
+  currentObject,
+  finishObject,
+  initialCursor,
+  parseCursor,
+  positionOf,
+  serializeCursor,
+} from '../../src-agent/connectors/salesforce/cursor.js'
+
+const at = (stamp: string, id: string | null) => ({ stamp, id })
+
+describe('Salesforce sync cursor', () => {
+  it('starts every object from scratch on a null cursor', () => {
+    expect(parseCursor(null)).toEqual({ v: 1, next: 0, positions: {} })
+    expect(currentObject(initialCursor())).toBe('Account')
+  })
+
+  it('round-trips through its JSON text', () => {
+    const cursor = {
+      v: 1 as const,
+      next: 2,
+      positions: { Account: at('2025-01-01T00:00:11.000Z', '001FK0000000011AAA') },
+      bulk: {
+        object: 'Lead' as const,
+        jobId: '750FK0000000001AAA',
+        locator: 'MTAwMDA',
+        read: 10_000,
+        expected: 25_000,
+        since: '2026-01-02T00:00:00.000Z',
+      },
+      quota: { used: 801, max: 1000 },
+    }
+    expect(parseCursor(serializeCursor(cursor))).toEqual(cursor)
+  })
+
+  it('names what is wrong with a damaged cursor', () => {
+    expect(() => parseCursor('{not json')).toThrow(/cannot be read \(it is not JSON\)/)
+    const wrong = JSON.stringify({ v: 1, next: 9, positions: {} })
+    expect(() => parseCursor(wrong)).toThrow(AppError)
+    expect(() => parseCursor(wrong)).toThrow(/"next"/)
+    const badStamp = JSON.stringify({
+      v: 1,
+      next: 0,
+      positions: { Contact: at('yesterday', null) },
+    })
+    expect(() => parseCursor(badStamp)).toThrow(/"positions\.Contact\.stamp"/)
+    expect(() => parseCursor(JSON.stringify({ v: 2, next: 0, positions: {} }))).toThrow(
+      /Run a full sync/,
+    )
+  })
+
+  it('moves within an object, then to the next, and wraps after the last one', () => {
+    const first = advance(initialCursor(), 'Account', at('2025-01-01T00:00:05.000Z', 'a5'))
+    expect(first).toEqual({
+      v: 1,
+      next: 0,
+      positions: { Account: at('2025-01-01T00:00:05.000Z', 'a5') },
+    })
+    const done = finishObject(first, at('2025-01-01T00:00:09.000Z', 'a9'))
+    expect(done.passComplete).toBe(false)
+    expect(currentObject(done.cursor)).toBe('Contact')
+
+    const last = { ...initialCursor(), next: SYNC_OBJECTS.length - 1 }
+    const wrapped = finishObject(last, null)
+    expect(wrapped).toEqual({ cursor: { v: 1, next: 0, positions: {} }, passComplete: true })
+  })
+
+  it('keeps an object position when a page read nothing, and drops a finished Bulk read', () => {
+    const cursor = {
+      v: 1 as const,
+      next: 1,
+      positions: { Contact: at('2025-01-01T00:00:05.000Z', 'c5') },
+      bulk: {
+        object: 'Contact' as const,
+        jobId: 'j',
+        locator: null,
+        read: 0,
+        expected: 0,
+        since: '2026-01-01T00:00:00.000Z',
+      },
+    }
+    const { cursor: next } = finishObject(cursor, null)
+    expect(next.positions.Contact).toEqual(at('2025-01-01T00:00:05.000Z', 'c5'))
+    expect(next).not.toHaveProperty('bulk')
+  })
+
+  it('reads a record position from REST and Bulk datetimes alike', () => {
+    expect(positionOf({ Id: '003A', SystemModstamp: '2025-03-01T17:01:30.000+0000' })).toEqual(
+      at('2025-03-01T17:01:30.000Z', '003A'),
+    )
+    expect(positionOf({ Id: '003A', SystemModstamp: '2025-03-01T17:01:30.000Z' })).toEqual(
+      at('2025-03-01T17:01:30.000Z', '003A'),
+    )
+    expect(positionOf({ Id: '003A' })).toBeNull()
+    expect(positionOf({ Id: '003A', SystemModstamp: 'soon' })).toBeNull()
+  })
+
+  it('orders positions by SystemModstamp, then Id; no id comes first', () => {
+    const t = '2025-01-01T00:00:05.000Z'
+    expect(comparePositions(at(t, 'b'), at(t, 'a'))).toBeGreaterThan(0)
+    expect(comparePositions(at(t, 'a'), at('2025-01-01T00:00:06.000Z', 'a'))).toBeLessThan(0)
+    expect(comparePositions(at(t, null), at(t, 'a'))).toBeLessThan(0)
+    expect(comparePositions(at(t, 'a'), at(t, 'a'))).toBe(0)
+  })
+})
