@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -8,6 +7,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrationsFolder } from '../../db/migrate.js'
 import { startPagerFake, type PagerFake } from '../fakes/pager.js'
+import { runCli, stderrLines, type CliResult } from '../helpers/cli.js'
 import { databaseUrl } from '../helpers/db.js'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
@@ -351,40 +351,4 @@ async function adminQuery(text: string): Promise<void> {
   } finally {
     await client.end()
   }
-}
-
-interface CliResult {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-/** Runs the real `gtm-agent` in a child process with exactly the agent variables given. */
-function runCli(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
-  const agentVariables = /^(DATABASE_URL|CONNECTOR_ENCRYPTION_KEYS?(_PREVIOUS)?|GTM_.*|LOG_LEVEL)$/
-  const childEnv: Record<string, string> = {}
-  for (const [name, value] of Object.entries(process.env)) {
-    if (value !== undefined && !agentVariables.test(name)) childEnv[name] = value
-  }
-  for (const [name, value] of Object.entries(env)) if (value !== undefined) childEnv[name] = value
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [path.join(repoRoot, 'src-agent/bin/gtm-agent.mjs'), ...args],
-      {
-        cwd: repoRoot,
-        env: childEnv,
-      },
-    )
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
-
-function stderrLines(result: CliResult): string[] {
-  return result.stderr.split('\n').filter((line) => line.trim() !== '')
 }
