@@ -23,6 +23,7 @@ import { connect, disconnect, health } from './services/connections.js'
 import { rotateKeys } from './services/keys.js'
 import { getMappings, resetMappings, setMappings, type MappingView } from './services/mappings.js'
 import { createTenant, listTenants } from './services/tenants.js'
+import { registerTemporalCommands, syncViaTemporal } from './temporal/cli-commands.js'
 
 /** Runs one command line and returns the exit code. Never throws. */
 export async function main(argv: string[], env: Env = process.env): Promise<number> {
@@ -61,6 +62,7 @@ function buildProgram(ctx: Context): Command {
   addDatabaseCommands(program, ctx)
   addConnectionCommands(program, ctx)
   addMappingCommands(program, ctx)
+  registerTemporalCommands(program, ctx)
   return program
 }
 
@@ -208,12 +210,26 @@ function addConnectionCommands(program: Command, ctx: Context): void {
     .requiredOption('--tenant <id>', 'tenant id')
     .option('--full', 'read everything instead of resuming from the last sync')
     .option('--page-size <n>', 'records per page to ask the source for', positiveInt)
+    .option(
+      '--via-temporal',
+      'run it as the connection’s Temporal workflow (or follow the one running); needs `gtm-agent worker`',
+    )
     .option('--json', 'print JSON')
     .action(
       async (
         type: string,
-        opts: { tenant: string; full?: boolean; pageSize?: number; json?: boolean },
+        opts: {
+          tenant: string
+          full?: boolean
+          pageSize?: number
+          json?: boolean
+          viaTemporal?: boolean
+        },
       ) => {
+        if (opts.viaTemporal) {
+          await syncViaTemporal(ctx, { type, ...opts })
+          return
+        }
         const keyring = loadKeyring(ctx.env)
         await loadConnectorModules(ctx.env)
         connectorRegistry.get(type)

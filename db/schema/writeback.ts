@@ -1,0 +1,35 @@
+import { bigint, index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core'
+import type { EntityType } from '../../shared/schemas.js'
+import { tenants } from './tenants.js'
+
+export type WritebackStatus = 'pending' | 'sent' | 'failed'
+
+/**
+ * Field updates waiting to be written back to a source (scores to Salesforce). The writeback
+ * workflow of (tenant, connector type) sends pending rows in batches and records each outcome.
+ */
+export const writebackQueue = pgTable(
+  'writeback_queue',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    /** Queue order: rows queued in one statement share created_at, and updates apply in order. */
+    seq: bigint('seq', { mode: 'number' }).generatedAlwaysAsIdentity(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    connectorType: text('connector_type').notNull(),
+    entityType: text('entity_type').$type<EntityType>().notNull(),
+    /** The record's id in the source. */
+    externalId: text('external_id').notNull(),
+    fields: jsonb('fields').$type<Record<string, unknown>>().notNull(),
+    status: text('status').$type<WritebackStatus>().notNull().default('pending'),
+    /** Send attempts so far. */
+    attempts: integer('attempts').notNull().default(0),
+    lastError: text('last_error'),
+    /** A pending row that failed transiently waits until then (backoff); null means now. */
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    sentAt: timestamp('sent_at', { withTimezone: true }),
+  },
+  (t) => [index('writeback_queue_pending_idx').on(t.tenantId, t.connectorType, t.status, t.seq)],
+)

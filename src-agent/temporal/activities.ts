@@ -1,0 +1,286 @@
+/**
+ * The Temporal activities: thin wrappers over the sync pipeline (startRun, runPages in chunks,
+ * finishRun, failRun) and the writeback sender. Records never leave an activity: only ids,
+ * cursors and counts travel through workflow history. Errors are translated for Temporal here:
+ * what trying again cannot fix becomes a non-retryable failure, throttling carries the
+ * vendor's Retry-After as the next retry delay.
+ */
+import { activityInfo, cancellationSignal, heartbeat } from '@temporalio/activity'
+import { ApplicationFailure } from '@temporalio/common'
+import { eq } from 'drizzle-orm'
+import type { DbHandle } from '../../db/client.js'
+import { postgresError } from '../../db/errors.js'
+import { syncRuns } from '../../db/schema/index.js'
+import { withTenant } from '../../db/tenant.js'
+import { AppError, VendorError, type ErrorCode } from '../../shared/errors.js'
+import type { SyncMode } from '../../shared/schemas.js'
+import type { ConnectorRegistry } from '../connectors/registry.js'
+import type { Logger } from '../logging/logger.js'
+import { scrubString } from '../logging/redact.js'
+import {
+  failRun,
+  finishRun,
+  runPages,
+  startRun,
+  withSyncLock,
+  type SyncCounts,
+  type SyncDeps,
+} from '../pipeline/run-sync.js'
+import type { Keyring } from '../secrets/crypto.js'
+import {
+  sendWritebackBatch,
+  type WritebackBatchInput,
+  type WritebackBatchResult,
+} from './writeback.js'
+
+export interface ActivityDeps {
+  handle: DbHandle
+  keyring: Keyring
+  registry: ConnectorRegistry
+  log: Logger
+}
+
+export interface RunRef {
+  tenantId: string
+  connectorType: string
+  runId: string
+}
+
+export interface StartSyncRunInput {
+  tenantId: string
+  connectorType: string
+  full?: boolean
+  /** Who asked for the run (audit log): `schedule`, `cli:<user>`, `system`. */
+  triggeredBy: string
+}
+
+export interface SyncChunkInput extends RunRef {
+  /** Pages to commit before handing control back to the workflow. */
+  maxPages: number
+  pageSize?: number
+}
+
+export interface SyncChunkResult {
+  done: boolean
+  /** The run's totals so far, read from its sync_runs row (exact across activity retries). */
+  totals: SyncCounts
+}
+
+/** Progress a chunk reports with each heartbeat. */
+export interface ChunkHeartbeat {
+  cursor: string | null
+  pages: number
+}
+
+export interface SyncFailureInput extends RunRef {
+  /** The failure's error code (the ApplicationFailure type). */
+  code: string
+  message: string
+  retryable: boolean
+}
+
+export interface SyncFailureResult {
+  status: 'failed' | 'paused'
+  code: string
+  message: string
+  totals: SyncCounts
+}
+
+/** The activities a worker registers, over real dependencies (tests pass their own). */
+export function createActivities(deps: ActivityDeps) {
+  const syncDeps = (userId: string): SyncDeps => ({ ...deps, userId })
+  return {
+    /** Opens the run's sync_runs row; taken under the connection's sync lock. */
+    async startSyncRun(input: StartSyncRunInput): Promise<{ runId: string; mode: SyncMode }> {
+      const { tenantId, connectorType } = input
+      try {
+        return await withSyncLock(deps.handle, tenantId, connectorType, async () => {
+          const run = await startRun(syncDeps(input.triggeredBy), {
+            tenantId,
+            connectorType,
+            ...(input.full ? { full: true } : {}),
+          })
+          return { runId: run.runId, mode: run.mode }
+        })
+      } catch (err) {
+        throw toApplicationFailure(err)
+      }
+    },
+
+    /**
+     * Commits up to `maxPages` pages from the connection's committed cursor, heartbeating the
+     * cursor after each page and on a timer (a slow vendor page is not a dead worker). A retried
+     * attempt resumes from the last committed page, so nothing is fetched twice into the tables.
+     */
+    async syncChunk(input: SyncChunkInput): Promise<SyncChunkResult> {
+      const { tenantId, connectorType, runId } = input
+      const info = activityInfo()
+      const signal = cancellationSignal()
+      const previous = info.heartbeatDetails as ChunkHeartbeat | undefined
+      if (info.attempt > 1) {
+        deps.log.info(
+          { tenantId, connector: connectorType, runId, attempt: info.attempt, ...previous },
+          'retrying a sync chunk from the committed cursor',
+        )
+      }
+      let progress: ChunkHeartbeat = { cursor: previous?.cursor ?? null, pages: 0 }
+      const beat = (): void => heartbeat(progress)
+      beat()
+      const timer = setInterval(beat, heartbeatEvery(info.heartbeatTimeoutMs))
+      try {
+        return await withSyncLock(deps.handle, tenantId, connectorType, async () => {
+          const result = await runPages(syncDeps('system'), {
+            tenantId,
+            connectorType,
+            runId,
+            maxPages: input.maxPages,
+            signal,
+            ...(input.pageSize ? { pageSize: input.pageSize } : {}),
+            onPage: (page) => {
+              progress = { cursor: page.cursor, pages: progress.pages + 1 }
+              beat()
+            },
+          })
+          return { done: result.done, totals: await runTotals(deps.handle, tenantId, runId) }
+        })
+      } catch (err) {
+        if (signal.aborted && signal.reason instanceof Error) throw signal.reason
+        throw toApplicationFailure(err)
+      } finally {
+        clearInterval(timer)
+      }
+    },
+
+    /** Marks the run succeeded and the connection connected; returns the run's totals. */
+    async finishSyncRun(input: RunRef): Promise<SyncCounts> {
+      try {
+        return await finishRun(syncDeps('system'), input)
+      } catch (err) {
+        throw toApplicationFailure(err)
+      }
+    },
+
+    /**
+     * Records the final failure of a run (after its retries, or a non-retryable one): the run's
+     * row gets its outcome and readable error, the connection what it needs (re-auth, or
+     * nothing for a quota pause).
+     */
+    async recordSyncFailure(input: SyncFailureInput): Promise<SyncFailureResult> {
+      try {
+        const outcome = await failRun(syncDeps('system'), input, rebuildError(input))
+        return {
+          status: outcome.runStatus,
+          code: outcome.code,
+          message: outcome.message,
+          totals: await runTotals(deps.handle, input.tenantId, input.runId),
+        }
+      } catch (err) {
+        throw toApplicationFailure(err)
+      }
+    },
+
+    /** Sends one batch of due writeback items and records each item's outcome. */
+    async sendWritebackBatch(input: WritebackBatchInput): Promise<WritebackBatchResult> {
+      try {
+        return await sendWritebackBatch(deps, { ...input, signal: cancellationSignal() })
+      } catch (err) {
+        throw toApplicationFailure(err)
+      }
+    },
+  }
+}
+
+export type Activities = ReturnType<typeof createActivities>
+
+/**
+ * Whether a failure with this code may succeed when the same step is tried again. Vendor
+ * errors decide for themselves (VendorError.retryable); a quota never refills within a run's
+ * retries, so it ends the run (paused) instead.
+ */
+const retryableCodes: Record<ErrorCode, boolean> = {
+  config_invalid: false,
+  config_missing: false,
+  encryption_key_missing: false,
+  encryption_key_invalid: false,
+  decryption_failed: false,
+  mapping_invalid: false,
+  record_invalid: false,
+  connector_unknown: false,
+  connector_duplicate: false,
+  connector_not_connected: false,
+  tenant_unknown: false,
+  tenant_exists: false,
+  tenant_required: false,
+  vendor_auth_failed: false,
+  vendor_rate_limited: true,
+  vendor_unavailable: true,
+  vendor_bad_response: false,
+  vendor_quota_exhausted: false,
+  db_unavailable: true,
+  db_query_failed: true,
+  sync_incomplete: true,
+  // Another process (a `gtm-agent sync` without Temporal) holds the connection's lock.
+  sync_in_progress: true,
+  internal: false,
+}
+
+/** A thrown error as Temporal should see it: its code as the type, a message safe to store. */
+export function toApplicationFailure(err: unknown): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err
+  if (err instanceof AppError) {
+    const message = scrubString(err.userMessage)
+    const retryable =
+      err instanceof VendorError
+        ? err.retryable && err.code !== 'vendor_quota_exhausted'
+        : retryableCodes[err.code]
+    return ApplicationFailure.create({
+      message,
+      type: err.code,
+      nonRetryable: !retryable,
+      ...(err instanceof VendorError && err.retryAfterMs !== undefined
+        ? { nextRetryDelay: Math.max(1, Math.ceil(err.retryAfterMs)) }
+        : {}),
+    })
+  }
+  // Anything else (a dropped database connection, a socket error) is worth another attempt.
+  // Only the server's message is kept: a driver's message may quote query parameters.
+  return ApplicationFailure.create({
+    message: scrubString(postgresError(err).message),
+    type: 'internal',
+    nonRetryable: false,
+  })
+}
+
+/** The error a failure stood for, rebuilt from its code so failRun classifies it the same way. */
+function rebuildError(input: SyncFailureInput): AppError {
+  const code = isErrorCode(input.code) ? input.code : 'internal'
+  return code.startsWith('vendor_')
+    ? new VendorError(code, input.message, { retryable: input.retryable })
+    : new AppError(code, input.message)
+}
+
+function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(retryableCodes, code)
+}
+
+async function runTotals(handle: DbHandle, tenantId: string, runId: string): Promise<SyncCounts> {
+  const [run] = await withTenant(handle.db, tenantId, (tx) =>
+    tx
+      .select({
+        pages: syncRuns.pages,
+        created: syncRuns.created,
+        updated: syncRuns.updated,
+        deleted: syncRuns.deleted,
+        errors: syncRuns.errors,
+      })
+      .from(syncRuns)
+      .where(eq(syncRuns.id, runId)),
+  )
+  if (!run) throw new AppError('internal', `Sync run ${runId} does not exist.`)
+  return run
+}
+
+/** Heartbeats are throttled by the SDK; beating a few times per timeout keeps a slow page alive. */
+function heartbeatEvery(heartbeatTimeoutMs: number | undefined): number {
+  return Math.max(500, Math.floor((heartbeatTimeoutMs ?? 30_000) / 4))
+}

