@@ -16,14 +16,8 @@ export interface AuthResult {
   expiresAt?: Date
 }
 
-export interface SyncOptions {
-  /**
-   * This run reads everything: its first page gets a null cursor, later pages the cursor the
-   * connector returned. A connector may pick a bulk strategy for it.
-   */
-  full?: boolean
-  /** Records per page the connector should ask its source for. */
-  pageSize?: number
+/** What every call that uses (and may refresh) a connection's credentials accepts. */
+export interface CredentialOptions {
   signal?: AbortSignal
   log?: Logger
   /** Called when the connector obtained new credentials (a refreshed token) that must be persisted. */
@@ -34,6 +28,16 @@ export interface SyncOptions {
    * so a second process waiting for the lock sees the refreshed token and does not refresh again.
    */
   credentialLock?: <T>(fn: (latest: Credentials) => Promise<T>) => Promise<T>
+}
+
+export interface SyncOptions extends CredentialOptions {
+  /**
+   * This run reads everything: its first page gets a null cursor, later pages the cursor the
+   * connector returned. A connector may pick a bulk strategy for it.
+   */
+  full?: boolean
+  /** Records per page the connector should ask its source for. */
+  pageSize?: number
 }
 
 /** One field update to write back to the source. */
@@ -52,12 +56,7 @@ export interface WritebackResult {
   retryable?: boolean
 }
 
-export interface WritebackOptions {
-  signal?: AbortSignal
-  log?: Logger
-  /** Called when the connector obtained new credentials (a refreshed token) that must be persisted. */
-  onCredentialsChanged?: (credentials: Credentials) => Promise<void>
-}
+export type WritebackOptions = CredentialOptions
 
 /**
  * A connector that can write field updates back to its source. `send` answers per item and
@@ -73,12 +72,7 @@ export interface WritebackCapability {
   readonly maxBatchSize: number
 }
 
-export interface HealthOptions {
-  signal?: AbortSignal
-  log?: Logger
-  /** As in SyncOptions: token refreshes run inside it, single-flight across processes. */
-  credentialLock?: <T>(fn: (latest: Credentials) => Promise<T>) => Promise<T>
-}
+export type HealthOptions = CredentialOptions
 
 /**
  * A data source. `sync` returns ONE page: the pipeline calls it again with the returned cursor

@@ -1,14 +1,16 @@
-import { sql } from 'drizzle-orm'
+import { eq, sql } from 'drizzle-orm'
 import type { DbHandle } from '../../db/client.js'
 import { toDbError } from '../../db/errors.js'
 import { withTenant } from '../../db/tenant.js'
 import { AppError } from '../../shared/errors.js'
-import type { Credentials } from '../connectors/interface.js'
+import { connectors } from '../../db/schema/index.js'
+import { recordAudit } from '../audit/audit.js'
+import type { AnyConnector, CredentialOptions, Credentials } from '../connectors/interface.js'
 import type { Keyring } from '../secrets/crypto.js'
-import { openConnection } from './connection.js'
+import { openConnection, sealCredentials } from './connection.js'
 
 export interface CredentialLockDeps {
-  handle: DbHandle
+  handle: Pick<DbHandle, 'db'>
   keyring: Keyring
   tenantId: string
   connectorType: string
@@ -65,4 +67,48 @@ function isDatabaseError(err: unknown): boolean {
     current = current.cause
   }
   return false
+}
+
+/**
+ * The credential options every call on a stored connection passes to its connector: refreshes
+ * run under the connection's credential lock, and refreshed credentials are sealed, stored and
+ * audited at once (rotation-safe: the newest refresh token is never lost).
+ */
+export function credentialHooks(
+  deps: { handle: Pick<DbHandle, 'db'>; keyring: Keyring },
+  target: { tenantId: string; connector: AnyConnector; connectorId: string },
+): Required<Pick<CredentialOptions, 'credentialLock' | 'onCredentialsChanged'>> {
+  const { tenantId, connector, connectorId } = target
+  return {
+    credentialLock: createCredentialLock({
+      handle: deps.handle,
+      keyring: deps.keyring,
+      tenantId,
+      connectorType: connector.id,
+      secretKeys: connector.secretConfigKeys,
+    }),
+    onCredentialsChanged: async (credentials) => {
+      const sealed = sealCredentials(
+        deps.keyring,
+        tenantId,
+        connector.id,
+        credentials,
+        connector.secretConfigKeys,
+      )
+      await withTenant(deps.handle.db, tenantId, async (tx) => {
+        await tx
+          .update(connectors)
+          .set({ encryptedCredentials: sealed, updatedAt: sql`now()` })
+          .where(eq(connectors.id, connectorId))
+        await recordAudit(tx, {
+          tenantId,
+          userId: 'system',
+          action: 'connector.credentials_refresh',
+          resource: 'connector',
+          resourceId: connectorId,
+          metadata: { connectorType: connector.id },
+        })
+      })
+    },
+  }
 }

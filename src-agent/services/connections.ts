@@ -8,7 +8,7 @@ import { withTenant } from '../../db/tenant.js'
 import { AppError, ConfigError, VendorError, describeError } from '../../shared/errors.js'
 import type { ConnectorHealthStatus, ConnectorStatus } from '../../shared/schemas.js'
 import { recordAudit } from '../audit/audit.js'
-import type { AnyConnector } from '../connectors/interface.js'
+import type { AnyConnector, HealthOptions } from '../connectors/interface.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
 import {
@@ -18,6 +18,7 @@ import {
   sealCredentials,
   type ConnectorRow,
 } from '../pipeline/connection.js'
+import { credentialHooks } from '../pipeline/credential-lock.js'
 import type { Keyring } from '../secrets/crypto.js'
 import { requireTenant } from './tenants.js'
 
@@ -162,11 +163,16 @@ export async function health(
 ): Promise<ConnectorHealthStatus> {
   const { tenantId, connectorType } = input
   const connector = deps.registry.get(connectorType)
-  const { credentials } = await withTenant(deps.db, tenantId, async (tx) => {
+  const { row, credentials } = await withTenant(deps.db, tenantId, async (tx) => {
     await requireTenant(tx, tenantId)
     return openConnection(tx, deps.keyring, tenantId, connectorType, connector.secretConfigKeys)
   })
-  return checkHealth(connector, credentials, deps.log.child({ tenantId, connectorType }))
+  // A health check may refresh an expired token: it is stored like a sync's refresh.
+  const hooks = credentialHooks(
+    { handle: { db: deps.db }, keyring: deps.keyring },
+    { tenantId, connector, connectorId: row.id },
+  )
+  return checkHealth(connector, credentials, deps.log.child({ tenantId, connectorType }), hooks)
 }
 
 /** The connector's config, parsed; a failure names every failing key path. */
@@ -187,10 +193,11 @@ async function checkHealth(
   connector: AnyConnector,
   credentials: Record<string, unknown>,
   log: Logger,
+  hooks: Omit<HealthOptions, 'log'> = {},
 ): Promise<ConnectorHealthStatus> {
   const started = performance.now()
   try {
-    return await connector.healthCheck(credentials, { log })
+    return await connector.healthCheck(credentials, { ...hooks, log })
   } catch (err) {
     if (!(err instanceof VendorError)) throw err
     return {

@@ -16,7 +16,8 @@ import { recordAudit } from '../audit/audit.js'
 import type { AnyConnector, WritebackItem, WritebackResult } from '../connectors/interface.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
-import { findConnection, openConnection, sealCredentials } from '../pipeline/connection.js'
+import { findConnection, openConnection } from '../pipeline/connection.js'
+import { credentialHooks } from '../pipeline/credential-lock.js'
 import type { Keyring } from '../secrets/crypto.js'
 import { writeback, writebackEnqueuedSignal, type WritebackInput } from './workflows.js'
 
@@ -166,8 +167,7 @@ export async function sendWritebackBatch(
       {
         log,
         ...(input.signal ? { signal: input.signal } : {}),
-        onCredentialsChanged: (next) =>
-          storeCredentials(deps, { tenantId, connector, connectorId: row.id, credentials: next }),
+        ...credentialHooks(deps, { tenantId, connector, connectorId: row.id }),
       },
     )
     outcomes = matchResults(batch, results)
@@ -359,36 +359,4 @@ async function markNeedsReauth(
       .set({ status: 'error', lastSyncError: `needs re-auth: ${message}`, updatedAt: sql`now()` })
       .where(eq(connectors.id, connectorId)),
   )
-}
-
-async function storeCredentials(
-  deps: { handle: DbHandle; keyring: Keyring },
-  target: {
-    tenantId: string
-    connector: AnyConnector
-    connectorId: string
-    credentials: Record<string, unknown>
-  },
-): Promise<void> {
-  const sealed = sealCredentials(
-    deps.keyring,
-    target.tenantId,
-    target.connector.id,
-    target.credentials,
-    target.connector.secretConfigKeys,
-  )
-  await withTenant(deps.handle.db, target.tenantId, async (tx) => {
-    await tx
-      .update(connectors)
-      .set({ encryptedCredentials: sealed, updatedAt: sql`now()` })
-      .where(eq(connectors.id, target.connectorId))
-    await recordAudit(tx, {
-      tenantId: target.tenantId,
-      userId: 'system',
-      action: 'connector.credentials_refresh',
-      resource: 'connector',
-      resourceId: target.connectorId,
-      metadata: { connectorType: target.connector.id },
-    })
-  })
 }
