@@ -23,7 +23,12 @@ import { connect, disconnect, health } from './services/connections.js'
 import { rotateKeys } from './services/keys.js'
 import { getMappings, resetMappings, setMappings, type MappingView } from './services/mappings.js'
 import { createTenant, listTenants } from './services/tenants.js'
-import { registerTemporalCommands, syncViaTemporal } from './temporal/cli-commands.js'
+import {
+  describeConnectionChange,
+  notifyConnectionChange,
+  registerTemporalCommands,
+  syncViaTemporal,
+} from './temporal/cli-commands.js'
 
 /** Runs one command line and returns the exit code. Never throws. */
 export async function main(argv: string[], env: Env = process.env): Promise<number> {
@@ -170,7 +175,8 @@ function addConnectionCommands(program: Command, ctx: Context): void {
       await loadConnectorModules(ctx.env)
       connectorRegistry.get(type)
       const configJson = await readJsonFile(opts.config, 'config file')
-      await withDatabase(ctx, async ({ db }) => {
+      await withDatabase(ctx, async (handle) => {
+        const { db } = handle
         const deps = { db, registry: connectorRegistry, keyring, log: ctx.log }
         const result = await connect(deps, {
           tenantId: opts.tenant,
@@ -186,6 +192,7 @@ function addConnectionCommands(program: Command, ctx: Context): void {
           )
         }
         print(`${verb} ${type} for tenant "${opts.tenant}" (${describeHealth(result.health)}).`)
+        await announceConnectionChange(ctx, handle, opts.tenant, type, 'connected')
       })
     })
 
@@ -195,12 +202,14 @@ function addConnectionCommands(program: Command, ctx: Context): void {
     .requiredOption('--tenant <id>', 'tenant id')
     .action(async (type: string, opts: { tenant: string }) => {
       await loadConnectorModules(ctx.env)
-      await withDatabase(ctx, async ({ db }) => {
+      await withDatabase(ctx, async (handle) => {
+        const { db } = handle
         await disconnect(
           { db, registry: connectorRegistry },
           { tenantId: opts.tenant, connectorType: type, userId: ctx.userId },
         )
         print(`Disconnected ${type} for tenant "${opts.tenant}"; its credentials were deleted.`)
+        await announceConnectionChange(ctx, handle, opts.tenant, type, 'disconnected')
       })
     })
 
@@ -332,6 +341,28 @@ function addMappingCommands(program: Command, ctx: Context): void {
 // --- helpers ---
 
 /** Opens the database, runs `fn`, and always closes it (and stops an embedded server we started). */
+/** Tells Temporal (when it is already running) about a connection change; never fails the command. */
+async function announceConnectionChange(
+  ctx: Context,
+  handle: DbHandle,
+  tenantId: string,
+  connectorType: string,
+  change: 'connected' | 'disconnected',
+): Promise<void> {
+  try {
+    const result = await notifyConnectionChange(
+      ctx,
+      { tenantId, connectorType, change },
+      { handle },
+    )
+    const line = describeConnectionChange(result)
+    if (line && (change === 'connected' || result.scheduled)) print(line)
+  } catch (err) {
+    const message = err instanceof AppError ? err.userMessage : describeError(err)
+    process.stderr.write(`warning: ${oneLine(scrubString(message))}\n`)
+  }
+}
+
 async function withDatabase(ctx: Context, fn: (handle: DbHandle) => Promise<void>): Promise<void> {
   const database = await openDatabase(ctx)
   try {

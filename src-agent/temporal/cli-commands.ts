@@ -5,17 +5,20 @@
 import type { Command } from 'commander'
 import type { DbHandle } from '../../db/client.js'
 import { AppError, ConfigError } from '../../shared/errors.js'
-import { syncScheduleId } from '../../shared/temporal.js'
-import { loadConnectorModules, openDatabase, type Env } from '../config.js'
+import { DEFAULT_SYNC_CRON, syncScheduleId } from '../../shared/temporal.js'
+import { dataDir, loadConnectorModules, openDatabase, type Env } from '../config.js'
 import { connectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
-import { withTemporal, type TemporalConnection } from './client.js'
+import { readTemporalSettings, withTemporal, type TemporalConnection } from './client.js'
+import { findRunningDevServer } from './dev-server.js'
 import {
   awaitSync,
   deleteSchedule,
   describeSchedule,
   ensureSchedule,
   listSchedules,
+  onConnected,
+  onDisconnected,
   pauseSchedule,
   resumeSchedule,
   startSync,
@@ -176,6 +179,96 @@ export async function syncViaTemporal(
   })
 }
 
+export type ConnectionChangeResult =
+  | {
+      scheduled: true
+      change: 'connected'
+      scheduleId: string
+      cron: string
+      workflowId: string
+      /** `already_running`: a sync of the connection was running and was left to finish. */
+      sync: 'started' | 'already_running'
+      full: boolean
+      /** Whether a worker polls the task queue (else the sync waits for one). */
+      workerRunning: boolean
+    }
+  | { scheduled: true; change: 'disconnected'; scheduleId: string; paused: boolean }
+  | { scheduled: false; reason: string }
+
+/**
+ * Tells Temporal that a connection was made or dropped (onConnected / onDisconnected), but only
+ * when Temporal is already there: TEMPORAL_ADDRESS is set, or the data directory's dev server
+ * is running. Nothing is started otherwise; the worker's reconcile pass catches up when it runs.
+ * Temporal errors are thrown.
+ */
+export async function notifyConnectionChange(
+  ctx: TemporalCommandContext,
+  input: { tenantId: string; connectorType: string; change: 'connected' | 'disconnected' },
+  options: { handle?: DbHandle } = {},
+): Promise<ConnectionChangeResult> {
+  const settings = await readTemporalSettings(ctx.env)
+  let env = ctx.env
+  if (!settings.address) {
+    const running = await findRunningDevServer(dataDir(ctx.env))
+    if (!running) {
+      return {
+        scheduled: false,
+        reason: 'TEMPORAL_ADDRESS is not set and no local Temporal dev server is running',
+      }
+    }
+    // Its address, so that a server stopping meanwhile is an error, not a new server.
+    env = { ...ctx.env, TEMPORAL_ADDRESS: running.address }
+  }
+  const target = { tenantId: input.tenantId, connectorType: input.connectorType }
+  const run = async (handle: DbHandle): Promise<ConnectionChangeResult> =>
+    withTemporal({ env, log: ctx.log }, async (temporal) => {
+      const deps = schedulerDeps(ctx, handle, temporal)
+      const scheduleId = syncScheduleId(target.tenantId, target.connectorType)
+      if (input.change === 'disconnected') {
+        const paused = await onDisconnected(deps, target)
+        return { scheduled: true, change: 'disconnected', scheduleId, paused }
+      }
+      const workerRunning = await hasWorker(temporal)
+      const done = await onConnected(deps, target)
+      const view = await describeSchedule(temporal.client, target)
+      return {
+        scheduled: true,
+        change: 'connected',
+        scheduleId: done.scheduleId,
+        cron: view?.cron ?? DEFAULT_SYNC_CRON,
+        workflowId: done.sync.workflowId,
+        sync: done.sync.outcome,
+        full: done.full,
+        workerRunning,
+      }
+    })
+  if (options.handle) return run(options.handle)
+  const database = await openDatabase(ctx)
+  try {
+    return await run(database.handle)
+  } finally {
+    await database.close()
+  }
+}
+
+/** The line `connect` prints about the connection's schedule and first sync. */
+export function describeConnectionChange(result: ConnectionChangeResult): string | undefined {
+  if (!result.scheduled) {
+    return 'No Temporal worker found: run `gtm-agent worker` to sync on a schedule (the first sync reads everything).'
+  }
+  if (result.change === 'disconnected') {
+    return result.paused
+      ? `Paused its sync schedule (${result.scheduleId}); reconnecting resumes it.`
+      : undefined
+  }
+  const sync =
+    result.sync === 'already_running'
+      ? `a sync is already running (workflow ${result.workflowId})`
+      : `${result.full ? 'a full' : 'an incremental'} sync started (workflow ${result.workflowId})`
+  const waiting = result.workerRunning ? '' : ' It runs once a worker is up: `gtm-agent worker`.'
+  return `Scheduled ${describeCron(result.cron)}; ${sync}.${waiting}`
+}
+
 // --- implementation ---
 
 interface ScheduleOpts {
@@ -227,15 +320,29 @@ function schedulerDeps(
   }
 }
 
-/** A workflow started with no worker polling would wait forever: say so instead. */
-async function requireWorker(temporal: TemporalConnection): Promise<void> {
+/** Whether a worker polls the task queue for workflow tasks. */
+async function hasWorker(temporal: TemporalConnection): Promise<boolean> {
   const { namespace, taskQueue } = temporal.settings
   const response = await temporal.client.workflowService.describeTaskQueue({
     namespace,
     taskQueue: { name: taskQueue },
     taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
   })
-  if ((response.pollers ?? []).length === 0) {
+  return (response.pollers ?? []).length > 0
+}
+
+/** "every 15 minutes" for the common crons, else the cron itself. */
+function describeCron(cron: string): string {
+  const minutes = /^\*\/(\d+) \* \* \* \*$/.exec(cron)?.[1]
+  if (minutes) return minutes === '1' ? 'every minute' : `every ${minutes} minutes`
+  if (cron === '0 * * * *' || cron === '@hourly') return 'every hour'
+  return `by the cron "${cron}"`
+}
+
+/** A workflow started with no worker polling would wait forever: say so instead. */
+async function requireWorker(temporal: TemporalConnection): Promise<void> {
+  const { taskQueue } = temporal.settings
+  if (!(await hasWorker(temporal))) {
     throw new AppError(
       'config_missing',
       `No worker is serving the task queue "${taskQueue}" on ${temporal.settings.address}. Start one with: gtm-agent worker`,

@@ -53,6 +53,18 @@ export function temporalCliPath(env: Env = process.env): string {
   return candidate
 }
 
+/**
+ * The data directory's dev server when one is running (per `<dataDir>/temporal/server.json`),
+ * else undefined. Starts nothing and writes nothing.
+ */
+export async function findRunningDevServer(
+  dataDir: string,
+): Promise<{ address: string; pid: number } | undefined> {
+  const info = await readInfo(path.join(dataDir, 'temporal', 'server.json'))
+  if (!info || !isAlive(info.pid) || !(await canConnect(info.port))) return undefined
+  return { address: `127.0.0.1:${info.port}`, pid: info.pid }
+}
+
 /** Joins the data directory's dev server if one is running, else starts it. */
 export async function locateDevServer(options: DevServerOptions): Promise<DevServer> {
   const dir = path.join(options.dataDir, 'temporal')

@@ -16,9 +16,9 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client'
 import { ApplicationFailure } from '@temporalio/common'
-import { and, eq, ne } from 'drizzle-orm'
+import { and, eq, ne, sql } from 'drizzle-orm'
 import type { DbHandle } from '../../db/client.js'
-import { connectors } from '../../db/schema/index.js'
+import { connectors, syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
 import { AppError, ConfigError, describeError } from '../../shared/errors.js'
 import {
@@ -374,6 +374,88 @@ export async function ensureAllSchedules(
         deps.log.warn(
           { tenantId: tenant.id, connector: type, error: describeError(err) },
           'could not ensure the sync schedule',
+        )
+      }
+    }
+  }
+  return counts
+}
+
+export interface ReconcileCounts {
+  created: number
+  updated: number
+  unchanged: number
+  /** Schedules of disconnected connections paused by this pass. */
+  paused: number
+  /** Schedules paused by a disconnect whose connection is live again, resumed by this pass. */
+  resumed: number
+  /** Full syncs started for connections that never synced. */
+  fullSyncs: number
+  failed: number
+}
+
+/**
+ * One pass of the worker's reconcile loop, over every connection (of every tenant, for
+ * connector types this agent runs): a live connection gets its schedule (resumed if a
+ * disconnect paused it) and, if it has never synced (no last sync, no cursor, no sync run), a
+ * full sync now; a disconnected connection's running schedule is paused. A connection that
+ * fails is logged and counted, and the pass goes on. Idempotent: a pass with nothing to do
+ * changes nothing and audits nothing.
+ */
+export async function reconcileSchedules(
+  deps: Omit<SchedulerDeps, 'userId'> & { registry: ConnectorRegistry; log: Logger },
+): Promise<ReconcileCounts> {
+  const counts: ReconcileCounts = {
+    created: 0,
+    updated: 0,
+    unchanged: 0,
+    paused: 0,
+    resumed: 0,
+    fullSyncs: 0,
+    failed: 0,
+  }
+  const system: SchedulerDeps = { ...deps, userId: 'system' }
+  for (const tenant of await listTenants(deps.handle.db)) {
+    const rows = await withTenant(deps.handle.db, tenant.id, (tx) =>
+      tx
+        .select({
+          type: connectors.type,
+          status: connectors.status,
+          lastSyncAt: connectors.lastSyncAt,
+          cursor: connectors.cursor,
+          hasRun: sql<boolean>`exists (select 1 from ${syncRuns} where ${syncRuns.connectorId} = ${connectors.id})`,
+        })
+        .from(connectors)
+        .where(eq(connectors.tenantId, tenant.id)),
+    )
+    for (const row of rows) {
+      if (!deps.registry.has(row.type)) continue
+      const target = { tenantId: tenant.id, connectorType: row.type }
+      try {
+        const view = await describeSchedule(deps.client, target)
+        if (row.status === 'disconnected') {
+          if (view && !view.paused) {
+            await pauseSchedule(system, target, DISCONNECTED_NOTE)
+            counts.paused += 1
+          }
+          continue
+        }
+        const ensured = await ensureSchedule(system, target)
+        counts[ensured.outcome] += 1
+        if (view?.paused && view.note === DISCONNECTED_NOTE) {
+          await resumeSchedule(system, target)
+          counts.resumed += 1
+        }
+        // A first sync that failed is not retried every pass: the schedule takes it from there.
+        if (!row.lastSyncAt && !row.cursor && !row.hasRun) {
+          const started = await startSync(system, { ...target, full: true })
+          if (started.outcome === 'started') counts.fullSyncs += 1
+        }
+      } catch (err) {
+        counts.failed += 1
+        deps.log.warn(
+          { tenantId: tenant.id, connector: row.type, error: describeError(err) },
+          'could not reconcile the sync schedule',
         )
       }
     }

@@ -1,26 +1,46 @@
 /**
  * The agent's Temporal worker: runs the sync and writeback workflows and their activities,
- * against TEMPORAL_ADDRESS or the local dev server it starts itself, and makes sure every live
- * connection has its sync schedule. Stops gracefully when its signal aborts (SIGINT/SIGTERM):
+ * against TEMPORAL_ADDRESS or the local dev server it starts itself, and reconciles the sync
+ * schedules with the connections (at start, then every GTM_SCHEDULE_RECONCILE_SECONDS). Stops gracefully when its signal aborts (SIGINT/SIGTERM):
  * the worker first, then the dev server, then the database.
  */
 import { existsSync, statSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common'
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker'
 import { createDb } from '../../db/client.js'
+import { ConfigError, describeError } from '../../shared/errors.js'
 import { loadConnectorModules, openDatabase, type Env } from '../config.js'
 import { connectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
 import { loadKeyring } from '../secrets/crypto.js'
 import { createActivities, type Activities } from './activities.js'
 import { connectTemporal, type TemporalSettings } from './client.js'
-import { ensureAllSchedules } from './scheduler.js'
+import { reconcileSchedules, type ReconcileCounts } from './scheduler.js'
 
 /** Activities one worker runs at once; each holds up to two database connections. */
 const MAX_CONCURRENT_ACTIVITIES = 4
+
+/** Seconds between two reconcile passes unless GTM_SCHEDULE_RECONCILE_SECONDS says otherwise. */
+export const DEFAULT_RECONCILE_SECONDS = 60
+const MAX_RECONCILE_SECONDS = 86_400
+
+/** GTM_SCHEDULE_RECONCILE_SECONDS: a whole number of seconds from 1 to 86400 (default 60). */
+export function reconcileIntervalSeconds(env: Env = process.env): number {
+  const raw = env.GTM_SCHEDULE_RECONCILE_SECONDS?.trim()
+  if (!raw) return DEFAULT_RECONCILE_SECONDS
+  const seconds = Number(raw)
+  if (!/^\d+$/.test(raw) || seconds < 1 || seconds > MAX_RECONCILE_SECONDS) {
+    throw new ConfigError(
+      'config_invalid',
+      `GTM_SCHEDULE_RECONCILE_SECONDS must be a whole number of seconds from 1 to ${MAX_RECONCILE_SECONDS}, not "${raw}".`,
+    )
+  }
+  return seconds
+}
 
 export interface RunWorkerOptions {
   env?: Env
@@ -34,6 +54,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
   const env = options.env ?? process.env
   const log = options.log.child({ component: 'worker' })
   installRuntimeLogger(log)
+  const reconcileSeconds = reconcileIntervalSeconds(env)
   const keyring = loadKeyring(env)
   await loadConnectorModules(env)
   const database = await openDatabase({ env, log })
@@ -56,15 +77,25 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
           }),
           log,
         })
-        const schedules = await ensureAllSchedules({
-          client: temporal.client,
-          taskQueue: settings.taskQueue,
-          handle: database.handle,
-          registry: connectorRegistry,
-          log,
-        })
+        const reconcile = async (): Promise<ReconcileCounts | undefined> => {
+          try {
+            return await reconcileSchedules({
+              client: temporal.client,
+              taskQueue: settings.taskQueue,
+              handle: database.handle,
+              registry: connectorRegistry,
+              log,
+            })
+          } catch (err) {
+            log.warn({ error: describeError(err) }, 'could not reconcile the sync schedules')
+            return undefined
+          }
+        }
+        const schedules = await reconcile()
+        const loopStop = new AbortController()
         const stop = (): void => {
           log.info('shutting down the worker')
+          loopStop.abort()
           worker.shutdown()
         }
         if (options.signal.aborted) stop()
@@ -75,11 +106,20 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
             namespace: settings.namespace,
             taskQueue: settings.taskQueue,
             embeddedTemporal: temporal.embedded,
+            reconcileSeconds,
             schedules,
           },
           'worker started',
         )
-        await worker.run()
+        const loop = reconcileLoop(reconcile, reconcileSeconds * 1000, loopStop.signal, log)
+        try {
+          await worker.run()
+        } finally {
+          // Also when the worker failed by itself; a pass in progress finishes first.
+          loopStop.abort()
+          await loop
+          options.signal.removeEventListener('abort', stop)
+        }
         log.info('worker stopped')
       } finally {
         await connection.close()
@@ -90,6 +130,29 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     }
   } finally {
     await database.close()
+  }
+}
+
+/** Runs `pass` every `intervalMs` (counted from the end of the previous pass) until `signal` aborts. */
+async function reconcileLoop(
+  pass: () => Promise<ReconcileCounts | undefined>,
+  intervalMs: number,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      await delay(intervalMs, undefined, { signal })
+    } catch {
+      return // aborted
+    }
+    const counts = await pass()
+    if (!counts) continue
+    const changed =
+      counts.created + counts.updated + counts.paused + counts.resumed + counts.fullSyncs
+    if (changed > 0 || counts.failed > 0)
+      log.info({ schedules: counts }, 'reconciled the sync schedules')
+    else log.debug({ schedules: counts }, 'reconciled the sync schedules')
   }
 }
 

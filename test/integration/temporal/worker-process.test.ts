@@ -90,16 +90,17 @@ describe('worker processes', () => {
       apiKey: fake.apiKey,
       pageSize: 10,
     })
-    const dataDir = await tempDir()
-    const first = spawnWorker({ TEMPORAL_ADDRESS: env.address, GTM_DATA_DIR: dataDir })
-    await first.ready
-
+    // Started before the worker, whose first reconcile pass would otherwise start the
+    // connection's first sync itself (with the default tuning).
     const deps = { ...env.schedulerDeps(), handle: db }
     const started = await startSync(deps, {
       tenantId,
       connectorType: 'test-writeback',
       tuning: { pagesPerChunk: 4, heartbeatTimeoutMs: 3_000, initialRetryMs: 200 },
     })
+    const dataDir = await tempDir()
+    const first = spawnWorker({ TEMPORAL_ADDRESS: env.address, GTM_DATA_DIR: dataDir })
+    await first.ready
     const count = async () =>
       (await withTenant(db.db, tenantId, (tx) => tx.select().from(accounts))).length
     await waitFor(async () => (await count()) >= 50, { what: 'five committed pages' })

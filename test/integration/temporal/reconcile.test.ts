@@ -1,0 +1,167 @@
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { eq } from 'drizzle-orm'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createDb, type DbHandle } from '../../../db/client.js'
+import { connectors, syncRuns } from '../../../db/schema/index.js'
+import { withTenant } from '../../../db/tenant.js'
+import { syncScheduleId, syncWorkflowId } from '../../../shared/temporal.js'
+import { connectorRegistry } from '../../../src-agent/connectors/registry.js'
+import { disconnect } from '../../../src-agent/services/connections.js'
+import { notifyConnectionChange } from '../../../src-agent/temporal/cli-commands.js'
+import { DISCONNECTED_NOTE, describeSchedule } from '../../../src-agent/temporal/scheduler.js'
+import { reconcileIntervalSeconds, runWorker } from '../../../src-agent/temporal/worker.js'
+import { startPagerFake, type PagerFake } from '../../fakes/pager.js'
+import { TEST_KEY_HEX } from '../../helpers/agent.js'
+import {
+  connectTenant,
+  createIsolatedDatabase,
+  startTemporalTestEnv,
+  waitFor,
+  type TemporalTestEnv,
+} from '../../helpers/temporal.js'
+import '../../helpers/test-connector.js'
+
+describe('schedule reconciliation', () => {
+  // A database of its own: the worker reconciles every tenant it finds.
+  let database: { url: string; drop(): Promise<void> }
+  let db: DbHandle
+  let env: TemporalTestEnv
+  let fake: PagerFake
+  let dir: string
+  const controller = new AbortController()
+  let worker: Promise<void> | undefined
+
+  beforeAll(async () => {
+    database = await createIsolatedDatabase()
+    db = createDb(database.url)
+    env = await startTemporalTestEnv('reconcile', { databaseUrl: database.url })
+    fake = await startPagerFake({ accounts: 6 })
+    dir = await mkdtemp(path.join(os.tmpdir(), 'gtm-reconcile-'))
+    worker = runWorker({
+      env: {
+        DATABASE_URL: database.url,
+        CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX,
+        TEMPORAL_ADDRESS: env.address,
+        TEMPORAL_TASK_QUEUE: env.taskQueue,
+        GTM_WORKFLOW_BUNDLE: env.bundlePath,
+        GTM_DATA_DIR: dir,
+        GTM_SCHEDULE_RECONCILE_SECONDS: '1',
+      },
+      log: env.log,
+      signal: controller.signal,
+    })
+    await waitFor(() => env.logLines().includes('"msg":"worker started"'), {
+      what: 'the worker to start',
+    })
+  })
+  afterAll(async () => {
+    controller.abort()
+    await worker
+    await fake?.close()
+    await env?.close()
+    await db?.close()
+    await database?.drop()
+    if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  const connected = async () => {
+    const tenantId = await connectTenant(db, 'test-pages', {
+      baseUrl: fake.url,
+      apiKey: fake.apiKey,
+    })
+    return { tenantId, target: { tenantId, connectorType: 'test-pages' } }
+  }
+
+  it('gives a connection made while the worker runs its schedule and a full sync, and pauses it once disconnected', async () => {
+    const { tenantId, target } = await connected()
+    const run = await waitFor(
+      async () =>
+        (await withTenant(db.db, tenantId, (tx) => tx.select().from(syncRuns))).find(
+          (r) => r.status === 'succeeded',
+        ),
+      { what: 'the first sync', timeoutMs: 10_000 },
+    )
+    expect(run).toMatchObject({ mode: 'full', created: 6 })
+    expect(await describeSchedule(env.client, target)).toMatchObject({
+      cron: '*/15 * * * *',
+      paused: false,
+    })
+
+    await disconnect({ db: db.db, registry: connectorRegistry }, { ...target, userId: 'test' })
+    await waitFor(async () => (await describeSchedule(env.client, target))?.paused, {
+      what: 'the schedule to be paused',
+      timeoutMs: 5_000,
+    })
+    expect(await describeSchedule(env.client, target)).toMatchObject({ note: DISCONNECTED_NOTE })
+    // Later passes leave it be: one sync run, one pause.
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    const runs = await withTenant(db.db, tenantId, (tx) => tx.select().from(syncRuns))
+    expect(runs).toHaveLength(1)
+  })
+
+  it('tells a reachable Temporal about connection changes', async () => {
+    const { tenantId, target } = await connected()
+    const ctx = {
+      env: {
+        DATABASE_URL: database.url,
+        TEMPORAL_ADDRESS: env.address,
+        TEMPORAL_TASK_QUEUE: env.taskQueue,
+      },
+      log: env.log,
+      userId: 'cli:tester',
+    }
+    const made = await notifyConnectionChange(ctx, { ...target, change: 'connected' })
+    expect(made).toMatchObject({
+      scheduled: true,
+      scheduleId: syncScheduleId(tenantId, 'test-pages'),
+      workflowId: syncWorkflowId(tenantId, 'test-pages'),
+      cron: '*/15 * * * *',
+      workerRunning: true,
+    })
+    await waitFor(
+      async () =>
+        (await withTenant(db.db, tenantId, (tx) => tx.select().from(connectors)))[0]?.lastSyncAt,
+      { what: 'the first sync', timeoutMs: 10_000 },
+    )
+    await disconnect({ db: db.db, registry: connectorRegistry }, { ...target, userId: 'test' })
+    expect(await notifyConnectionChange(ctx, { ...target, change: 'disconnected' })).toEqual({
+      scheduled: true,
+      change: 'disconnected',
+      scheduleId: syncScheduleId(tenantId, 'test-pages'),
+      paused: true,
+    })
+    const row = await withTenant(db.db, tenantId, (tx) =>
+      tx.select().from(connectors).where(eq(connectors.tenantId, tenantId)),
+    )
+    expect(row[0]?.status).toBe('disconnected')
+  })
+
+  it('starts nothing when Temporal is not running', async () => {
+    const { target } = await connected()
+    const empty = await mkdtemp(path.join(os.tmpdir(), 'gtm-no-temporal-'))
+    try {
+      const result = await notifyConnectionChange(
+        { env: { DATABASE_URL: database.url, GTM_DATA_DIR: empty }, log: env.log, userId: 'test' },
+        { ...target, change: 'connected' },
+      )
+      expect(result.scheduled).toBe(false)
+      expect(!result.scheduled && result.reason).toMatch(/TEMPORAL_ADDRESS is not set/)
+      expect(existsSync(path.join(empty, 'temporal'))).toBe(false)
+    } finally {
+      await rm(empty, { recursive: true, force: true })
+    }
+  })
+
+  it('validates GTM_SCHEDULE_RECONCILE_SECONDS', () => {
+    expect(reconcileIntervalSeconds({})).toBe(60)
+    expect(reconcileIntervalSeconds({ GTM_SCHEDULE_RECONCILE_SECONDS: ' 5 ' })).toBe(5)
+    for (const bad of ['0', '-3', '1.5', 'soon', '100000']) {
+      expect(() => reconcileIntervalSeconds({ GTM_SCHEDULE_RECONCILE_SECONDS: bad })).toThrow(
+        /GTM_SCHEDULE_RECONCILE_SECONDS must be a whole number of seconds/,
+      )
+    }
+  })
+})
