@@ -107,6 +107,11 @@ export function resolveMappings(
 
 /** Reads `a.b.c` from nested objects; a missing, null or non-object step yields undefined. */
 export function getPath(obj: unknown, dottedPath: string): unknown {
+  if (!dottedPath.includes('.')) {
+    // One segment (most mappings): the loop below without splitting the path.
+    if (obj === null || typeof obj !== 'object' || !Object.hasOwn(obj, dottedPath)) return undefined
+    return (obj as Record<string, unknown>)[dottedPath] ?? undefined
+  }
   let current: unknown = obj
   for (const segment of dottedPath.split('.')) {
     if (current === null || typeof current !== 'object') return undefined

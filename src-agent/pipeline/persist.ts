@@ -1,4 +1,5 @@
-import { and, eq, getTableColumns, getTableName, inArray, isNull, sql, type SQL } from 'drizzle-orm'
+import { eq, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm'
+import type { PgColumn } from 'drizzle-orm/pg-core'
 import type { Tx } from '../../db/client.js'
 import {
   accounts,
@@ -8,13 +9,8 @@ import {
   quarantine,
   syncRuns,
 } from '../../db/schema/index.js'
-import type {
-  CanonicalAccount,
-  CanonicalActivity,
-  CanonicalPerson,
-  EntityType,
-} from '../../shared/schemas.js'
-import type { PreparedBatch } from './prepare.js'
+import type { CanonicalRecord, EntityType } from '../../shared/schemas.js'
+import type { PreparedBatch, PreparedUpsert } from './prepare.js'
 
 /** One page's prepared records, written with the connector's new cursor in one transaction. */
 export interface PageWrite {
@@ -41,20 +37,19 @@ export interface PageCounts {
  */
 export async function persistPage(tx: Tx, page: PageWrite): Promise<PageCounts> {
   const counts: PageCounts = { created: 0, updated: 0, deleted: 0, errors: 0 }
-  const key = { tenantId: page.tenantId, source: page.source }
-  const targets = [
-    [people, page.batches.person.upserts.map((u) => personRow(key, u.record, u.raw))],
-    [accounts, page.batches.account.upserts.map((u) => accountRow(key, u.record, u.raw))],
-    [activities, page.batches.activity.upserts.map((u) => activityRow(key, u.record, u.raw))],
-  ] as const
-  for (const [table, rows] of targets) {
-    const result = await upsertRows(tx, table, rows)
+  const { person, account, activity } = page.batches
+  const upserted = [
+    await upsertRows(tx, personTarget, page, person.upserts),
+    await upsertRows(tx, accountTarget, page, account.upserts),
+    await upsertRows(tx, activityTarget, page, activity.upserts),
+  ]
+  for (const result of upserted) {
     counts.created += result.created
     counts.updated += result.updated
   }
-  counts.deleted += await markDeleted(tx, people, page, page.batches.person.deletions)
-  counts.deleted += await markDeleted(tx, accounts, page, page.batches.account.deletions)
-  counts.deleted += await markDeleted(tx, activities, page, page.batches.activity.deletions)
+  counts.deleted += await markDeleted(tx, personTarget, page, person.deletions)
+  counts.deleted += await markDeleted(tx, accountTarget, page, account.deletions)
+  counts.deleted += await markDeleted(tx, activityTarget, page, activity.deletions)
 
   const rejects = (['person', 'account', 'activity'] as const).flatMap((entityType) =>
     page.batches[entityType].rejects.map((r) => ({
@@ -87,121 +82,186 @@ export async function persistPage(tx: Tx, page: PageWrite): Promise<PageCounts> 
   return counts
 }
 
-type RowKey = { tenantId: string; source: string }
 type RecordTable = typeof people | typeof accounts | typeof activities
 
-const KEY_COLUMNS = new Set(['id', 'tenantId', 'source', 'externalId', 'createdAt'])
-// Postgres takes at most 65,535 parameters per statement.
-const MAX_PARAMS = 60_000
-
-/** One INSERT … ON CONFLICT per table and chunk; unchanged rows are left alone and not counted. */
-async function upsertRows(
-  tx: Tx,
-  table: RecordTable,
-  rows: ReadonlyArray<Record<string, unknown>>,
-): Promise<{ created: number; updated: number }> {
-  if (rows.length === 0) return { created: 0, updated: 0 }
-  const columns: Record<string, { name: string }> = getTableColumns(table)
-  const set: Record<string, SQL> = {}
-  const compared: SQL[] = []
-  const incoming: SQL[] = []
-  for (const [prop, column] of Object.entries(columns)) {
-    if (KEY_COLUMNS.has(prop)) continue
-    if (prop === 'updatedAt') {
-      set[prop] = sql`now()`
-    } else if (prop === 'deletedAt') {
-      set[prop] = sql`null`
-    } else {
-      set[prop] = sql.raw(`excluded.${quote(column.name)}`)
-      compared.push(sql.raw(`${quote(getTableName(table))}.${quote(column.name)}`))
-      incoming.push(sql.raw(`excluded.${quote(column.name)}`))
-    }
-  }
-  // Only a real change (or a revival of a deleted row) is an update.
-  const changed = sql`(${sql.join(compared, sql`, `)}) is distinct from (${sql.join(incoming, sql`, `)}) or ${sql.raw(quote(getTableName(table)))}.deleted_at is not null`
-  const perRow = Object.keys(columns).length
-  let created = 0
-  let updated = 0
-  for (const chunk of chunks(rows, Math.floor(MAX_PARAMS / perRow))) {
-    const result = await tx
-      .insert(table)
-      // The three row builders produce exactly the table's insert shape.
-      .values(chunk as never[])
-      .onConflictDoUpdate({
-        target: [table.tenantId, table.source, table.externalId],
-        set,
-        setWhere: changed,
-      })
-      .returning({ inserted: sql<boolean>`(xmax = 0)` })
-    for (const row of result) {
-      if (row.inserted) created++
-      else updated++
-    }
-  }
-  return { created, updated }
+/** A written column: its Postgres name and type, and how a prepared record fills it. */
+interface ValueColumn<E extends EntityType> {
+  name: string
+  /** The SQL type of the column. */
+  type: string
+  /** jsonb: its values are JSON documents, not text to cast. */
+  json: boolean
+  value: (record: CanonicalRecord<E>, raw: Record<string, unknown>) => unknown
 }
 
-async function markDeleted(
-  tx: Tx,
+/** How one entity type lands in its table; the statements are built once. */
+interface UpsertTarget<E extends EntityType> {
+  columns: Array<ValueColumn<E>>
+  /** INSERT … SELECT FROM (one parameter per column) ON CONFLICT … RETURNING (xmax = 0). */
+  upsert: Statement
+  /** Soft-deletes the live rows whose external id is in the array. */
+  softDelete: Statement
+}
+
+/** Columns an upsert leaves to the conflict key, the defaults or the bookkeeping. */
+const KEY_COLUMNS = new Set(['id', 'tenantId', 'source', 'externalId', 'createdAt'])
+const BOOKKEEPING = new Set(['updatedAt', 'deletedAt'])
+
+/**
+ * The statements for one table. `values` must name every column of the table apart from the
+ * key, the defaults and the bookkeeping: checked once, here, so that a schema change cannot
+ * leave a column unwritten or uncompared.
+ */
+function upsertTarget<E extends EntityType>(
   table: RecordTable,
+  values: Array<[PgColumn, ValueColumn<E>['value']]>,
+): UpsertTarget<E> {
+  const name = getTableName(table)
+  const byProp: Record<string, PgColumn> = getTableColumns(table)
+  const column = (prop: string): string => quote(byProp[prop]!.name)
+  const columns: Array<ValueColumn<E>> = values.map(([col, value]) => ({
+    name: col.name,
+    type: col.getSQLType(),
+    json: col.getSQLType() === 'jsonb',
+    value,
+  }))
+  const expected = Object.entries(byProp)
+    .filter(([prop]) => !KEY_COLUMNS.has(prop) && !BOOKKEEPING.has(prop))
+    .map(([, col]) => col.name)
+    .sort()
+    .join(', ')
+  const given = columns
+    .map((c) => c.name)
+    .sort()
+    .join(', ')
+  if (expected !== given) {
+    throw new Error(`persist: ${name} has the columns ${expected}, but the upsert writes ${given}`)
+  }
+
+  const t = quote(name)
+  const key = [column('tenantId'), column('source'), column('externalId')]
+  const data = columns.map((c) => quote(c.name))
+  const deletedAt = column('deletedAt')
+  // $1 tenant, $2 source, then one JSON array per column ($3 the external ids): JSON.stringify
+  // builds each in one native pass, and ROWS FROM zips the arrays back into rows.
+  const sources = [
+    'json_array_elements_text($3::json)',
+    ...columns.map((c, i) =>
+      c.json ? `json_array_elements($${i + 4}::json)` : `json_array_elements_text($${i + 4}::json)`,
+    ),
+  ]
+  const selected = [
+    'u.k',
+    ...columns.map((c, i) => (c.type === 'text' ? `u.c${i}` : `u.c${i}::${c.type}`)),
+  ]
+  const upsert =
+    `insert into ${t} (${[...key, ...data].join(', ')}) ` +
+    `select $1::text, $2::text, ${selected.join(', ')} ` +
+    `from rows from (${sources.join(', ')}) as u(k, ${columns.map((_, i) => `c${i}`).join(', ')}) ` +
+    `on conflict (${key.join(', ')}) do update set ` +
+    [
+      ...data.map((c) => `${c} = excluded.${c}`),
+      `${column('updatedAt')} = now()`,
+      `${deletedAt} = null`,
+    ].join(', ') +
+    // Only a real change (or a revival of a deleted row) is an update.
+    ` where (${data.map((c) => `${t}.${c}`).join(', ')}) is distinct from ` +
+    `(${data.map((c) => `excluded.${c}`).join(', ')}) or ${t}.${deletedAt} is not null ` +
+    `returning (xmax = 0) as inserted`
+  const softDelete =
+    `update ${t} set ${deletedAt} = now(), ${column('updatedAt')} = now() ` +
+    `where ${key[0]} = $1::text and ${key[1]} = $2::text and ${key[2]} = any($3::text[]) ` +
+    `and ${deletedAt} is null returning ${column('id')}`
+  return { columns, upsert: statementTemplate(upsert), softDelete: statementTemplate(softDelete) }
+}
+
+const orNull = (value: unknown): unknown => value ?? null
+
+const personTarget = upsertTarget<'person'>(people, [
+  [people.email, (r) => orNull(r.email)],
+  [people.firstName, (r) => orNull(r.firstName)],
+  [people.lastName, (r) => orNull(r.lastName)],
+  [people.title, (r) => orNull(r.title)],
+  [people.phone, (r) => orNull(r.phone)],
+  [people.accountExternalId, (r) => orNull(r.accountExternalId)],
+  [people.sourceData, (_r, raw) => raw],
+])
+
+const accountTarget = upsertTarget<'account'>(accounts, [
+  [accounts.name, (r) => r.name],
+  [accounts.domain, (r) => orNull(r.domain)],
+  [accounts.industry, (r) => orNull(r.industry)],
+  [accounts.employeeCount, (r) => orNull(r.employeeCount)],
+  [accounts.annualRevenue, (r) => orNull(r.annualRevenue)],
+  [accounts.sourceData, (_r, raw) => raw],
+])
+
+const activityTarget = upsertTarget<'activity'>(activities, [
+  [activities.type, (r) => r.type],
+  [activities.channel, (r) => orNull(r.channel)],
+  [activities.occurredAt, (r) => r.occurredAt.toISOString()],
+  [activities.personExternalId, (r) => orNull(r.personExternalId)],
+  [activities.accountExternalId, (r) => orNull(r.accountExternalId)],
+  [activities.properties, (r) => r.properties ?? {}],
+  [activities.sourceData, (_r, raw) => raw],
+])
+
+/**
+ * One INSERT … ON CONFLICT per table and page, its rows passed as one array per column, so the
+ * statement has a handful of parameters whatever the page size. Unchanged rows are left alone
+ * and not counted.
+ */
+async function upsertRows<E extends EntityType>(
+  tx: Tx,
+  target: UpsertTarget<E>,
+  page: PageWrite,
+  upserts: ReadonlyArray<PreparedUpsert<E>>,
+): Promise<{ created: number; updated: number }> {
+  const n = upserts.length
+  if (n === 0) return { created: 0, updated: 0 }
+  const { columns } = target
+  const externalIds = new Array<string>(n)
+  const arrays = columns.map(() => new Array<unknown>(n))
+  for (let i = 0; i < n; i++) {
+    const { record, raw } = upserts[i]!
+    externalIds[i] = record.externalId
+    for (let c = 0; c < columns.length; c++) arrays[c]![i] = columns[c]!.value(record, raw)
+  }
+  const result = await tx.execute<{ inserted: boolean }>(
+    target.upsert([
+      page.tenantId,
+      page.source,
+      JSON.stringify(externalIds),
+      ...arrays.map((values) => JSON.stringify(values)),
+    ]),
+  )
+  let created = 0
+  for (const row of result.rows) if (row.inserted) created++
+  return { created, updated: result.rows.length - created }
+}
+
+async function markDeleted<E extends EntityType>(
+  tx: Tx,
+  target: UpsertTarget<E>,
   page: PageWrite,
   externalIds: readonly string[],
 ): Promise<number> {
   if (externalIds.length === 0) return 0
-  const rows = await tx
-    .update(table)
-    .set({ deletedAt: sql`now()`, updatedAt: sql`now()` })
-    .where(
-      and(
-        eq(table.tenantId, page.tenantId),
-        eq(table.source, page.source),
-        inArray(table.externalId, [...externalIds]),
-        isNull(table.deletedAt),
+  const result = await tx.execute(target.softDelete([page.tenantId, page.source, externalIds]))
+  return result.rows.length
+}
+
+/** Fills a statement's `$n` placeholders; each value (an array too) is one parameter. */
+type Statement = (params: readonly unknown[]) => SQL
+
+function statementTemplate(text: string): Statement {
+  const parts = text.split(/\$(\d+)/)
+  return (params) =>
+    sql.join(
+      parts.map((part, i) =>
+        i % 2 === 0 ? sql.raw(part) : sql`${sql.param(params[Number(part) - 1])}`,
       ),
     )
-    .returning({ id: table.id })
-  return rows.length
-}
-
-function personRow(key: RowKey, r: CanonicalPerson, raw: Record<string, unknown>) {
-  return {
-    ...key,
-    externalId: r.externalId,
-    email: r.email ?? null,
-    firstName: r.firstName ?? null,
-    lastName: r.lastName ?? null,
-    title: r.title ?? null,
-    phone: r.phone ?? null,
-    accountExternalId: r.accountExternalId ?? null,
-    sourceData: raw,
-  }
-}
-
-function accountRow(key: RowKey, r: CanonicalAccount, raw: Record<string, unknown>) {
-  return {
-    ...key,
-    externalId: r.externalId,
-    name: r.name,
-    domain: r.domain ?? null,
-    industry: r.industry ?? null,
-    employeeCount: r.employeeCount ?? null,
-    annualRevenue: r.annualRevenue ?? null,
-    sourceData: raw,
-  }
-}
-
-function activityRow(key: RowKey, r: CanonicalActivity, raw: Record<string, unknown>) {
-  return {
-    ...key,
-    externalId: r.externalId,
-    type: r.type,
-    channel: r.channel ?? null,
-    occurredAt: r.occurredAt,
-    personExternalId: r.personExternalId ?? null,
-    accountExternalId: r.accountExternalId ?? null,
-    properties: r.properties ?? {},
-    sourceData: raw,
-  }
 }
 
 function quote(identifier: string): string {

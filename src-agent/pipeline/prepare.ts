@@ -46,7 +46,7 @@ export function prepareBatch<E extends EntityType>(input: PrepareBatchInput<E>):
   const outcomes: Array<Outcome<E>> = []
 
   for (const source of records) {
-    const raw = isPlainObject(source.data) ? stripSecrets(source.data) : {}
+    const raw = isPlainObject(source.data) ? withoutSecrets(source.data) : {}
     if (source.entityType !== entityType) {
       rejects.push({
         externalId: null,
@@ -110,6 +110,53 @@ export const SECRET_KEY_PATTERN = /token|secret|password|api[-_]?key|authorizati
 /** A deep copy of a vendor payload without secret-looking keys (see SECRET_KEY_PATTERN). */
 export function stripSecrets(data: Record<string, unknown>): Record<string, unknown> {
   return stripObject(data, new WeakSet())
+}
+
+/**
+ * The payload as it will be stored: `stripSecrets(data)`, except that a payload with nothing to
+ * strip (no secret-looking key, no cycle, at any depth) is returned as it is instead of copied.
+ * Both serialise to the same JSON; the pipeline only reads and serialises `raw`.
+ */
+function withoutSecrets(data: Record<string, unknown>): Record<string, unknown> {
+  ancestors.length = 0
+  const clean = isClean(data, ancestors)
+  ancestors.length = 0
+  return clean ? data : stripSecrets(data)
+}
+
+/** isClean's path, reused from record to record (the check is synchronous). */
+const ancestors: object[] = []
+
+/** Whether a value holds no secret-looking key and no cycle; `path` holds its ancestors. */
+function isClean(value: Record<string, unknown> | unknown[], path: object[]): boolean {
+  if (path.includes(value)) return false
+  path.push(value)
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      if ((Array.isArray(item) || isPlainObject(item)) && !isClean(item, path)) return false
+    }
+  } else {
+    for (const key in value) {
+      if (!Object.hasOwn(value, key)) continue
+      if (isSecretKey(key)) return false
+      const item = value[key]
+      if ((Array.isArray(item) || isPlainObject(item)) && !isClean(item, path)) return false
+    }
+  }
+  path.pop()
+  return true
+}
+
+/** Payload keys repeat from record to record, so each key's verdict is remembered (bounded). */
+const secretKeyVerdicts = new Map<string, boolean>()
+
+function isSecretKey(key: string): boolean {
+  let verdict = secretKeyVerdicts.get(key)
+  if (verdict === undefined) {
+    verdict = SECRET_KEY_PATTERN.test(key)
+    if (secretKeyVerdicts.size < 10_000) secretKeyVerdicts.set(key, verdict)
+  }
+  return verdict
 }
 
 type Outcome<E extends EntityType> = {

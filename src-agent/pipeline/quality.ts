@@ -1,4 +1,5 @@
 import {
+  canonicalActivitySchema,
   canonicalPersonSchema,
   canonicalSchemas,
   requiredCanonicalFields,
@@ -34,6 +35,8 @@ export function checkRecord<E extends EntityType>(
   const first = coerced.issues[0] ?? findMissing(entityType, coerced.record, mappings)
   if (first) return { ok: false, issue: first, externalId }
 
+  const valid = passCanonical(entityType, coerced.record)
+  if (valid) return { ok: true, record: valid as CanonicalRecord<E> }
   const result = canonicalSchemas[entityType].safeParse(coerced.record)
   if (!result.success) {
     const issue = result.error.issues[0]
@@ -47,6 +50,101 @@ export function checkRecord<E extends EntityType>(
   return { ok: true, record: result.data as CanonicalRecord<E> }
 }
 
+/** A field rule: the value the canonical schema's parse would give, or INVALID. */
+type FieldRule = (value: unknown) => unknown
+const INVALID = Symbol('invalid')
+
+const text: FieldRule = (v) => (typeof v === 'string' ? v : INVALID)
+const nonEmptyText: FieldRule = (v) => (typeof v === 'string' && v.length > 0 ? v : INVALID)
+// Coercion already checked the address with the schema's own email rule (normalizeEmail).
+const coercedEmail = text
+const count: FieldRule = (v) =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : INVALID
+const finiteNumber: FieldRule = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : INVALID)
+const validDate: FieldRule = (v) => (v instanceof Date && !Number.isNaN(v.getTime()) ? v : INVALID)
+const propertiesRule: FieldRule = (v) => {
+  const parsed = canonicalActivitySchema.shape.properties.safeParse(v)
+  return parsed.success ? parsed.data : INVALID
+}
+
+/**
+ * The canonical schemas' rules, field by field in schema order, as plain checks. Which fields
+ * may be absent is read from the schemas themselves, and a rule list that does not name exactly
+ * the schema's fields fails at load, so the two cannot drift apart unnoticed.
+ */
+const canonicalRules = {
+  person: {
+    externalId: nonEmptyText,
+    email: coercedEmail,
+    firstName: text,
+    lastName: text,
+    title: text,
+    phone: text,
+    accountExternalId: text,
+  },
+  account: {
+    externalId: nonEmptyText,
+    name: nonEmptyText,
+    domain: text,
+    industry: text,
+    employeeCount: count,
+    annualRevenue: finiteNumber,
+  },
+  activity: {
+    externalId: nonEmptyText,
+    type: nonEmptyText,
+    channel: text,
+    occurredAt: validDate,
+    personExternalId: text,
+    accountExternalId: text,
+    properties: propertiesRule,
+  },
+} satisfies { [E in EntityType]: Record<keyof CanonicalRecord<E>, FieldRule> }
+
+const compiledRules = Object.fromEntries(
+  (Object.keys(canonicalRules) as EntityType[]).map((entityType) => {
+    const shape: Record<string, { safeParse(value: unknown): { success: boolean } }> =
+      canonicalSchemas[entityType].shape
+    const rules: Record<string, FieldRule> = canonicalRules[entityType]
+    if (Object.keys(rules).join() !== Object.keys(shape).join()) {
+      throw new Error(`quality: the ${entityType} rules do not match the canonical schema`)
+    }
+    return [
+      entityType,
+      Object.entries(rules).map(([field, rule]) => ({
+        field,
+        rule,
+        optional: shape[field]!.safeParse(undefined).success,
+      })),
+    ]
+  }),
+) as Record<EntityType, Array<{ field: string; rule: FieldRule; optional: boolean }>>
+
+/**
+ * The record as the canonical schema would parse it (its fields in schema order, other keys
+ * dropped) when it passes every rule, which nearly every record does; undefined otherwise, and
+ * the schema itself then says what is wrong.
+ */
+function passCanonical(
+  entityType: EntityType,
+  record: Record<string, unknown>,
+): Record<string, unknown> | undefined {
+  const out: Record<string, unknown> = {}
+  for (const { field, rule, optional } of compiledRules[entityType]) {
+    const value = record[field]
+    if (value === undefined) {
+      // As the schema does: an optional field given as undefined stays, one left out stays out.
+      if (!optional) return undefined
+      if (field in record) out[field] = undefined
+      continue
+    }
+    const parsed = rule(value)
+    if (parsed === INVALID) return undefined
+    out[field] = parsed
+  }
+  return out
+}
+
 /**
  * Normalises field values: empty strings and null become absent, ids and text become strings,
  * counts and money become numbers, occurredAt a Date, email lower-case, domain a bare host.
@@ -58,10 +156,11 @@ export function coerceRecord(mapped: Record<string, unknown>): {
 } {
   const record: Record<string, unknown> = {}
   const issues: RecordIssue[] = []
-  for (const [field, value] of Object.entries(mapped)) {
-    const result = coerceField(field, value)
-    if (result.issue) issues.push(result.issue)
-    else if (result.value !== undefined) record[field] = result.value
+  for (const field in mapped) {
+    if (!Object.hasOwn(mapped, field)) continue
+    const result = coerceField(field, mapped[field])
+    if (result instanceof Failure) issues.push(result.issue)
+    else if (result !== undefined) record[field] = result
   }
   return { record, issues }
 }
@@ -88,13 +187,21 @@ export function toDate(value: unknown): Date | undefined {
   else if (typeof value === 'number') date = fromEpoch(value)
   else if (typeof value === 'string') {
     const text = value.trim()
-    date = /^[+-]?\d+(\.\d+)?$/.test(text) ? fromEpoch(Number(text)) : new Date(Date.parse(text))
+    date = EPOCH_TEXT.test(text) ? fromEpoch(Number(text)) : new Date(Date.parse(text))
   }
   return date && !Number.isNaN(date.getTime()) ? date : undefined
 }
 
 /** Epoch milliseconds of a `modifiedAt` value, or undefined when absent or unreadable. */
 export function toTimestamp(value: unknown): number | undefined {
+  if (typeof value === 'string') {
+    const text = value.trim()
+    if (!EPOCH_TEXT.test(text)) {
+      // What toDate does with such text, without the Date: Date.parse is already a time value.
+      const ms = Date.parse(text)
+      return Number.isNaN(ms) ? undefined : ms
+    }
+  }
   return toDate(value)?.getTime()
 }
 
@@ -107,18 +214,31 @@ export function dedupeNewest<T>(
   keyOf: (item: T) => string,
   modifiedAtOf: (item: T) => unknown,
 ): T[] {
-  const winners = new Map<string, { index: number; time: number | undefined }>()
-  for (const [index, item] of items.entries()) {
-    const key = keyOf(item)
-    const time = toTimestamp(modifiedAtOf(item))
-    const current = winners.get(key)
-    // Pairwise in batch order: an older-stamped later item loses only when both are stamped.
-    if (current && current.time !== undefined && time !== undefined && time < current.time) {
-      continue
+  const n = items.length
+  // Timestamps are only needed where a key repeats, so they are read on demand.
+  const times = new Array<number | undefined>(n)
+  const read = new Uint8Array(n)
+  const timeAt = (index: number): number | undefined => {
+    if (read[index] === 0) {
+      times[index] = toTimestamp(modifiedAtOf(items[index]!))
+      read[index] = 1
     }
-    winners.set(key, { index, time })
+    return times[index]
   }
-  const keep = new Set([...winners.values()].map((winner) => winner.index))
+  const winners = new Map<string, number>()
+  for (let index = 0; index < n; index++) {
+    const key = keyOf(items[index]!)
+    const current = winners.get(key)
+    if (current !== undefined) {
+      // Pairwise in batch order: an older-stamped later item loses only when both are stamped.
+      const currentTime = timeAt(current)
+      const time = timeAt(index)
+      if (currentTime !== undefined && time !== undefined && time < currentTime) continue
+    }
+    winners.set(key, index)
+  }
+  if (winners.size === n) return items.slice()
+  const keep = new Set(winners.values())
   return items.filter((_, index) => keep.has(index))
 }
 
@@ -148,6 +268,9 @@ export function normalizeDomain(value: unknown): string | undefined {
   return new RegExp(`^(?:${label}\\.)+${label}$`, 'u').test(host) ? host : undefined
 }
 
+/** Numeric text that toDate reads as an epoch rather than as a date. */
+const EPOCH_TEXT = /^[+-]?\d+(\.\d+)?$/
+
 /** Canonical fields that hold another record's id or this record's id. */
 const idFields = new Set(['externalId', 'accountExternalId', 'personExternalId'])
 const numberFields = new Set(['employeeCount', 'annualRevenue'])
@@ -156,36 +279,45 @@ function fromEpoch(epoch: number): Date {
   return new Date(Math.abs(epoch) < 1e11 ? epoch * 1000 : epoch)
 }
 
-function coerceField(field: string, value: unknown): { value?: unknown; issue?: RecordIssue } {
-  if (value === null || value === undefined) return {}
-  if (typeof value === 'string' && value.trim() === '') return {}
-  if (field === 'properties') return { value }
+/** A field that could not be coerced (a class, so a coerced value can never be mistaken for one). */
+class Failure {
+  readonly issue: RecordIssue
+  constructor(issue: RecordIssue) {
+    this.issue = issue
+  }
+}
+
+/** The coerced value, undefined when the field is absent, or a Failure. */
+function coerceField(field: string, value: unknown): unknown {
+  if (value === null || value === undefined) return undefined
+  if (typeof value === 'string' && value.trim() === '') return undefined
+  if (field === 'properties') return value
   if (numberFields.has(field)) {
     const number = toNumber(value)
-    return number === undefined ? failed(field, value, 'is not a number') : { value: number }
+    return number === undefined ? failed(field, value, 'is not a number') : number
   }
   if (field === 'occurredAt') {
     const date = toDate(value)
-    return date === undefined ? failed(field, value, 'is not a valid date') : { value: date }
+    return date === undefined ? failed(field, value, 'is not a valid date') : date
   }
   if (field === 'email') {
     const email = normalizeEmail(value)
     // The address itself is left out of the reason: reasons are logged, emails are personal data.
     return email === undefined
-      ? { issue: { field, reason: `field "email" is not a valid email address` } }
-      : { value: email }
+      ? new Failure({ field, reason: `field "email" is not a valid email address` })
+      : email
   }
   if (field === 'domain') {
     const domain = normalizeDomain(value)
     return domain === undefined
       ? failed(field, value, 'is not a domain, URL or email address')
-      : { value: domain }
+      : domain
   }
   // Vendors send numeric ids and phone numbers as JSON numbers; canonical text fields want strings.
   const text = typeof value === 'number' && Number.isFinite(value) ? String(value) : value
-  if (typeof text === 'bigint') return { value: text.toString() }
-  if (idFields.has(field) && typeof text === 'string') return { value: text.trim() }
-  return { value: text }
+  if (typeof text === 'bigint') return text.toString()
+  if (idFields.has(field) && typeof text === 'string') return text.trim()
+  return text
 }
 
 function findMissing(
@@ -220,8 +352,8 @@ function missing(field: string, sourceField: string | undefined): RecordIssue {
   return { field, reason: `missing required field "${field}"${from}` }
 }
 
-function failed(field: string, value: unknown, what: string): { issue: RecordIssue } {
-  return { issue: { field, reason: `field "${field}" ${what}: ${preview(value)}` } }
+function failed(field: string, value: unknown, what: string): Failure {
+  return new Failure({ field, reason: `field "${field}" ${what}: ${preview(value)}` })
 }
 
 /** A short printable form of a bad value, so a reason stays one readable line. */

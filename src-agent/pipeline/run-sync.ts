@@ -17,8 +17,8 @@ import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
 import { loadMappings } from '../services/mappings.js'
-import { openConnection, sealCredentials } from './connection.js'
-import { createCredentialLock } from './credential-lock.js'
+import { openConnection } from './connection.js'
+import { credentialHooks } from './credential-lock.js'
 import { persistPage } from './persist.js'
 import { prepareRecords } from './prepare.js'
 
@@ -224,22 +224,17 @@ export async function runPages(
   const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
   let cursor = start.row.cursor
   let credentials = start.credentials
+  const hooks = credentialHooks(deps, { tenantId, connector, connectorId: start.row.id })
   const fetchOptions: Parameters<AnyConnector['sync']>[2] = {
     ...(start.mode === 'full' ? { full: true } : {}),
     ...(request.pageSize ? { pageSize: request.pageSize } : {}),
     ...(request.signal ? { signal: request.signal } : {}),
     log: runLog,
     // Token refreshes of one connection take turns across processes (rotation-safe).
-    credentialLock: createCredentialLock({
-      handle: deps.handle,
-      keyring: deps.keyring,
-      tenantId,
-      connectorType,
-      secretKeys: connector.secretConfigKeys,
-    }),
+    credentialLock: hooks.credentialLock,
     onCredentialsChanged: async (next) => {
       credentials = next
-      await storeRefreshedCredentials(deps, tenantId, connector, start.row.id, next)
+      await hooks.onCredentialsChanged(next)
     },
   }
   const fetchFrom = (from: string | null): Promise<SyncResult> => {
@@ -249,9 +244,13 @@ export async function runPages(
     return pending
   }
   let pending = fetchFrom(cursor)
+  // The prefetched page, mapped and checked as soon as it arrives (see below).
+  let preparing: Promise<ReturnType<typeof prepareRecords>> | undefined
   for (;;) {
     if (request.signal?.aborted) throw new AppError('internal', 'The sync was cancelled.')
     const page = await pending
+    const prepared = preparing
+    preparing = undefined
     if (page.hasMore && page.records.length === 0 && page.cursor === cursor) {
       throw new VendorError(
         'vendor_bad_response',
@@ -260,10 +259,19 @@ export async function runPages(
       )
     }
     const chunkFull = request.maxPages !== undefined && counts.pages + 1 >= request.maxPages
-    // The next page is fetched while this one is written, so the source and Postgres work at
-    // the same time. A failed prefetch surfaces only after this page has committed.
-    if (page.hasMore && !chunkFull) pending = fetchFrom(page.cursor)
-    const batches = prepareRecords(page.records, (e) => start.mappings.get(e) ?? [])
+    // The next page is fetched, then mapped and checked, while this one is written, so the
+    // source, the transform and Postgres work at the same time. A failed prefetch (or a mapping
+    // error in it) surfaces only after this page has committed.
+    if (page.hasMore && !chunkFull) {
+      pending = fetchFrom(page.cursor)
+      preparing = pending.then((next) =>
+        prepareRecords(next.records, (e) => start.mappings.get(e) ?? []),
+      )
+      preparing.catch(() => undefined)
+    }
+    const batches = prepared
+      ? await prepared
+      : prepareRecords(page.records, (e) => start.mappings.get(e) ?? [])
     const pageCounts = await withTenant(deps.handle.db, tenantId, (tx) =>
       persistPage(tx, {
         tenantId,
@@ -399,36 +407,6 @@ async function fetchPage(
     }
   }
   return page
-}
-
-async function storeRefreshedCredentials(
-  deps: SyncDeps,
-  tenantId: string,
-  connector: AnyConnector,
-  connectorId: string,
-  credentials: Credentials,
-): Promise<void> {
-  const sealed = sealCredentials(
-    deps.keyring,
-    tenantId,
-    connector.id,
-    credentials,
-    connector.secretConfigKeys,
-  )
-  await withTenant(deps.handle.db, tenantId, async (tx) => {
-    await tx
-      .update(connectors)
-      .set({ encryptedCredentials: sealed, updatedAt: sql`now()` })
-      .where(eq(connectors.id, connectorId))
-    await recordAudit(tx, {
-      tenantId,
-      userId: 'system',
-      action: 'connector.credentials_refresh',
-      resource: 'connector',
-      resourceId: connectorId,
-      metadata: { connectorType: connector.id },
-    })
-  })
 }
 
 export interface SyncOutcome {

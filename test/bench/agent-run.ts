@@ -1,0 +1,159 @@
+/**
+ * Child entry of the benchmark: the agent side of one full sync, in a process of its own so that
+ * its peak RSS is this run's alone. Connects a fresh tenant to the fake through the real connect
+ * service, runs a full sync through runSync (real Salesforce connector, mapping, quality checks,
+ * persist, Postgres), optionally an incremental sync right after (nothing changed in between),
+ * and prints one JSON line (AgentRunReport) on stdout. Log lines go to --log-file.
+ *
+ *   tsx test/bench/agent-run.ts --db <owner url> --fake <fake json> --transport bulk [--incremental]
+ */
+import { randomBytes } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { createDb } from '../../db/client.js'
+import { tenants } from '../../db/schema/index.js'
+import { withTenant } from '../../db/tenant.js'
+import '../../src-agent/connectors/salesforce/index.js'
+import { connectorRegistry } from '../../src-agent/connectors/registry.js'
+import { createLogger } from '../../src-agent/logging/logger.js'
+import { runSync, type SyncDeps, type SyncSummary } from '../../src-agent/pipeline/run-sync.js'
+import { keyringFromHex } from '../../src-agent/secrets/crypto.js'
+import { connect } from '../../src-agent/services/connections.js'
+import type { FakeReady } from './fake-server.js'
+
+export type Transport = 'rest' | 'bulk'
+
+export interface AgentRunReport {
+  tenantId: string
+  transport: Transport
+  full: Pick<SyncSummary, 'status' | 'pages' | 'created' | 'updated' | 'deleted' | 'errors'> & {
+    error?: string
+    ms: number
+    /** CPU time of this process during the sync (main thread, GC and libuv threads). */
+    cpuMs: number
+  }
+  incremental?: Pick<
+    SyncSummary,
+    'status' | 'pages' | 'created' | 'updated' | 'deleted' | 'errors'
+  > & { error?: string; ms: number; cpuMs: number }
+  /** Peak resident set size of this process over the full sync, in KiB (getrusage). */
+  maxRssKiB: number
+  /** Largest V8 heap seen by a 100 ms sampler, in bytes (to tell heap from other memory). */
+  peakHeapUsed: number
+  /**
+   * V8 heap still in use after the full sync and a full GC (run with --expose-gc), in bytes:
+   * what the sync retained, as opposed to garbage not yet collected.
+   */
+  liveHeapAfter?: number
+  cpuUserMs: number
+  cpuSystemMs: number
+}
+
+const { values } = parseArgs({
+  options: {
+    db: { type: 'string' },
+    fake: { type: 'string' },
+    transport: { type: 'string', default: 'bulk' },
+    'page-size': { type: 'string', default: '2000' },
+    incremental: { type: 'boolean', default: false },
+    'log-file': { type: 'string' },
+  },
+})
+if (!values.db || !values.fake) throw new Error('agent-run needs --db and --fake')
+const fake = JSON.parse(values.fake) as FakeReady
+const transport = values.transport === 'rest' ? 'rest' : 'bulk'
+const pageSize = Number(values['page-size'])
+
+let peakHeapUsed = 0
+const sampler = setInterval(() => {
+  peakHeapUsed = Math.max(peakHeapUsed, process.memoryUsage().heapUsed)
+}, 100)
+sampler.unref()
+
+const handle = createDb(values.db)
+const log = createLogger({
+  level: 'info',
+  destination: values['log-file']
+    ? createWriteStream(values['log-file'], { flags: 'a' })
+    : process.stderr,
+})
+const deps: SyncDeps = {
+  handle,
+  keyring: keyringFromHex('b'.repeat(64)),
+  registry: connectorRegistry,
+  log,
+  userId: 'bench:runner',
+}
+
+try {
+  const tenantId = `bench-${transport}-${randomBytes(4).toString('hex')}`
+  await withTenant(handle.db, tenantId, (tx) =>
+    tx.insert(tenants).values({ id: tenantId, name: tenantId, slug: tenantId }),
+  )
+  await connect(
+    { db: handle.db, registry: deps.registry, keyring: deps.keyring, log },
+    {
+      tenantId,
+      connectorType: 'salesforce',
+      configJson: {
+        instanceUrl: fake.url,
+        loginUrl: fake.url,
+        clientId: fake.clientId,
+        refreshToken: fake.refreshToken,
+        // REST keyset pages throughout, or Bulk 2.0 CSV for every object read from scratch.
+        bulkMinRecords: transport === 'rest' ? Number.MAX_SAFE_INTEGER : 1,
+        bulkPollIntervalMs: 20,
+      },
+      userId: deps.userId,
+    },
+  )
+
+  const sync = async (full: boolean) => {
+    const started = performance.now()
+    const cpu = process.cpuUsage()
+    const summary = await runSync(deps, {
+      tenantId,
+      connectorType: 'salesforce',
+      pageSize,
+      ...(full ? { full: true } : {}),
+    })
+    const ms = performance.now() - started
+    const { user, system } = process.cpuUsage(cpu)
+    const { status, pages, created, updated, deleted, errors } = summary
+    return {
+      status,
+      pages,
+      created,
+      updated,
+      deleted,
+      errors,
+      ms,
+      cpuMs: (user + system) / 1000,
+      ...(summary.error ? { error: summary.error } : {}),
+    }
+  }
+
+  const full = await sync(true)
+  peakHeapUsed = Math.max(peakHeapUsed, process.memoryUsage().heapUsed)
+  const usage = process.resourceUsage()
+  const gc = (globalThis as { gc?: () => void }).gc
+  gc?.()
+  const liveHeapAfter = gc ? process.memoryUsage().heapUsed : undefined
+  const incremental =
+    values.incremental && full.status === 'succeeded' ? await sync(false) : undefined
+  const report: AgentRunReport = {
+    tenantId,
+    transport,
+    full,
+    ...(incremental ? { incremental } : {}),
+    maxRssKiB: usage.maxRSS,
+    peakHeapUsed,
+    ...(liveHeapAfter === undefined ? {} : { liveHeapAfter }),
+    cpuUserMs: usage.userCPUTime / 1000,
+    cpuSystemMs: usage.systemCPUTime / 1000,
+  }
+  process.stdout.write(`${JSON.stringify(report)}\n`)
+} finally {
+  clearInterval(sampler)
+  await handle.close()
+}

@@ -1,0 +1,203 @@
+/**
+ * The two ceilings a sync cannot beat, each measured in a child process of its own:
+ *
+ * - source: every page read from the fake by the Salesforce connector itself (same HTTP, same
+ *   page size, same REST or Bulk path, same cursor), with no pipeline work at all.
+ * - sink: the rows a full sync wrote, COPYed into identical tables (`like … including all`: same
+ *   columns, defaults, constraints and indexes) with pg-copy-streams. The rows are first dumped
+ *   to a file (not timed), so the timed part is Postgres ingesting them.
+ *
+ *   tsx test/bench/ceilings.ts source --fake <fake json> --transport rest
+ *   tsx test/bench/ceilings.ts sink --db <owner url> --tenant <tenant id> --dir <tmp dir>
+ *
+ * Each prints one JSON line (CeilingReport) on stdout.
+ */
+import { createReadStream, createWriteStream } from 'node:fs'
+import { rm, stat } from 'node:fs/promises'
+import path from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import pg from 'pg'
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams'
+import { salesforceConnector } from '../../src-agent/connectors/salesforce/index.js'
+import { salesforceConfigSchema } from '../../src-agent/connectors/salesforce/schemas.js'
+import type { Transport } from './agent-run.js'
+import type { FakeReady } from './fake-server.js'
+
+export interface CeilingReport {
+  kind: 'source' | 'sink'
+  records: number
+  pages: number
+  ms: number
+  /** CPU time of this process during the timed part. */
+  cpuMs: number
+  /** Sink only: bytes of COPY text ingested. */
+  bytes?: number
+  maxRssKiB: number
+}
+
+/** Reads every page through the connector and throws the records away. */
+export async function sourceCeiling(
+  fake: FakeReady,
+  transport: Transport,
+  pageSize: number,
+): Promise<CeilingReport> {
+  const config = salesforceConfigSchema.parse({
+    instanceUrl: fake.url,
+    loginUrl: fake.url,
+    clientId: fake.clientId,
+    refreshToken: fake.refreshToken,
+    bulkMinRecords: transport === 'rest' ? Number.MAX_SAFE_INTEGER : 1,
+    bulkPollIntervalMs: 20,
+  })
+  const { credentials } = await salesforceConnector.authenticate(config)
+  let cursor: string | null = null
+  let records = 0
+  let pages = 0
+  const started = performance.now()
+  const cpu = process.cpuUsage()
+  for (;;) {
+    const page = await salesforceConnector.sync(credentials, cursor, { full: true, pageSize })
+    records += page.records.length
+    pages++
+    cursor = page.cursor
+    if (!page.hasMore) break
+  }
+  const ms = performance.now() - started
+  const { user, system } = process.cpuUsage(cpu)
+  return {
+    kind: 'source',
+    records,
+    pages,
+    ms,
+    cpuMs: (user + system) / 1000,
+    maxRssKiB: process.resourceUsage().maxRSS,
+  }
+}
+
+/** The columns a sync writes (the rest take their defaults, as in the pipeline's INSERT). */
+const SINK_TABLES = [
+  {
+    table: 'accounts',
+    columns: [
+      'tenant_id',
+      'source',
+      'external_id',
+      'name',
+      'domain',
+      'industry',
+      'employee_count',
+      'annual_revenue',
+      'source_data',
+    ],
+  },
+  {
+    table: 'people',
+    columns: [
+      'tenant_id',
+      'source',
+      'external_id',
+      'email',
+      'first_name',
+      'last_name',
+      'title',
+      'phone',
+      'account_external_id',
+      'source_data',
+    ],
+  },
+] as const
+
+/** COPYs one tenant's accounts and people into fresh `bench_*` copies of the tables. */
+export async function sinkCeiling(
+  url: string,
+  tenantId: string,
+  dir: string,
+): Promise<CeilingReport> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  const files: string[] = []
+  try {
+    const dumps: Array<{ table: string; columns: readonly string[]; file: string; rows: number }> =
+      []
+    for (const { table, columns } of SINK_TABLES) {
+      const bench = `bench_${table}`
+      await client.query(`drop table if exists ${bench}`)
+      await client.query(`create table ${bench} (like ${table} including all)`)
+      const file = path.join(dir, `${bench}.copy`)
+      files.push(file)
+      const out = client.query(
+        copyTo(
+          `copy (select ${columns.join(', ')} from ${table} where tenant_id = ${client.escapeLiteral(tenantId)}) to stdout`,
+        ),
+      )
+      await pipeline(out, createWriteStream(file))
+      dumps.push({ table: bench, columns, file, rows: out.rowCount })
+    }
+    // Reading the fresh rows set their hint bits; write those out before the clock starts.
+    await client.query('checkpoint')
+    let records = 0
+    let bytes = 0
+    const started = performance.now()
+    const cpu = process.cpuUsage()
+    for (const dump of dumps) {
+      const into = client.query(
+        copyFrom(`copy ${dump.table} (${dump.columns.join(', ')}) from stdin`),
+      )
+      await pipeline(createReadStream(dump.file, { highWaterMark: 1 << 20 }), into)
+      if (into.rowCount !== dump.rows) {
+        throw new Error(`COPY into ${dump.table} took ${into.rowCount} rows of ${dump.rows}`)
+      }
+      records += into.rowCount
+      bytes += (await stat(dump.file)).size
+    }
+    const ms = performance.now() - started
+    const { user, system } = process.cpuUsage(cpu)
+    for (const dump of dumps) await client.query(`drop table ${dump.table}`)
+    return {
+      kind: 'sink',
+      records,
+      pages: 1,
+      ms,
+      cpuMs: (user + system) / 1000,
+      bytes,
+      maxRssKiB: process.resourceUsage().maxRSS,
+    }
+  } finally {
+    await client.end().catch(() => undefined)
+    for (const file of files) await rm(file, { force: true })
+  }
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      fake: { type: 'string' },
+      transport: { type: 'string', default: 'bulk' },
+      'page-size': { type: 'string', default: '2000' },
+      db: { type: 'string' },
+      tenant: { type: 'string' },
+      dir: { type: 'string' },
+    },
+  })
+  let report: CeilingReport
+  if (positionals[0] === 'source' && values.fake) {
+    const transport: Transport = values.transport === 'rest' ? 'rest' : 'bulk'
+    report = await sourceCeiling(
+      JSON.parse(values.fake) as FakeReady,
+      transport,
+      Number(values['page-size']),
+    )
+  } else if (positionals[0] === 'sink' && values.db && values.tenant && values.dir) {
+    report = await sinkCeiling(values.db, values.tenant, values.dir)
+  } else {
+    throw new Error(
+      'usage: ceilings.ts source --fake <json> | sink --db <url> --tenant <id> --dir <dir>',
+    )
+  }
+  process.stdout.write(`${JSON.stringify(report)}\n`)
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main()

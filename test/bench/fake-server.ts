@@ -1,0 +1,53 @@
+/**
+ * Child entry of the benchmark: starts the loopback Salesforce fake with a generated org and
+ * prints one JSON line ({ url, clientId, refreshToken }) on stdout. It runs in its own process so
+ * that its CPU and memory are not counted as the agent's. It stops when stdin closes (the
+ * orchestrator ended) or on SIGTERM, printing its own resource usage on the way out.
+ *
+ *   tsx test/bench/fake-server.ts --contacts 1000000 --accounts 100000
+ */
+import { parseArgs } from 'node:util'
+import { startSalesforceFake } from '../fakes/salesforce.js'
+
+export interface FakeReady {
+  url: string
+  clientId: string
+  refreshToken: string
+}
+
+const { values } = parseArgs({
+  options: {
+    contacts: { type: 'string' },
+    accounts: { type: 'string' },
+  },
+})
+
+const contacts = Number(values.contacts ?? '1000000')
+const accounts = Number(values.accounts ?? '100000')
+
+const fake = await startSalesforceFake({
+  counts: { Account: accounts, Contact: contacts, Lead: 0, Opportunity: 0, Task: 0, Event: 0 },
+  // Enough allowance that no run ever comes near the quota pause.
+  dailyApiMax: 100_000_000,
+  bulkPollsToComplete: 1,
+})
+const ready: FakeReady = { url: fake.url, clientId: fake.clientId, refreshToken: fake.refreshToken }
+process.stdout.write(`${JSON.stringify(ready)}\n`)
+
+let stopping = false
+async function stop(): Promise<void> {
+  if (stopping) return
+  stopping = true
+  await fake.close().catch(() => undefined)
+  const usage = process.resourceUsage()
+  process.stderr.write(
+    `fake: ${fake.requests.length} requests, cpu ${((usage.userCPUTime + usage.systemCPUTime) / 1e6).toFixed(1)} s, peak RSS ${Math.round(usage.maxRSS / 1024)} MB\n`,
+  )
+  process.exit(0)
+}
+
+process.stdin.resume()
+process.stdin.on('end', () => void stop())
+process.stdin.on('close', () => void stop())
+process.on('SIGTERM', () => void stop())
+process.on('SIGINT', () => void stop())
