@@ -29,6 +29,7 @@ import {
   registerTemporalCommands,
   syncViaTemporal,
 } from './temporal/cli-commands.js'
+import { print, printJson, printTable } from './cli-output.js'
 
 /** Runs one command line and returns the exit code. Never throws. */
 export async function main(argv: string[], env: Env = process.env): Promise<number> {
@@ -519,24 +520,6 @@ function packageVersion(): string {
   } catch {
     return '0.0.0'
   }
-}
-
-function printTable(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd()
-  print([line(header), ...rows.map(line)].join('\n'))
-}
-
-function printJson(value: unknown): void {
-  print(JSON.stringify(value, null, 2))
-}
-
-function print(text: string): void {
-  process.stdout.write(`${text}\n`)
 }
 
 function plural(n: number, noun: string): string {

@@ -29,6 +29,7 @@ import {
 } from './scheduler.js'
 import { runWorker, takeOverShutdownSignals } from './worker.js'
 import { syncProgressQuery, type SyncProgressView } from './workflows.js'
+import { print, printJson, printTable } from '../cli-output.js'
 
 /** What the commands need from the CLI: the same context object cli.ts passes its own commands. */
 export interface TemporalCommandContext {
@@ -413,22 +414,4 @@ function describeView(v: ScheduleView): string {
 
 function stateOf(v: ScheduleView): string {
   return v.paused ? 'paused' : v.running ? 'running' : 'active'
-}
-
-function printTable(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd()
-  print([line(header), ...rows.map(line)].join('\n'))
-}
-
-function printJson(value: unknown): void {
-  print(JSON.stringify(value, null, 2))
-}
-
-function print(text: string): void {
-  process.stdout.write(`${text}\n`)
 }
