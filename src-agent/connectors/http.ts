@@ -1,4 +1,5 @@
-import { VendorError } from '../../shared/errors.js'
+import { VendorError, describeError } from '../../shared/errors.js'
+import type { ConnectorHealthStatus } from '../../shared/schemas.js'
 
 export interface VendorRequest {
   /** The vendor's display name, used in error messages ("Salesforce rejected …"). */
@@ -105,4 +106,28 @@ function networkReason(err: unknown): string {
   if (typeof code === 'string') return code
   if (err instanceof Error && err.name === 'TimeoutError') return 'timed out'
   return err instanceof Error ? err.message : 'network error'
+}
+
+/**
+ * A health check built from one cheap authenticated call: healthy with its latency when the
+ * call succeeds, down with the vendor error's message when it fails.
+ */
+export async function probeHealth(
+  probe: () => Promise<unknown>,
+  healthyMessage: string,
+): Promise<ConnectorHealthStatus> {
+  const started = performance.now()
+  const result = (status: 'healthy' | 'down', message: string): ConnectorHealthStatus => ({
+    status,
+    latencyMs: performance.now() - started,
+    checkedAt: new Date(),
+    message,
+    details: {},
+  })
+  try {
+    await probe()
+    return result('healthy', healthyMessage)
+  } catch (err) {
+    return result('down', describeError(err))
+  }
 }

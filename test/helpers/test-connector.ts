@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import type { Connector, Credentials } from '../../src-agent/connectors/interface.js'
-import { vendorJson } from '../../src-agent/connectors/http.js'
+import { probeHealth, vendorJson } from '../../src-agent/connectors/http.js'
 import { connectorRegistry } from '../../src-agent/connectors/registry.js'
 import type { EntityType, FieldMapping, SourceRecord } from '../../shared/schemas.js'
 import type { FakeRecord } from '../fakes/pager.js'
@@ -109,31 +109,17 @@ export const testConnector: Connector<TestPagesConfig> = {
     return defaults[entityType].map((m) => ({ ...m }))
   },
 
-  async healthCheck(credentials, options) {
+  healthCheck(credentials, options) {
     const creds = parseCredentials(credentials)
-    const started = performance.now()
-    try {
-      await vendorJson(`${creds.baseUrl}/health`, {
-        vendor: 'Test pages',
-        headers: { authorization: `Bearer ${creds.apiKey}` },
-        ...(options?.signal ? { signal: options.signal } : {}),
-      })
-      return {
-        status: 'healthy',
-        latencyMs: performance.now() - started,
-        checkedAt: new Date(),
-        message: 'Reachable and authenticated.',
-        details: {},
-      }
-    } catch (err) {
-      return {
-        status: 'down',
-        latencyMs: performance.now() - started,
-        checkedAt: new Date(),
-        message: err instanceof Error ? err.message : String(err),
-        details: {},
-      }
-    }
+    return probeHealth(
+      () =>
+        vendorJson(`${creds.baseUrl}/health`, {
+          vendor: 'Test pages',
+          headers: { authorization: `Bearer ${creds.apiKey}` },
+          ...(options?.signal ? { signal: options.signal } : {}),
+        }),
+      'Reachable and authenticated.',
+    )
   },
 }
 

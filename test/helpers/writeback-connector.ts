@@ -4,6 +4,7 @@ import type {
   Credentials,
   WritebackResult,
 } from '../../src-agent/connectors/interface.js'
+import { probeHealth } from '../../src-agent/connectors/http.js'
 import { connectorRegistry } from '../../src-agent/connectors/registry.js'
 import { VendorError } from '../../shared/errors.js'
 import type { EntityType, FieldMapping } from '../../shared/schemas.js'
@@ -71,28 +72,14 @@ export const writebackConnector: Connector<TestWritebackConfig> = {
     return entityType === 'account' ? accountMappings.map((m) => ({ ...m })) : []
   },
 
-  async healthCheck(credentials, options) {
-    const started = performance.now()
-    try {
-      await call(credentialsSchema.parse(credentials), '/health', {
-        ...(options?.signal ? { signal: options.signal } : {}),
-      })
-      return {
-        status: 'healthy',
-        latencyMs: performance.now() - started,
-        checkedAt: new Date(),
-        message: 'Reachable.',
-        details: {},
-      }
-    } catch (err) {
-      return {
-        status: 'down',
-        latencyMs: performance.now() - started,
-        checkedAt: new Date(),
-        message: String(err),
-        details: {},
-      }
-    }
+  healthCheck(credentials, options) {
+    return probeHealth(
+      () =>
+        call(credentialsSchema.parse(credentials), '/health', {
+          ...(options?.signal ? { signal: options.signal } : {}),
+        }),
+      'Reachable.',
+    )
   },
 
   writeback: {

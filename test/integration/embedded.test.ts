@@ -1,12 +1,9 @@
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+import { runCli } from '../helpers/cli.js'
 
 describe('gtm-agent without DATABASE_URL (embedded Postgres)', () => {
   let dataDir: string
@@ -60,35 +57,4 @@ describe('gtm-agent without DATABASE_URL (embedded Postgres)', () => {
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')
-}
-
-interface CliResult {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-/** Runs the real `gtm-agent` with none of the agent's variables but those given. */
-function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
-  const agentVariables = /^(DATABASE_URL|CONNECTOR_ENCRYPTION_KEYS?(_PREVIOUS)?|GTM_.*|LOG_LEVEL)$/
-  const childEnv: Record<string, string> = { ...env }
-  for (const [name, value] of Object.entries(process.env)) {
-    if (value !== undefined && !agentVariables.test(name)) childEnv[name] = value
-  }
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [path.join(repoRoot, 'src-agent/bin/gtm-agent.mjs'), ...args],
-      {
-        cwd: repoRoot,
-        env: childEnv,
-      },
-    )
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
 }

@@ -1,3 +1,4 @@
+import { probeHealth } from '../http.js'
 import type { Connector } from '../interface.js'
 import { fetchContacts } from './fetch.js'
 import { exampleConfigSchema, type ExampleConfig } from './schemas.js'
@@ -47,25 +48,10 @@ export const exampleConnector: Connector<ExampleConfig> = {
     ]
   },
 
-  async healthCheck(credentials, options) {
-    const started = performance.now()
-    try {
-      await fetchContacts(exampleConfigSchema.parse(credentials), null, options?.signal)
-      return {
-        status: 'healthy',
-        latencyMs: performance.now() - started,
-        checkedAt: new Date(),
-        message: 'Example answered and accepted the API key.',
-        details: {},
-      }
-    } catch (err) {
-      return {
-        status: 'down',
-        latencyMs: performance.now() - started,
-        checkedAt: new Date(),
-        message: err instanceof Error ? err.message : String(err),
-        details: {},
-      }
-    }
+  healthCheck(credentials, options) {
+    return probeHealth(
+      () => fetchContacts(exampleConfigSchema.parse(credentials), null, options?.signal),
+      'Example answered and accepted the API key.',
+    )
   },
 }
