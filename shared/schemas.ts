@@ -102,6 +102,46 @@ export const fieldMappingSchema = z.object({
 })
 export type FieldMapping = z.infer<typeof fieldMappingSchema>
 
+/** A field name as it appears in a field map: a letter, then letters, digits or "_". */
+const fieldNameSchema = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'must be a field name: a letter, then letters, digits or "_"')
+
+/** One field a writeback sets: our field (a score) → the source's field. */
+export const writebackFieldMappingSchema = z.object({
+  canonicalField: fieldNameSchema,
+  targetField: fieldNameSchema,
+})
+export type WritebackFieldMapping = z.infer<typeof writebackFieldMappingSchema>
+
+/** A list of field mappings that writes each of our fields once and each source field once. */
+export const writebackFieldMapSchema = z
+  .array(writebackFieldMappingSchema)
+  .superRefine((list, ctx) => {
+    for (const key of ['canonicalField', 'targetField'] as const) {
+      const seen = new Set<string>()
+      list.forEach((m, index) => {
+        if (seen.has(m[key])) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [index, key],
+            message: `"${m[key]}" appears more than once`,
+          })
+        }
+        seen.add(m[key])
+      })
+    }
+  })
+
+/** Whether one entity type is written back to a source, and which fields. */
+export const writebackEntityConfigSchema = z.object({
+  entityType: entityTypeSchema,
+  fieldMap: writebackFieldMapSchema,
+  enabled: z.boolean(),
+})
+export type WritebackEntityConfig = z.infer<typeof writebackEntityConfigSchema>
+
 export const healthStateSchema = z.enum(['healthy', 'degraded', 'down'])
 export type HealthState = z.infer<typeof healthStateSchema>
 

@@ -5,15 +5,14 @@
  * GTM_CONNECTOR_MODULES and LOG_LEVEL.
  */
 import { readFileSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { Command, CommanderError, Option } from 'commander'
 import type { DbHandle } from '../db/client.js'
 import { migrateDatabase, migrationsFolder } from '../db/migrate.js'
-import { AppError, ConfigError, describeError } from '../shared/errors.js'
+import { AppError, describeError } from '../shared/errors.js'
 import { entityTypes, type ConnectorHealthStatus, type EntityType } from '../shared/schemas.js'
 import { cliUserId } from './audit/audit.js'
-import { dataDir, loadConnectorModules, locateDatabase, openDatabase, type Env } from './config.js'
+import { dataDir, loadConnectorModules, locateDatabase, type Env } from './config.js'
 import { connectorRegistry } from './connectors/registry.js'
 import { createLogger, type Logger } from './logging/logger.js'
 import { scrubString } from './logging/redact.js'
@@ -30,6 +29,15 @@ import {
   syncViaTemporal,
 } from './temporal/cli-commands.js'
 import { print, printJson, printTable } from './cli-output.js'
+import { registerWritebackCommands } from './cli-writeback.js'
+import {
+  oneLine,
+  plural,
+  positiveInt,
+  readJsonFile,
+  withDatabase,
+  type CliContext,
+} from './cli-support.js'
 
 /** Runs one command line and returns the exit code. Never throws. */
 export async function main(argv: string[], env: Env = process.env): Promise<number> {
@@ -53,11 +61,7 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
 
 // --- commands ---
 
-interface Context {
-  env: Env
-  log: Logger
-  userId: string
-}
+type Context = CliContext
 
 function buildProgram(ctx: Context): Command {
   const program = new Command('gtm-agent')
@@ -69,6 +73,7 @@ function buildProgram(ctx: Context): Command {
   addConnectionCommands(program, ctx)
   addMappingCommands(program, ctx)
   registerTemporalCommands(program, ctx)
+  registerWritebackCommands(program, ctx)
   return program
 }
 
@@ -341,7 +346,6 @@ function addMappingCommands(program: Command, ctx: Context): void {
 
 // --- helpers ---
 
-/** Opens the database, runs `fn`, and always closes it (and stops an embedded server we started). */
 /** Tells Temporal (when it is already running) about a connection change; never fails the command. */
 async function announceConnectionChange(
   ctx: Context,
@@ -361,15 +365,6 @@ async function announceConnectionChange(
   } catch (err) {
     const message = err instanceof AppError ? err.userMessage : describeError(err)
     process.stderr.write(`warning: ${oneLine(scrubString(message))}\n`)
-  }
-}
-
-async function withDatabase(ctx: Context, fn: (handle: DbHandle) => Promise<void>): Promise<void> {
-  const database = await openDatabase(ctx)
-  try {
-    await fn(database.handle)
-  } finally {
-    await database.close()
   }
 }
 
@@ -445,59 +440,6 @@ function describeHealth(status: ConnectorHealthStatus): string {
   return `${status.status}, ${Math.round(status.latencyMs)} ms`
 }
 
-/** Reads and parses a JSON file; errors name the file and never quote its content (it may hold secrets). */
-async function readJsonFile(file: string, what: string): Promise<unknown> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code
-    const reason =
-      code === 'ENOENT'
-        ? 'it does not exist'
-        : code === 'EISDIR'
-          ? 'it is a directory'
-          : code === 'EACCES'
-            ? 'permission denied'
-            : describeError(cause)
-    throw new ConfigError('config_missing', `Cannot read the ${what} ${file}: ${reason}.`, {
-      cause,
-    })
-  }
-  try {
-    return JSON.parse(text) as unknown
-  } catch {
-    throw new ConfigError(
-      'config_invalid',
-      `The ${what} ${file} is not valid JSON${jsonErrorPlace(text)}.`,
-    )
-  }
-}
-
-/** " (line L, column C)" of the syntax error, from the offset V8 reports; never the text around it. */
-function jsonErrorPlace(text: string): string {
-  try {
-    JSON.parse(text)
-  } catch (err) {
-    const match = err instanceof Error ? /position (\d+)/.exec(err.message) : null
-    if (match) {
-      const before = text.slice(0, Number(match[1]))
-      const line = before.split('\n').length
-      const column = before.length - before.lastIndexOf('\n')
-      return ` (line ${line}, column ${column})`
-    }
-    if (err instanceof Error && /end of JSON input/.test(err.message)) return ' (it ends too early)'
-  }
-  return ''
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value)
-  if (!Number.isInteger(n) || n <= 0)
-    throw new InvalidArgumentError('expected a positive whole number.')
-  return n
-}
-
 function migrationNames(): string[] {
   try {
     const journal = JSON.parse(
@@ -520,14 +462,6 @@ function packageVersion(): string {
   } catch {
     return '0.0.0'
   }
-}
-
-function plural(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? '' : 's'}`
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').trim()
 }
 
 /** `{ key: value }` when the option was given, `{}` otherwise (exactOptionalPropertyTypes). */

@@ -1,5 +1,17 @@
-import { bigint, index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core'
-import type { EntityType } from '../../shared/schemas.js'
+import {
+  bigint,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  unique,
+  uuid,
+} from 'drizzle-orm/pg-core'
+import { sql } from 'drizzle-orm'
+import type { EntityType, WritebackFieldMapping } from '../../shared/schemas.js'
 import { tenants } from './tenants.js'
 
 export type WritebackStatus = 'pending' | 'sent' | 'failed'
@@ -31,5 +43,40 @@ export const writebackQueue = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     sentAt: timestamp('sent_at', { withTimezone: true }),
   },
-  (t) => [index('writeback_queue_pending_idx').on(t.tenantId, t.connectorType, t.status, t.seq)],
+  (t) => [
+    index('writeback_queue_pending_idx').on(t.tenantId, t.connectorType, t.status, t.seq),
+    // Finds the earlier pending updates of a record (they go first).
+    index('writeback_queue_record_idx')
+      .on(t.tenantId, t.connectorType, t.entityType, t.externalId, t.seq)
+      .where(sql`status = 'pending'`),
+  ],
+)
+
+/**
+ * A tenant's writeback settings for one connector type and entity type: which fields are written
+ * and whether that entity type is written back at all. Without a row the connector's defaults
+ * apply (Salesforce: accounts enabled, combinedScore → GTM_Score__c, tier → GTM_Tier__c,
+ * scoredAt → GTM_Scored_At__c).
+ */
+export const writebackConfigs = pgTable(
+  'writeback_configs',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    connectorType: text('connector_type').notNull(),
+    entityType: text('entity_type').$type<EntityType>().notNull(),
+    fieldMap: jsonb('field_map').$type<WritebackFieldMapping[]>().notNull(),
+    enabled: boolean('enabled').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    unique('writeback_configs_tenant_connector_entity_key').on(
+      t.tenantId,
+      t.connectorType,
+      t.entityType,
+    ),
+  ],
 )

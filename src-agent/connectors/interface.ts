@@ -5,6 +5,7 @@ import type {
   EntityType,
   FieldMapping,
   SyncResult,
+  WritebackFieldMapping,
 } from '../../shared/schemas.js'
 import type { Logger } from '../logging/logger.js'
 
@@ -40,12 +41,26 @@ export interface SyncOptions extends CredentialOptions {
   pageSize?: number
 }
 
-/** One field update to write back to the source. */
+/**
+ * One field update to write back to the source. Queued with our field names (combinedScore);
+ * a connector's `send` and `preview` get the source's names, after the tenant's field map.
+ */
 export interface WritebackItem {
   entityType: EntityType
   /** The record's id in the source. */
   externalId: string
   fields: Record<string, unknown>
+}
+
+/** One item as it would be written, next to the values the source holds now. */
+export interface WritebackPreview {
+  externalId: string
+  /** The source's object type (Account, Contact…), or null when the item cannot be written. */
+  objectType: string | null
+  /** False when the source has no such record (or it was deleted). */
+  found: boolean
+  changes: Array<{ field: string; from: unknown; to: unknown }>
+  error?: string
 }
 
 /** What the source said about one item: `retryable` failures are tried again later. */
@@ -70,6 +85,23 @@ export interface WritebackCapability {
   ): Promise<WritebackResult[]>
   /** The most items one `send` may carry. */
   readonly maxBatchSize: number
+  /**
+   * The entity types it can write, each with the settings a tenant gets until it changes them
+   * (`writeback config`): whether it is written back, and our field → the source's field.
+   */
+  readonly defaults: Partial<
+    Record<EntityType, { enabled: boolean; fieldMap: WritebackFieldMapping[] }>
+  >
+  /** Why an item can never be written (its id names no writable record), checked when queued. */
+  checkItem?(item: WritebackItem): string | undefined
+  /** Why a field of the source cannot be a writeback target, checked when a field map is set. */
+  checkTargetField?(field: string): string | undefined
+  /** A dry run: what each item would change, read from the source; nothing is written. */
+  preview?(
+    credentials: Credentials,
+    items: WritebackItem[],
+    options?: WritebackOptions,
+  ): Promise<WritebackPreview[]>
 }
 
 export type HealthOptions = CredentialOptions

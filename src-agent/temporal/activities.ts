@@ -31,7 +31,7 @@ import {
   sendWritebackBatch,
   type WritebackBatchInput,
   type WritebackBatchResult,
-} from './writeback.js'
+} from '../pipeline/writeback.js'
 
 export interface ActivityDeps {
   handle: DbHandle
@@ -182,7 +182,12 @@ export function createActivities(deps: ActivityDeps) {
     /** Sends one batch of due writeback items and records each item's outcome. */
     async sendWritebackBatch(input: WritebackBatchInput): Promise<WritebackBatchResult> {
       try {
-        return await sendWritebackBatch(deps, { ...input, signal: cancellationSignal() })
+        // Failures stay in the queue rows: only counts travel through workflow history.
+        const { failures: _failures, ...result } = await sendWritebackBatch(deps, {
+          ...input,
+          signal: cancellationSignal(),
+        })
+        return result
       } catch (err) {
         throw toApplicationFailure(err)
       }

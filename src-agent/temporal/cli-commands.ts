@@ -28,6 +28,7 @@ import {
   type SyncOutcomeView,
 } from './scheduler.js'
 import { runWorker, takeOverShutdownSignals } from './worker.js'
+import { wakeWriteback } from './writeback.js'
 import { syncProgressQuery, type SyncProgressView } from './workflows.js'
 import { print, printJson, printTable } from '../cli-output.js'
 
@@ -207,19 +208,8 @@ export async function notifyConnectionChange(
   input: { tenantId: string; connectorType: string; change: 'connected' | 'disconnected' },
   options: { handle?: DbHandle } = {},
 ): Promise<ConnectionChangeResult> {
-  const settings = await readTemporalSettings(ctx.env)
-  let env = ctx.env
-  if (!settings.address) {
-    const running = await findRunningDevServer(dataDir(ctx.env))
-    if (!running) {
-      return {
-        scheduled: false,
-        reason: 'TEMPORAL_ADDRESS is not set and no local Temporal dev server is running',
-      }
-    }
-    // Its address, so that a server stopping meanwhile is an error, not a new server.
-    env = { ...ctx.env, TEMPORAL_ADDRESS: running.address }
-  }
+  const env = await runningTemporal(ctx.env)
+  if (!env) return { scheduled: false, reason: NO_TEMPORAL }
   const target = { tenantId: input.tenantId, connectorType: input.connectorType }
   const run = async (handle: DbHandle): Promise<ConnectionChangeResult> =>
     withTemporal({ env, log: ctx.log }, async (temporal) => {
@@ -250,6 +240,43 @@ export async function notifyConnectionChange(
   } finally {
     await database.close()
   }
+}
+
+const NO_TEMPORAL = 'TEMPORAL_ADDRESS is not set and no local Temporal dev server is running'
+
+/**
+ * The environment to reach Temporal with when it is already there (TEMPORAL_ADDRESS is set, or
+ * the data directory's dev server is running), else undefined: nothing is started.
+ */
+async function runningTemporal(env: Env): Promise<Env | undefined> {
+  const settings = await readTemporalSettings(env)
+  if (settings.address) return env
+  const running = await findRunningDevServer(dataDir(env))
+  // Its address, so that a server stopping meanwhile is an error, not a new server.
+  return running ? { ...env, TEMPORAL_ADDRESS: running.address } : undefined
+}
+
+export type WritebackWakeResult =
+  { woken: true; workflowId: string; workerRunning: boolean } | { woken: false; reason: string }
+
+/**
+ * Wakes (or starts) the connection's writeback workflow after items were queued, when Temporal
+ * is already there; otherwise says why not. Temporal errors are thrown.
+ */
+export async function wakeWritebackIfRunning(
+  ctx: TemporalCommandContext,
+  target: { tenantId: string; connectorType: string },
+): Promise<WritebackWakeResult> {
+  const env = await runningTemporal(ctx.env)
+  if (!env) return { woken: false, reason: NO_TEMPORAL }
+  return withTemporal({ env, log: ctx.log }, async (temporal) => {
+    const workerRunning = await hasWorker(temporal)
+    const workflowId = await wakeWriteback(
+      { client: temporal.client, taskQueue: temporal.settings.taskQueue },
+      target,
+    )
+    return { woken: true, workflowId, workerRunning }
+  })
 }
 
 /** The line `connect` prints about the connection's schedule and first sync. */

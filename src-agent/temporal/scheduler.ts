@@ -31,6 +31,7 @@ import { recordAudit } from '../audit/audit.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
 import { findConnection } from '../pipeline/connection.js'
+import { hasDueWriteback } from '../pipeline/writeback.js'
 import { listTenants } from '../services/tenants.js'
 import {
   launchSync,
@@ -40,6 +41,7 @@ import {
   type SyncWorkflowFailure,
   type SyncWorkflowResult,
 } from './workflows.js'
+import { wakeWriteback } from './writeback.js'
 
 export interface SchedulerDeps {
   client: Client
@@ -391,6 +393,8 @@ export interface ReconcileCounts {
   resumed: number
   /** Full syncs started for connections that never synced. */
   fullSyncs: number
+  /** Writeback workflows woken (or started) for updates queued while none ran. */
+  writebacks: number
   failed: number
 }
 
@@ -398,7 +402,8 @@ export interface ReconcileCounts {
  * One pass of the worker's reconcile loop, over every connection (of every tenant, for
  * connector types this agent runs): a live connection gets its schedule (resumed if a
  * disconnect paused it) and, if it has never synced (no last sync, no cursor, no sync run), a
- * full sync now; a disconnected connection's running schedule is paused. A connection that
+ * full sync now, and queued writeback updates that are due wake its writeback workflow; a
+ * disconnected connection's running schedule is paused. A connection that
  * fails is logged and counted, and the pass goes on. Idempotent: a pass with nothing to do
  * changes nothing and audits nothing.
  */
@@ -412,6 +417,7 @@ export async function reconcileSchedules(
     paused: 0,
     resumed: 0,
     fullSyncs: 0,
+    writebacks: 0,
     failed: 0,
   }
   const system: SchedulerDeps = { ...deps, userId: 'system' }
@@ -450,6 +456,16 @@ export async function reconcileSchedules(
         if (!row.lastSyncAt && !row.cursor && !row.hasRun) {
           const started = await startSync(system, { ...target, full: true })
           if (started.outcome === 'started') counts.fullSyncs += 1
+        }
+        // Updates queued without a signal (`writeback enqueue` while Temporal was away): the
+        // writeback workflow is started, or woken if it idles.
+        const connector = deps.registry.get(row.type)
+        const due = await withTenant(deps.handle.db, tenant.id, (tx) =>
+          hasDueWriteback(tx, tenant.id, connector),
+        )
+        if (due) {
+          await wakeWriteback(deps, target)
+          counts.writebacks += 1
         }
       } catch (err) {
         counts.failed += 1

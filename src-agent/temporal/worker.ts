@@ -149,7 +149,12 @@ async function reconcileLoop(
     const counts = await pass()
     if (!counts) continue
     const changed =
-      counts.created + counts.updated + counts.paused + counts.resumed + counts.fullSyncs
+      counts.created +
+      counts.updated +
+      counts.paused +
+      counts.resumed +
+      counts.fullSyncs +
+      counts.writebacks
     if (changed > 0 || counts.failed > 0)
       log.info({ schedules: counts }, 'reconciled the sync schedules')
     else log.debug({ schedules: counts }, 'reconciled the sync schedules')

@@ -84,6 +84,9 @@ export const writebackConnector: Connector<TestWritebackConfig> = {
 
   writeback: {
     maxBatchSize: WRITEBACK_BATCH_SIZE,
+    defaults: {
+      account: { enabled: true, fieldMap: [{ canonicalField: 'score', targetField: 'Score__c' }] },
+    },
     async send(credentials, items, options) {
       const creds = credentialsSchema.parse(credentials)
       const saved = (await call(creds, '/composite/sobjects', {

@@ -12,7 +12,7 @@ import {
 } from './schemas.js'
 import { SalesforceSession, parseStored, type SessionOptions } from './session.js'
 import { syncPage } from './sync.js'
-import { previewWriteback, salesforceWriteback } from './writeback.js'
+import { salesforceWriteback } from './writeback.js'
 
 /** A field an admin can map from, as Salesforce describes it. */
 export interface SourceField {
@@ -24,8 +24,6 @@ export interface SourceField {
 
 export type SalesforceConnector = Connector<SalesforceConfig> & {
   readonly writeback: typeof salesforceWriteback
-  /** Dry run of a writeback: the current Salesforce values next to the ones that would be written. */
-  previewWriteback: typeof previewWriteback
   /** The fields of one object (GET /sobjects/{type}/describe), for the mapping editor. */
   listSourceFields(
     credentials: Credentials,
@@ -74,8 +72,6 @@ export const salesforceConnector: SalesforceConnector = {
   healthCheck: checkHealth,
 
   writeback: salesforceWriteback,
-
-  previewWriteback,
 
   async listSourceFields(credentials, objectName, options = {}) {
     const session = new SalesforceSession(parseStored(credentials), options)

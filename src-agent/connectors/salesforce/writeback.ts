@@ -4,12 +4,13 @@
  * https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_update.htm
  */
 import { z } from 'zod'
-import type { EntityType } from '../../../shared/schemas.js'
+import type { WritebackFieldMapping } from '../../../shared/schemas.js'
 import type {
   Credentials,
   WritebackCapability,
   WritebackItem,
   WritebackOptions,
+  WritebackPreview,
   WritebackResult,
 } from '../interface.js'
 import { TRANSIENT, toVendorError } from './errors.js'
@@ -21,41 +22,35 @@ import { soqlString } from './soql.js'
 /** Salesforce's limit per sObject Collections request. */
 export const WRITEBACK_BATCH_SIZE = 200
 
-/** Our field name → Salesforce field, per entity type. Keys without an entry are sent as named. */
-export type WritebackFieldMap = Partial<Record<EntityType, Record<string, string>>>
-
-export const DEFAULT_WRITEBACK_FIELDS: WritebackFieldMap = {
-  account: {
-    combinedScore: 'GTM_Score__c',
-    tier: 'GTM_Tier__c',
-    scoredAt: 'GTM_Scored_At__c',
-  },
-}
+/** The score fields GTM Clarity's Salesforce package adds to Account, Contact and Lead. */
+const SCORE_FIELDS: WritebackFieldMapping[] = [
+  { canonicalField: 'combinedScore', targetField: 'GTM_Score__c' },
+  { canonicalField: 'tier', targetField: 'GTM_Tier__c' },
+  { canonicalField: 'scoredAt', targetField: 'GTM_Scored_At__c' },
+]
 
 /** Writeback options; a credential lock, when given, makes token refreshes single-flight. */
-export type SalesforceWritebackOptions = WritebackOptions &
-  Pick<SessionOptions, 'credentialLock'> & { fieldMap?: WritebackFieldMap }
+export type SalesforceWritebackOptions = WritebackOptions & Pick<SessionOptions, 'credentialLock'>
 
-/** One item as it would be written, with the values Salesforce holds now. */
-export interface WritebackPreview {
-  externalId: string
-  objectType: string | null
-  /** False when Salesforce has no such record (or it was deleted). */
-  found: boolean
-  changes: Array<{ field: string; from: unknown; to: unknown }>
-  error?: string
-}
-
-export const salesforceWriteback: WritebackCapability & {
-  send(
-    credentials: Credentials,
-    items: WritebackItem[],
-    options?: SalesforceWritebackOptions,
-  ): Promise<WritebackResult[]>
-} = {
+export const salesforceWriteback = {
   maxBatchSize: WRITEBACK_BATCH_SIZE,
+  // Accounts are scored out of the box; people (Contacts and Leads) once an admin enables them.
+  defaults: {
+    account: { enabled: true, fieldMap: SCORE_FIELDS },
+    person: { enabled: false, fieldMap: SCORE_FIELDS },
+  },
   send: sendWriteback,
-}
+  preview: previewWriteback,
+  checkItem(item: WritebackItem) {
+    return objectTypeOf(item) ? undefined : unsupported(item)
+  },
+  checkTargetField(field: string) {
+    if (field === 'Id') return 'Id identifies the record and cannot be written.'
+    if (field.endsWith('__r')) return `${field} is a relationship, not a field.`
+    if (field.length > 80) return `${field} is longer than a Salesforce field name can be.`
+    return undefined
+  },
+} satisfies WritebackCapability
 
 /**
  * Sends updates in requests of at most 200 records and answers per item. A request that fails as
@@ -68,12 +63,11 @@ export async function sendWriteback(
   options: SalesforceWritebackOptions = {},
 ): Promise<WritebackResult[]> {
   const session = new SalesforceSession(parseStored(credentials), options)
-  const fieldMap = options.fieldMap ?? DEFAULT_WRITEBACK_FIELDS
   const results: WritebackResult[] = []
   for (let start = 0; start < items.length; start += WRITEBACK_BATCH_SIZE) {
     session.throwIfAborted()
     const chunk = items.slice(start, start + WRITEBACK_BATCH_SIZE)
-    const planned = chunk.map((item) => ({ item, ...toSalesforce(item, fieldMap) }))
+    const planned = chunk.map((item) => ({ item, ...toSalesforce(item) }))
     const sendable = planned.filter((p) => p.record !== undefined)
     const saved = new Map<(typeof planned)[number], WritebackResult>()
     if (sendable.length > 0) {
@@ -110,16 +104,15 @@ export async function sendWriteback(
 
 /**
  * A dry run: what each item would change, from the values Salesforce holds now (read with
- * `SELECT Id, <fields> … WHERE Id IN (…)`, 200 ids per query).
+ * `SELECT Id, <fields> … WHERE Id IN (…)`, 200 ids per query). Nothing is written.
  */
 export async function previewWriteback(
   credentials: Credentials,
   items: WritebackItem[],
-  fieldMap: WritebackFieldMap = DEFAULT_WRITEBACK_FIELDS,
-  options: Omit<SalesforceWritebackOptions, 'fieldMap'> = {},
+  options: SalesforceWritebackOptions = {},
 ): Promise<WritebackPreview[]> {
   const session = new SalesforceSession(parseStored(credentials), options)
-  const planned = items.map((item) => ({ item, ...toSalesforce(item, fieldMap) }))
+  const planned = items.map((item) => ({ item, ...toSalesforce(item) }))
   const current = new Map<string, Record<string, unknown>>()
   const byType = new Map<string, Array<(typeof planned)[number]>>()
   for (const p of planned) {
@@ -173,30 +166,31 @@ export async function previewWriteback(
 
 type SalesforceRecord = { attributes: { type: string }; id: string } & Record<string, unknown>
 
-/** The Salesforce record for an item, or why it cannot be written. */
-function toSalesforce(
-  item: WritebackItem,
-  fieldMap: WritebackFieldMap,
-): { record?: SalesforceRecord; values: Record<string, unknown>; error?: string } {
+/** The Salesforce record for an item (its fields already Salesforce's), or why it cannot be written. */
+function toSalesforce(item: WritebackItem): {
+  record?: SalesforceRecord
+  values: Record<string, unknown>
+  error?: string
+} {
   const type = objectTypeOf(item)
-  if (!type) {
-    return {
-      values: {},
-      error: `Salesforce writeback does not support ${item.entityType} record ${item.externalId}.`,
-    }
-  }
-  const names = fieldMap[item.entityType] ?? {}
+  if (!type) return { values: {}, error: unsupported(item) }
   const values: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(item.fields)) {
-    const field = names[key] ?? key
+  for (const [field, value] of Object.entries(item.fields)) {
     // Field names end up in SOQL (preview) and JSON keys: API names only.
-    if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(field)) {
-      return { values: {}, error: `"${field}" is not a Salesforce field name.` }
-    }
+    const problem = /^[A-Za-z][A-Za-z0-9_]*$/.test(field)
+      ? salesforceWriteback.checkTargetField(field)
+      : `"${field}" is not a Salesforce field name.`
+    if (problem) return { values: {}, error: problem }
     values[field] = value instanceof Date ? value.toISOString() : value
   }
   if (Object.keys(values).length === 0) return { values, error: 'no fields to write' }
   return { record: { attributes: { type }, id: item.externalId, ...values }, values }
+}
+
+function unsupported(item: WritebackItem): string {
+  return item.entityType === 'person'
+    ? `Salesforce person ${item.externalId} is neither a Contact (003…) nor a Lead (00Q…).`
+    : `Salesforce writeback does not support ${item.entityType} records.`
 }
 
 /** Accounts are Accounts; a person is a Contact or a Lead, told apart by the id's key prefix. */

@@ -586,9 +586,9 @@ describe('Salesforce connector through the real pipeline', () => {
       entityType: 'account' as const,
       externalId: id('Account', i),
       fields: {
-        combinedScore: i / 2,
-        tier: i % 2 ? 'A' : 'B',
-        scoredAt: new Date('2026-01-02T03:04:05Z'),
+        GTM_Score__c: i / 2,
+        GTM_Tier__c: i % 2 ? 'A' : 'B',
+        GTM_Scored_At__c: new Date('2026-01-02T03:04:05Z'),
       },
     }))
     fake.failWriteback(id('Account', 7), {
@@ -601,7 +601,7 @@ describe('Salesforce connector through the real pipeline', () => {
     })
     fake.remove('Account', id('Account', 449))
 
-    const preview = await salesforceConnector.previewWriteback(creds, items.slice(0, 2))
+    const preview = await salesforceConnector.writeback.preview(creds, items.slice(0, 2))
     expect(preview[1]).toMatchObject({
       objectType: 'Account',
       found: true,
@@ -641,7 +641,7 @@ describe('Salesforce connector through the real pipeline', () => {
       GTM_Tier__c: 'A',
       GTM_Scored_At__c: '2026-01-02T03:04:05.000+0000',
     })
-    const after = await salesforceConnector.previewWriteback(creds, items.slice(5, 6))
+    const after = await salesforceConnector.writeback.preview(creds, items.slice(5, 6))
     expect(after[0]?.changes[0]).toEqual({ field: 'GTM_Score__c', from: 2.5, to: 2.5 })
   })
 

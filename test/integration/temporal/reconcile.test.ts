@@ -5,15 +5,17 @@ import path from 'node:path'
 import { eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDb, type DbHandle } from '../../../db/client.js'
-import { connectors, syncRuns } from '../../../db/schema/index.js'
+import { connectors, syncRuns, writebackQueue } from '../../../db/schema/index.js'
 import { withTenant } from '../../../db/tenant.js'
-import { syncScheduleId, syncWorkflowId } from '../../../shared/temporal.js'
+import { syncScheduleId, syncWorkflowId, writebackWorkflowId } from '../../../shared/temporal.js'
 import { connectorRegistry } from '../../../src-agent/connectors/registry.js'
+import { queueWriteback } from '../../../src-agent/pipeline/writeback.js'
 import { disconnect } from '../../../src-agent/services/connections.js'
 import { notifyConnectionChange } from '../../../src-agent/temporal/cli-commands.js'
 import { DISCONNECTED_NOTE, describeSchedule } from '../../../src-agent/temporal/scheduler.js'
 import { reconcileIntervalSeconds, runWorker } from '../../../src-agent/temporal/worker.js'
 import { startPagerFake, type PagerFake } from '../../fakes/pager.js'
+import { startWritebackFake } from '../../fakes/writeback.js'
 import { TEST_KEY_HEX } from '../../helpers/agent.js'
 import {
   connectTenant,
@@ -23,6 +25,7 @@ import {
   type TemporalTestEnv,
 } from '../../helpers/temporal.js'
 import '../../helpers/test-connector.js'
+import '../../helpers/writeback-connector.js'
 
 describe('schedule reconciliation', () => {
   // A database of its own: the worker reconciles every tenant it finds.
@@ -100,6 +103,44 @@ describe('schedule reconciliation', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_500))
     const runs = await withTenant(db.db, tenantId, (tx) => tx.select().from(syncRuns))
     expect(runs).toHaveLength(1)
+  })
+
+  it('sends writeback updates queued while no workflow ran', async () => {
+    const crm = await startWritebackFake()
+    try {
+      const tenantId = await connectTenant(db, 'test-writeback', {
+        baseUrl: crm.url,
+        apiKey: crm.apiKey,
+      })
+      // Queued without a signal, as `writeback enqueue` does when Temporal is away.
+      const { queued } = await queueWriteback(
+        { handle: db, registry: connectorRegistry, userId: 'test' },
+        {
+          tenantId,
+          connectorType: 'test-writeback',
+          items: ['001-1', '001-2', '001-3'].map((id, i) => ({
+            entityType: 'account',
+            externalId: id,
+            fields: { score: 10 + i },
+          })),
+        },
+      )
+      expect(queued).toBe(3)
+      const rows = await waitFor(
+        async () => {
+          const rows = await withTenant(db.db, tenantId, (tx) => tx.select().from(writebackQueue))
+          return rows.every((r) => r.status === 'sent') ? rows : undefined
+        },
+        { what: 'the reconcile pass to send the queued updates', timeoutMs: 15_000 },
+      )
+      expect(rows).toHaveLength(3)
+      expect(crm.applied.get('001-3')).toEqual({ Score__c: 12 })
+      const handle = env.client.workflow.getHandle(writebackWorkflowId(tenantId, 'test-writeback'))
+      expect((await handle.describe()).status.name).toBe('RUNNING')
+      await handle.terminate('test done')
+    } finally {
+      await crm.close()
+    }
   })
 
   it('tells a reachable Temporal about connection changes', async () => {

@@ -80,7 +80,7 @@ describe('the writeback workflow', () => {
     return { fake, tenantId, enqueue, queue, settled }
   }
   const scores = (ids: string[]) =>
-    ids.map((id, i) => ({ entityType: 'account', externalId: id, fields: { Score__c: 50 + i } }))
+    ids.map((id, i) => ({ entityType: 'account', externalId: id, fields: { score: 50 + i } }))
   const ids = (n: number) =>
     Array.from({ length: n }, (_, i) => `001-${String(i + 1).padStart(3, '0')}`)
 
