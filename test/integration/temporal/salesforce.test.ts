@@ -1,0 +1,129 @@
+import { asc, eq } from 'drizzle-orm'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { accounts, connectors, syncRuns, writebackQueue } from '../../../db/schema/index.js'
+import { withTenant } from '../../../db/tenant.js'
+import { writebackWorkflowId } from '../../../shared/temporal.js'
+import '../../../src-agent/connectors/salesforce/index.js'
+import { connectorRegistry } from '../../../src-agent/connectors/registry.js'
+import { deleteSchedule, ensureSchedule } from '../../../src-agent/temporal/scheduler.js'
+import { enqueueWriteback } from '../../../src-agent/temporal/writeback.js'
+import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
+import {
+  connectTenant,
+  startTemporalTestEnv,
+  startTestWorker,
+  waitFor,
+  type TemporalTestEnv,
+} from '../../helpers/temporal.js'
+
+describe('Salesforce under Temporal: scheduled syncs and the writeback workflow', () => {
+  let env: TemporalTestEnv
+  let worker: Awaited<ReturnType<typeof startTestWorker>>
+  let fake: SalesforceFake
+  let tenantId: string
+
+  beforeAll(async () => {
+    env = await startTemporalTestEnv('salesforce')
+    worker = await startTestWorker(env)
+    fake = await startSalesforceFake({ counts: { Account: 30 } })
+    tenantId = await connectTenant(env.activityDb, 'salesforce', {
+      instanceUrl: fake.url,
+      loginUrl: fake.url,
+      clientId: fake.clientId,
+      refreshToken: fake.refreshToken,
+    })
+  })
+  afterAll(async () => {
+    await worker?.stop()
+    await fake?.close()
+    await env?.close()
+  })
+
+  const runs = () =>
+    withTenant(env.activityDb.db, tenantId, (tx) =>
+      tx.select().from(syncRuns).orderBy(asc(syncRuns.startedAt)),
+    )
+
+  it('syncs on its schedule: everything first, then only what changed', async () => {
+    const target = { tenantId, connectorType: 'salesforce' }
+    await ensureSchedule(env.schedulerDeps(), { ...target, cron: '@every 2s' })
+    try {
+      const first = await waitFor(
+        async () => (await runs()).find((r) => r.status === 'succeeded'),
+        { what: 'the first scheduled sync', timeoutMs: 30_000 },
+      )
+      // 30 accounts, 30 contacts + 8 leads, 10 opportunities + 14 tasks + 6 events.
+      expect(first).toMatchObject({ created: 98, errors: 0 })
+
+      const changed = fake.update('Account', fake.idOf('Account', 4), { Name: 'Renamed Co' })
+      const later = await waitFor(
+        async () => (await runs()).find((r) => r.status === 'succeeded' && r.updated > 0),
+        { what: 'a scheduled sync that picks up the change', timeoutMs: 30_000 },
+      )
+      expect(later).toMatchObject({ mode: 'incremental', created: 0, updated: 1 })
+      const [row] = await withTenant(env.activityDb.db, tenantId, (tx) =>
+        tx
+          .select()
+          .from(accounts)
+          .where(eq(accounts.externalId, String(changed.Id))),
+      )
+      expect(row?.name).toBe('Renamed Co')
+    } finally {
+      await deleteSchedule(env.schedulerDeps(), target)
+    }
+  })
+
+  it('writes scores back through the writeback workflow, holding disabled entity types back', async () => {
+    const ids = [0, 1, 2].map((i) => fake.idOf('Account', i))
+    const contact = fake.idOf('Contact', 0)
+    const { queued, workflowId } = await enqueueWriteback(
+      {
+        client: env.client,
+        taskQueue: env.taskQueue,
+        handle: env.activityDb,
+        registry: connectorRegistry,
+        userId: 'test:runner',
+      },
+      {
+        tenantId,
+        connectorType: 'salesforce',
+        items: [
+          ...ids.map((externalId, i) => ({
+            entityType: 'account',
+            externalId,
+            fields: { combinedScore: 80 + i, tier: 'hot', scoredAt: '2026-11-01T00:00:00Z' },
+          })),
+          { entityType: 'person', externalId: contact, fields: { combinedScore: 5 } },
+        ],
+        workflow: { idleTimeoutMs: 5_000 },
+      },
+    )
+    expect(queued).toBe(4)
+    expect(workflowId).toBe(writebackWorkflowId(tenantId, 'salesforce'))
+    const rows = await waitFor(
+      async () => {
+        const rows = await withTenant(env.activityDb.db, tenantId, (tx) =>
+          tx.select().from(writebackQueue).orderBy(asc(writebackQueue.seq)),
+        )
+        return rows.filter((r) => r.status === 'sent').length === 3 ? rows : undefined
+      },
+      { what: 'the account scores to be written', timeoutMs: 20_000 },
+    )
+    expect(rows.map((r) => [r.entityType, r.status])).toEqual([
+      ['account', 'sent'],
+      ['account', 'sent'],
+      ['account', 'sent'],
+      ['person', 'pending'],
+    ])
+    expect(fake.record('Account', ids[2]!)).toMatchObject({
+      GTM_Score__c: 82,
+      GTM_Tier__c: 'hot',
+      GTM_Scored_At__c: '2026-11-01T00:00:00.000+0000',
+    })
+    expect(fake.record('Contact', contact)).toMatchObject({ GTM_Score__c: null })
+    const [connection] = await withTenant(env.activityDb.db, tenantId, (tx) =>
+      tx.select().from(connectors),
+    )
+    expect(connection?.status).toBe('connected')
+  })
+})
