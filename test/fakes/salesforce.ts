@@ -105,8 +105,10 @@ export interface SalesforceFake {
   expireBulkJobs(): void
   /** sObject Collections updates of these ids fail with this error. */
   failWriteback(id: string, error: FakeSaveError): void
-  /** The logical clock (ISO): SystemModstamp of the next change. */
+  /** The logical clock (ISO): SystemModstamp of the next change, and every response's Date. */
   now(): string
+  /** Moves the clock on, as time passing with nothing changed. */
+  advanceClock(ms: number): void
   close(): Promise<void>
 }
 
@@ -185,6 +187,9 @@ export async function startSalesforceFake(
     expireBulkJobs: () => state.jobs.clear(),
     failWriteback: (id, error) => state.writebackFailures.set(id, error),
     now: () => new Date(state.clock).toISOString(),
+    advanceClock: (ms) => {
+      state.clock += ms
+    },
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.closeAllConnections()
@@ -1028,6 +1033,8 @@ class FakeState {
     res.on('finish', () => {
       entry.status = res.statusCode
     })
+    // The org's clock, the one SystemModstamps come from, as every Salesforce response has it.
+    res.setHeader('Date', new Date(this.clock).toUTCString())
 
     if (path === '/services/oauth2/authorize' && method === 'GET') return this.#authorize(url, res)
     if (path === '/services/oauth2/token' && method === 'POST') {
@@ -1041,6 +1048,12 @@ class FakeState {
       this.refreshTokens.delete(token)
       res.writeHead(200).end()
       return
+    }
+    if (path.replace(/\/$/, '') === '/services/data' && method === 'GET') {
+      // The API versions list: no session needed.
+      return sendJson(res, 200, [
+        { label: "Winter '25", url: '/services/data/v62.0', version: '62.0' },
+      ])
     }
     const data = /^\/services\/data\/v(\d+\.\d)(\/.*)?$/.exec(path)
     if (!data)

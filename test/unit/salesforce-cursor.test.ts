@@ -8,6 +8,7 @@ import {
   finishObject,
   initialCursor,
   parseCursor,
+  passEnd,
   positionOf,
   serializeCursor,
 } from '../../src-agent/connectors/salesforce/cursor.js'
@@ -106,5 +107,45 @@ describe('Salesforce sync cursor', () => {
     expect(comparePositions(at(t, 'a'), at('2025-01-01T00:00:06.000Z', 'a'))).toBeLessThan(0)
     expect(comparePositions(at(t, null), at(t, 'a'))).toBeLessThan(0)
     expect(comparePositions(at(t, 'a'), at(t, 'a'))).toBe(0)
+  })
+})
+
+describe('passEnd: where the next pass over an object starts', () => {
+  const time = (iso: string) => Date.parse(iso)
+  const tenMinutes = 600_000
+  const last = { stamp: '2026-01-01T10:00:00.000Z', id: '003A' }
+
+  it('keeps the exact keyset position once the last change read has settled', () => {
+    expect(passEnd(null, last, time('2026-01-01T10:10:01Z'), tenMinutes)).toEqual(last)
+  })
+
+  it('goes back the look-back from the read when the last change is recent', () => {
+    expect(passEnd(null, last, time('2026-01-01T10:05:00Z'), tenMinutes)).toEqual({
+      stamp: '2026-01-01T09:55:00.000Z',
+      id: null,
+    })
+  })
+
+  it('stays on a look-back position when nothing new was read, and never drifts', () => {
+    const start = { stamp: '2026-01-01T09:55:00.000Z', id: null }
+    expect(passEnd(start, null, undefined, tenMinutes)).toEqual(start)
+    expect(passEnd(start, null, time('2026-01-02T00:00:00Z'), tenMinutes)).toEqual(start)
+  })
+
+  it('judges an empty last page by where it started', () => {
+    expect(passEnd(last, null, time('2026-01-02T00:00:00Z'), tenMinutes)).toEqual(last)
+    expect(passEnd(last, null, time('2026-01-01T10:00:30Z'), tenMinutes)).toEqual({
+      stamp: '2026-01-01T09:50:30.000Z',
+      id: null,
+    })
+  })
+
+  it('takes the look-back from the last change when the server time is unknown, or none at 0', () => {
+    expect(passEnd(null, last, undefined, tenMinutes)).toEqual({
+      stamp: '2026-01-01T09:50:00.000Z',
+      id: null,
+    })
+    expect(passEnd(null, last, time('2026-01-01T10:00:01Z'), 0)).toEqual(last)
+    expect(passEnd(null, null, undefined, tenMinutes)).toBeNull()
   })
 })

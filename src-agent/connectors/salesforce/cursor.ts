@@ -5,7 +5,8 @@
  * has a keyset position (SystemModstamp, Id): every record ordered at or before it has been
  * read, so the next query asks for `SystemModstamp > W OR (SystemModstamp = W AND Id > lastId)`
  * and records sharing a timestamp across a page boundary are neither lost nor read twice. A
- * position without an id means "from W inclusive" (after a Bulk read: W is the job's start).
+ * position without an id means "from W inclusive": a look-back, set at the end of a pass whose
+ * last changes were too recent to rule out a later commit stamped before them (passEnd).
  * While a Bulk job's results are read, `bulk` holds the job and the next result locator.
  * `quota` marks that the last page pushed API usage past the threshold.
  */
@@ -101,6 +102,32 @@ export function finishObject(
   const moved = advance(cursor, currentObject(cursor), position)
   const passComplete = cursor.next === SYNC_OBJECTS.length - 1
   return { cursor: { ...moved, next: passComplete ? 0 : cursor.next + 1 }, passComplete }
+}
+
+/**
+ * Where the next pass over an object starts once this pass has read it to its end. A record's
+ * SystemModstamp is set when its transaction writes it, not when it commits, so a change stamped
+ * before the last record read may still have been in flight then, but only if it was stamped
+ * within `lookbackMs` (the longest transaction) of the read's server time `readAt`. So: when the
+ * last change read (`read`, or the page's start when its last page was empty) is older than
+ * that, the exact keyset position; otherwise `readAt - lookbackMs`, inclusive, and that stretch
+ * is read again (unchanged records write nothing). Without a server time, the look-back is taken
+ * from the last change read.
+ */
+export function passEnd(
+  start: Position | null,
+  read: Position | null,
+  readAt: number | undefined,
+  lookbackMs: number,
+): Position | null {
+  const last = read ?? start
+  if (!last || lookbackMs === 0) return last
+  // Nothing new, and this pass already started at a look-back position: it stays.
+  if (read === null && last.id === null) return last
+  const stamp = Date.parse(last.stamp)
+  const settled = (readAt ?? stamp) - lookbackMs
+  if (stamp < settled) return last
+  return { stamp: new Date(settled).toISOString(), id: null }
 }
 
 /** The keyset position of a record: its SystemModstamp (as ISO UTC) and Id. */

@@ -26,6 +26,12 @@ export const salesforceConfigSchema = z.object({
   bulkPollIntervalMs: z.number().int().positive().default(2_000),
   /** A Bulk job still running after this long is aborted and the run fails (retried later). */
   bulkPollTimeoutMs: z.number().int().positive().default(600_000),
+  /**
+   * Each pass re-reads what changed this long before the last change it saw: a record's
+   * SystemModstamp is set when its transaction writes it, so a long transaction can commit a
+   * change stamped before records read by the previous pass. Unchanged re-reads write nothing.
+   */
+  lookbackSeconds: z.number().int().nonnegative().default(600),
 })
 export type SalesforceConfig = z.infer<typeof salesforceConfigSchema>
 

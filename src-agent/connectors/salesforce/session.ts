@@ -86,6 +86,28 @@ export class SalesforceSession {
     return this.conn.request<T>(request, { timeout: REQUEST_TIMEOUT_MS, ...options })
   }
 
+  /**
+   * Salesforce's clock, in epoch ms: the `Date` header of the API versions list (which needs no
+   * session). Undefined when it cannot be read.
+   */
+  async serverTime(): Promise<number | undefined> {
+    try {
+      const base = this.#credentials.instanceUrl.replace(/\/$/, '')
+      const res = await fetch(`${base}/services/data/`, {
+        signal: AbortSignal.any([
+          ...(this.options.signal ? [this.options.signal] : []),
+          AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        ]),
+      })
+      await res.body?.cancel()
+      const date = Date.parse(res.headers.get('date') ?? '')
+      return Number.isNaN(date) ? undefined : date
+    } catch {
+      this.throwIfAborted()
+      return undefined
+    }
+  }
+
   throwIfAborted(): void {
     this.options.signal?.throwIfAborted()
   }

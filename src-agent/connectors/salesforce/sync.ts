@@ -13,6 +13,7 @@ import {
   comparePositions,
   currentObject,
   finishObject,
+  passEnd,
   parseCursor,
   positionOf,
   serializeCursor,
@@ -160,6 +161,7 @@ async function readRestPage(
 ): Promise<Step> {
   const { object } = fields
   const soql = keysetQuery({ object, fields: fields.fields, position, limit: ctx.pageSize })
+  const startedAt = Date.now()
   const page = await runQuery(ctx.session, soql, {
     all: true,
     batchSize: ctx.pageSize,
@@ -175,7 +177,15 @@ async function readRestPage(
     )
   }
   const records = page.records.map((record) => toSourceRecord(object, record))
-  if (page.records.length < ctx.pageSize) return { records, ...finishObject(cursor, reached) }
+  if (page.records.length < ctx.pageSize) {
+    const lookbackMs = ctx.config.lookbackSeconds * 1000
+    // The server's time of this read: now, less the time the query took.
+    const read = last ? reached : null
+    const settling = lookbackMs > 0 && (read ?? position)?.id
+    const readAt = settling ? await serverTimeOfRead(ctx, startedAt) : undefined
+    const end = passEnd(position, read, readAt, lookbackMs)
+    return { records, ...finishObject(cursor, end) }
+  }
   if (position && reached && comparePositions(reached, position) <= 0) {
     throw new VendorError(
       'vendor_bad_response',
@@ -184,6 +194,12 @@ async function readRestPage(
     )
   }
   return { records, cursor: advance(cursor, object, reached), passComplete: false }
+}
+
+/** Salesforce's clock when a query that started locally at `startedAt` ran (or undefined). */
+async function serverTimeOfRead(ctx: Context, startedAt: number): Promise<number | undefined> {
+  const server = await ctx.session.serverTime()
+  return server === undefined ? undefined : server - (Date.now() - startedAt)
 }
 
 /** Creates and waits for a Bulk job; null when the object cannot be read with Bulk. */
@@ -267,7 +283,10 @@ async function readBulkPage(
     { object: bulk.object, jobId: bulk.jobId, records: read },
     'salesforce bulk query read',
   )
-  return { records, ...finishObject(cursor, { stamp: bulk.since, id: null }) }
+  // Changes made while the job ran are read again from its start, and changes in flight when
+  // it started (stamped up to the look-back before it) from before that.
+  const from = Date.parse(bulk.since) - ctx.config.lookbackSeconds * 1000
+  return { records, ...finishObject(cursor, { stamp: new Date(from).toISOString(), id: null }) }
 }
 
 /**

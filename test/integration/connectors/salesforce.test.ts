@@ -344,17 +344,28 @@ describe('Salesforce connector through the real pipeline', () => {
     expect(t.activities.find((a) => a.externalId === id('Event', 0))?.deletedAt).toBeInstanceOf(
       Date,
     )
-    // One query per object, each from its stored position.
+    // One query per object, each from its stored position: Account 11 was read a day before
+    // the org's clock, long settled, so its exact keyset.
     expect(fake.requests.filter((r) => r.path.endsWith('/queryAll'))).toHaveLength(6)
     expect(queries('Account')[0]?.query.q).toContain(`Id > '${id('Account', 11)}'`)
 
+    // The changes just read are recent (within lookbackSeconds of the org's clock): the next
+    // pass reads them again, in case a transaction stamped earlier commits late. Nothing changes.
+    fake.requests.length = 0
     expect(await sync(tenantId)).toMatchObject({
       status: 'succeeded',
       created: 0,
       updated: 0,
       deleted: 0,
-      pages: 1,
     })
+    expect(queries('Account')[0]?.query.q).toMatch(/WHERE SystemModstamp >= \S+Z ORDER BY/)
+    expect(queries('Opportunity')[0]?.query.q).toContain('Id >')
+    // Ten quiet minutes later they have settled: back to exact keyset positions, one page.
+    fake.advanceClock(11 * 60_000)
+    await sync(tenantId)
+    fake.requests.length = 0
+    expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', updated: 0, pages: 1 })
+    expect(queries('Account')[0]?.query.q).toContain(`Id > '${id('Account', 3)}'`)
   })
 
   it('keeps records that share one SystemModstamp across a page boundary', async () => {
@@ -377,6 +388,34 @@ describe('Salesforce connector through the real pipeline', () => {
     expect(contactQueries[1]).toContain(
       `SystemModstamp = ${stamp.slice(0, 19)}Z AND Id > '${ids[4]}'`,
     )
+  })
+
+  it('picks up a change committed late with a SystemModstamp before the last one read', async () => {
+    for (const lookbackSeconds of [600, 0]) {
+      await start()
+      const tenantId = await connected({ lookbackSeconds })
+      await sync(tenantId)
+      // Contact 5 changes in a long transaction; Contact 6 changes and commits at once, and a
+      // sync reads it while Contact 5's change is still in flight.
+      const late = id('Contact', 5)
+      const stampedAt = fake.now()
+      fake.advanceClock(30_000)
+      fake.update('Contact', id('Contact', 6), { Title: 'Committed at once' })
+      expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', updated: 1 })
+      // Now it commits, stamped when its transaction wrote it: before Contact 6.
+      fake.update('Contact', late, { Title: 'Committed late' })
+      fake.shareModstamp('Contact', [late], stampedAt)
+      const again = await sync(tenantId)
+      const title = (await tables(tenantId)).people.find((p) => p.externalId === late)?.title
+      if (lookbackSeconds > 0) {
+        expect(again).toMatchObject({ status: 'succeeded', created: 0, updated: 1 })
+        expect(title).toBe('Committed late')
+      } else {
+        // Without a look-back the change is never read: why the default is ten minutes.
+        expect(again).toMatchObject({ status: 'succeeded', updated: 0 })
+        expect(title).not.toBe('Committed late')
+      }
+    }
   })
 
   it('reports a Bulk job that fails, and starts a new one on the next run', async () => {
