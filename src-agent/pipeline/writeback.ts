@@ -218,16 +218,9 @@ export async function sendWritebackBatch(
     deps.handle.db,
     tenantId,
     async (tx) => {
-      const opened = await openConnection(
-        tx,
-        deps.keyring,
-        tenantId,
-        connectorType,
-        connector.secretConfigKeys,
-      )
-      const configs = await loadWritebackConfigs(tx, tenantId, connector)
-      const enabled = enabledTypes(configs)
-      if (enabled.length === 0) return { ...opened, configs, batch: [] }
+      const opened = await openWriteback(tx, deps.keyring, tenantId, connector)
+      const { enabled } = opened
+      if (enabled.length === 0) return { ...opened, batch: [] }
       const due = await tx
         .select()
         .from(writebackQueue)
@@ -246,7 +239,7 @@ export async function sendWritebackBatch(
             ),
           )
       }
-      return { ...opened, configs, batch: due }
+      return { ...opened, batch: due }
     },
   )
   if (batch.length === 0) {
@@ -349,15 +342,8 @@ export async function previewQueuedWriteback(
     deps.handle.db,
     tenantId,
     async (tx) => {
-      const opened = await openConnection(
-        tx,
-        deps.keyring,
-        tenantId,
-        connectorType,
-        connector.secretConfigKeys,
-      )
-      const configs = await loadWritebackConfigs(tx, tenantId, connector)
-      const enabled = enabledTypes(configs)
+      const opened = await openWriteback(tx, deps.keyring, tenantId, connector)
+      const { enabled } = opened
       // The latest queued update of each record: what the record would end up with.
       const due =
         enabled.length === 0
@@ -371,7 +357,7 @@ export async function previewQueuedWriteback(
                 asc(writebackQueue.externalId),
                 sql`${writebackQueue.seq} desc`,
               )
-      return { ...opened, configs, due }
+      return { ...opened, due }
     },
   )
   due.sort((a, b) => a.seq - b.seq)
@@ -492,6 +478,19 @@ interface ItemOutcome {
 const CLAIM_LEASE = '10 minutes'
 
 const MAX_BACKOFF_MS = 60 * 60_000
+
+/** The connection's row and credentials, and its writeback settings, in a tenant transaction. */
+async function openWriteback(tx: Tx, keyring: Keyring, tenantId: string, connector: AnyConnector) {
+  const opened = await openConnection(
+    tx,
+    keyring,
+    tenantId,
+    connector.id,
+    connector.secretConfigKeys,
+  )
+  const configs = await loadWritebackConfigs(tx, tenantId, connector)
+  return { ...opened, configs, enabled: enabledTypes(configs) }
+}
 
 function enabledTypes(configs: Map<EntityType, WritebackConfigView>): EntityType[] {
   return [...configs.values()].filter((c) => c.enabled).map((c) => c.entityType)
