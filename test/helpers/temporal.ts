@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { Client, Connection } from '@temporalio/client'
@@ -90,6 +90,7 @@ export async function startTemporalTestEnv(
       await connection.close()
       await activityDb.close()
       await server.stop()
+      await rm(dir, { recursive: true, force: true })
     },
   }
 }
