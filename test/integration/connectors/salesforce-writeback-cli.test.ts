@@ -29,7 +29,18 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
     GTM_DATA_DIR: dir,
     TEMPORAL_ADDRESS: undefined,
   })
-  const cli = (...args: string[]): Promise<CliResult> => runCli(args, env())
+  const outputs: CliResult[] = []
+  const cli = async (...args: string[]): Promise<CliResult> => {
+    const result = await runCli(args, env())
+    outputs.push(result)
+    return result
+  }
+  /** With every log line (stderr), to show no token reaches them. */
+  const cliLogging = async (...args: string[]): Promise<CliResult> => {
+    const result = await runCli(args, { ...env(), LOG_LEVEL: 'debug' })
+    outputs.push(result)
+    return result
+  }
   const ok = (result: CliResult): CliResult => {
     expect(result.code, result.stderr).toBe(0)
     return result
@@ -72,6 +83,12 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
     db = agentDb()
   })
   afterAll(async () => {
+    // No token or refresh token reached the output or a log line of any command.
+    const printed = outputs.map((o) => o.stdout + o.stderr).join('\n')
+    expect(printed).toContain('"msg":"writeback batch sent"')
+    for (const token of [fake.refreshToken, ...fake.issuedTokens()]) {
+      expect(printed).not.toContain(token)
+    }
     await fake.close()
     await db.close()
     await rm(dir, { recursive: true, force: true })
@@ -433,7 +450,9 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
       },
     })
 
-    const sent = ok(await cli('writeback', 'run', 'salesforce', '--tenant', tenant, '--json'))
+    const sent = ok(
+      await cliLogging('writeback', 'run', 'salesforce', '--tenant', tenant, '--json'),
+    )
     expect(JSON.parse(sent.stdout)).toMatchObject({ sent: 2, failed: 0, disabled: {} })
     expect(patches().map((r) => r.records)).toEqual([2])
     expect(fake.record('Contact', fake.idOf('Contact', 2))).toMatchObject({ GTM_Score__c: 91 })
