@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'db_query_failed'
   | 'sync_incomplete'
   | 'sync_in_progress'
+  | 'sync_cancelled'
   | 'internal'
 
 /** Base error: a code to switch on, a sentence an admin can act on, and the wrapped cause. */

@@ -108,7 +108,8 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
         ...counts,
       }
     } catch (err) {
-      const outcome = await failRun(deps, target, err)
+      // Stopped on request, wherever the signal caught it (between pages or in a request).
+      const outcome = await failRun(deps, target, request.signal?.aborted ? cancelled() : err)
       progress('failed')
       return {
         runId: run.runId,
@@ -247,7 +248,7 @@ export async function runPages(
   // The prefetched page, mapped and checked as soon as it arrives (see below).
   let preparing: Promise<ReturnType<typeof prepareRecords>> | undefined
   for (;;) {
-    if (request.signal?.aborted) throw new AppError('internal', 'The sync was cancelled.')
+    if (request.signal?.aborted) throw cancelled()
     const page = await pending
     const prepared = preparing
     preparing = undefined
@@ -365,6 +366,13 @@ export async function failRun(
   return outcome
 }
 
+function cancelled(): AppError {
+  return new AppError(
+    'sync_cancelled',
+    'The sync was cancelled. The pages committed before it stopped are kept; the next sync resumes after them.',
+  )
+}
+
 function addCounts(total: SyncCounts, more: SyncCounts): void {
   total.pages += more.pages
   total.created += more.created
@@ -421,6 +429,17 @@ export interface SyncOutcome {
 /** How a failure ends a run and what it means for the connection. */
 export function classifyFailure(err: unknown, vendor: string): SyncOutcome {
   const message = describeError(err)
+  if (err instanceof AppError && err.code === 'sync_cancelled') {
+    // Nothing is wrong with the connection: it stays connected and the next sync resumes.
+    return {
+      code: err.code,
+      message,
+      retryable: true,
+      runStatus: 'failed',
+      connectorStatus: 'connected',
+      connectorError: message,
+    }
+  }
   if (err instanceof VendorError && err.code === 'vendor_auth_failed') {
     return {
       code: err.code,

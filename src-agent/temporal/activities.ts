@@ -226,6 +226,8 @@ const retryableCodes: Record<ErrorCode, boolean> = {
   sync_incomplete: true,
   // Another process (a `gtm-agent sync` without Temporal) holds the connection's lock.
   sync_in_progress: true,
+  // The activity was cancelled (worker shutdown, workflow cancelled): not tried again here.
+  sync_cancelled: false,
   internal: false,
 }
 

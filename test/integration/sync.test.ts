@@ -211,6 +211,30 @@ describe('sync end to end through the pipeline', () => {
     expect(fake.requests[firstRequestOfResume]).toBe(25)
   })
 
+  it('stops after the page in hand when cancelled, keeps the connection usable, and resumes', async () => {
+    const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
+    const controller = new AbortController()
+    const stopped = await runSync(agent, {
+      tenantId,
+      connectorType: 'test-pages',
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.pages === 2) controller.abort()
+      },
+    })
+    expect(stopped).toMatchObject({
+      status: 'failed',
+      errorCode: 'sync_cancelled',
+      retryable: true,
+      created: 50,
+    })
+    expect(stopped.error).toMatch(/^The sync was cancelled\./)
+    const conn = await withTenant(agent.handle.db, tenantId, (tx) => tx.select().from(connectors))
+    expect(conn[0]).toMatchObject({ status: 'connected', cursor: '50' })
+    const resumed = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    expect(resumed).toMatchObject({ status: 'succeeded', created: 70 })
+  })
+
   it('marks the connection "needs re-auth" when the source rejects the credentials', async () => {
     const tenantId = await connectedTenant(agent, fake)
     await fake.close()
