@@ -26,6 +26,7 @@ import {
   type WritebackRunSummary,
 } from './pipeline/writeback.js'
 import { loadKeyring } from './secrets/crypto.js'
+import { whileInterruptible } from './shutdown.js'
 import {
   listWritebackConfigs,
   setWritebackConfig,
@@ -108,7 +109,7 @@ export function registerWritebackCommands(program: Command, ctx: CliContext): vo
           if (opts.json) return printJson({ dryRun: true, ...report })
           return printPreview(connector.name, type, opts.tenant, report)
         }
-        const summary = await withInterrupt((signal) =>
+        const summary = await whileInterruptible((signal) =>
           runWriteback(deps, {
             ...target,
             maxAttempts: MAX_ATTEMPTS,
@@ -194,21 +195,6 @@ export function registerWritebackCommands(program: Command, ctx: CliContext): vo
 }
 
 // --- implementation ---
-
-/** Runs `fn` with a signal the first Ctrl-C aborts (stop after this batch); a second quits. */
-async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController()
-  const onSigint = (): void => {
-    if (controller.signal.aborted) process.exit(130)
-    controller.abort()
-  }
-  process.on('SIGINT', onSigint)
-  try {
-    return await fn(controller.signal)
-  } finally {
-    process.off('SIGINT', onSigint)
-  }
-}
 
 function showBatchProgress(): (totals: WritebackRunSummary) => void {
   let shown = 0

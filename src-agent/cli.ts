@@ -18,6 +18,7 @@ import { createLogger, type Logger } from './logging/logger.js'
 import { scrubString } from './logging/redact.js'
 import { runSync, type SyncSummary } from './pipeline/run-sync.js'
 import { loadKeyring } from './secrets/crypto.js'
+import { whileInterruptible } from './shutdown.js'
 import { connect, disconnect, health } from './services/connections.js'
 import { rotateKeys } from './services/keys.js'
 import { getMappings, resetMappings, setMappings, type MappingView } from './services/mappings.js'
@@ -374,37 +375,32 @@ async function syncWithProgress(
   keyring: ReturnType<typeof loadKeyring>,
   opts: { type: string; tenant: string; full?: boolean; pageSize?: number },
 ): Promise<SyncSummary> {
-  const controller = new AbortController()
-  // First Ctrl-C: stop after the current page (committed work is kept). Second: quit now.
-  const onSigint = (): void => {
-    if (controller.signal.aborted) process.exit(130)
-    controller.abort()
-  }
-  process.on('SIGINT', onSigint)
   const tty = process.stderr.isTTY
   let shown = 0
   try {
-    return await runSync(
-      { handle, keyring, registry: connectorRegistry, log: ctx.log, userId: ctx.userId },
-      {
-        tenantId: opts.tenant,
-        connectorType: opts.type,
-        signal: controller.signal,
-        ...(opts.full ? { full: true } : {}),
-        ...(opts.pageSize ? { pageSize: opts.pageSize } : {}),
-        ...(tty
-          ? {
-              onProgress: (p) => {
-                const line = `${p.phase}: ${p.pages} pages, ${p.created} created, ${p.updated} updated, ${p.deleted} deleted, ${p.errors} errors`
-                process.stderr.write(`\r${line.padEnd(shown)}`)
-                shown = line.length
-              },
-            }
-          : {}),
-      },
+    // First Ctrl-C: stop after the current page (committed work is kept). Second: quit now.
+    return await whileInterruptible((signal) =>
+      runSync(
+        { handle, keyring, registry: connectorRegistry, log: ctx.log, userId: ctx.userId },
+        {
+          tenantId: opts.tenant,
+          connectorType: opts.type,
+          signal,
+          ...(opts.full ? { full: true } : {}),
+          ...(opts.pageSize ? { pageSize: opts.pageSize } : {}),
+          ...(tty
+            ? {
+                onProgress: (p) => {
+                  const line = `${p.phase}: ${p.pages} pages, ${p.created} created, ${p.updated} updated, ${p.deleted} deleted, ${p.errors} errors`
+                  process.stderr.write(`\r${line.padEnd(shown)}`)
+                  shown = line.length
+                },
+              }
+            : {}),
+        },
+      ),
     )
   } finally {
-    process.off('SIGINT', onSigint)
     if (tty && shown > 0) process.stderr.write('\n')
   }
 }

