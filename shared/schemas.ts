@@ -64,8 +64,14 @@ export const requiredCanonicalFields: Record<EntityType, readonly string[]> = {
 /** One raw record as a connector fetched it, before mapping. */
 export const sourceRecordSchema = z.object({
   entityType: entityTypeSchema,
-  /** The vendor's payload; mapping reads it by dotted path. */
-  data: z.record(z.string(), z.unknown()),
+  /**
+   * The vendor's payload; mapping reads it by dotted path. Checked to be an object, not copied
+   * key by key: every record of a sync passes through here.
+   */
+  data: z.custom<Record<string, unknown>>(
+    (value) => typeof value === 'object' && value !== null && !Array.isArray(value),
+    'must be an object',
+  ),
   /** The source says this record was deleted; only its external id is needed. */
   deleted: z.boolean().optional(),
   /** When the source last changed it; used to keep the newest of duplicates in one batch. */

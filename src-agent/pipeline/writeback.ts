@@ -375,18 +375,18 @@ export async function previewQueuedWriteback(
           ...credentialHooks(deps, { tenantId, connector, connectorId: row.id }),
         })
   const items = planned.map((p, index) => {
-    const entityType = due[index]!.entityType
-    if ('error' in p) {
-      return {
-        entityType,
-        externalId: due[index]!.externalId,
-        objectType: null,
-        found: false,
-        changes: [],
-        error: p.error,
-      }
-    }
-    return { entityType, ...previews.shift()! }
+    const { entityType, externalId } = due[index]!
+    const unwritable = (error: string) => ({
+      entityType,
+      externalId,
+      objectType: null,
+      found: false,
+      changes: [],
+      error,
+    })
+    if ('error' in p) return unwritable(p.error)
+    const preview = previews.shift()
+    return preview ? { entityType, ...preview } : unwritable('The source gave no preview of it.')
   })
   const counts = await pendingCounts(deps.handle, input)
   const disabled: Partial<Record<EntityType, number>> = {}

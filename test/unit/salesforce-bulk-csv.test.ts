@@ -13,6 +13,12 @@ describe('Bulk API 2.0 CSV results', () => {
     ])
     expect(parseCsv('Id\n')).toEqual([['Id']])
     expect(parseCsv('')).toEqual([])
+    // Edges: empty quoted cells, a quote pair at a cell's end, no final newline, a final comma.
+    expect(parseCsv('a,"",""""\r\n"x""","y\r\nz",')).toEqual([
+      ['a', '', '"'],
+      ['x"', 'y\r\nz', ''],
+    ])
+    expect(parseCsv('a\n\nb')).toEqual([['a'], [''], ['b']])
   })
 
   it('types cells by the describe and nests relationship columns', () => {

@@ -171,5 +171,10 @@ describe('sourceRecordSchema', () => {
     expect(failedPaths(sourceRecordSchema.safeParse({ entityType: 'lead', data: {} }))).toEqual([
       'entityType',
     ])
+    for (const data of [null, [], 'x']) {
+      expect(failedPaths(sourceRecordSchema.safeParse({ entityType: 'person', data }))).toEqual([
+        'data',
+      ])
+    }
   })
 })
