@@ -35,6 +35,9 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
     outputs.push(result)
     return result
   }
+  /** `gtm-agent writeback <verb> salesforce --tenant <tenant> ...args` */
+  const wb = (verb: string, ...args: string[]): Promise<CliResult> =>
+    cli('writeback', verb, 'salesforce', '--tenant', tenant, ...args)
   /** With every log line (stderr), to show no token reaches them. */
   const cliLogging = async (...args: string[]): Promise<CliResult> => {
     const result = await runCli(args, { ...env(), LOG_LEVEL: 'debug' })
@@ -111,7 +114,7 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
   })
 
   it('shows the default writeback settings: accounts on with the GTM score fields, people off', async () => {
-    const shown = ok(await cli('writeback', 'config', 'salesforce', '--tenant', tenant))
+    const shown = ok(await wb('config'))
     const fieldMap = [
       { canonicalField: 'combinedScore', targetField: 'GTM_Score__c' },
       { canonicalField: 'tier', targetField: 'GTM_Tier__c' },
@@ -133,15 +136,7 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
         isDefault: true,
       },
     ])
-    const activity = await cli(
-      'writeback',
-      'config',
-      'salesforce',
-      '--tenant',
-      tenant,
-      '--entity',
-      'activity',
-    )
+    const activity = await wb('config', '--entity', 'activity')
     expect(activity.code).toBe(1)
     expect(stderrLines(activity)).toEqual([
       'error: Salesforce cannot write back activity records; it writes back: person, account.',
@@ -158,15 +153,7 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
       { entityType: 'person', externalId: fake.idOf('Account', 5), fields: { tier: 'hot' } },
       { entityType: 'activity', externalId: 'x', fields: { tier: 'hot' } },
     ])
-    const result = await cli(
-      'writeback',
-      'enqueue',
-      'salesforce',
-      '--tenant',
-      tenant,
-      '--file',
-      file,
-    )
+    const result = await wb('enqueue', '--file', file)
     expect(result.code).toBe(1)
     const lines = stderrLines(result)
     expect(lines).toHaveLength(1)
@@ -181,15 +168,7 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
       { entityType: 'person', externalId: fake.idOf('Account', 5), fields: { tier: 'hot' } },
       { entityType: 'activity', externalId: 'x', fields: { tier: 'hot' } },
     ])
-    const again = await cli(
-      'writeback',
-      'enqueue',
-      'salesforce',
-      '--tenant',
-      tenant,
-      '--file',
-      fixed,
-    )
+    const again = await wb('enqueue', '--file', fixed)
     expect(again.code).toBe(1)
     const [line] = stderrLines(again)
     expect(line).toMatch(/^error: Nothing was queued: line 2: entityType /)
@@ -204,15 +183,7 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
     expect(await queue()).toEqual([])
     expect(await audits('writeback.enqueue')).toEqual([])
 
-    const missing = await cli(
-      'writeback',
-      'enqueue',
-      'salesforce',
-      '--tenant',
-      tenant,
-      '--file',
-      path.join(dir, 'nope.jsonl'),
-    )
+    const missing = await wb('enqueue', '--file', path.join(dir, 'nope.jsonl'))
     expect(stderrLines(missing)).toEqual([
       `error: Cannot read the updates file ${path.join(dir, 'nope.jsonl')}: it does not exist.`,
     ])
@@ -228,9 +199,7 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
       ...Array.from({ length: 450 }, (_, i) => score(i)),
       ...contacts,
     ])
-    const queued = ok(
-      await cli('writeback', 'enqueue', 'salesforce', '--tenant', tenant, '--file', file),
-    )
+    const queued = ok(await wb('enqueue', '--file', file))
     expect(queued.stdout).toContain(`Queued 452 updates for Salesforce of tenant "${tenant}".`)
     expect(queued.stdout).toContain(
       `Send them with: gtm-agent writeback run salesforce --tenant ${tenant}`,
@@ -240,9 +209,7 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
     // One record already holds a score: the preview shows it as the current value.
     fake.update('Account', fake.idOf('Account', 3), { GTM_Score__c: 12 })
     fake.requests.length = 0
-    const dry = ok(
-      await cli('writeback', 'run', 'salesforce', '--tenant', tenant, '--dry-run', '--json'),
-    )
+    const dry = ok(await wb('run', '--dry-run', '--json'))
     const report = JSON.parse(dry.stdout) as {
       dryRun: boolean
       items: Array<{ externalId: string; objectType: string; found: boolean; changes: unknown[] }>
@@ -275,7 +242,7 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
     ).toBe(true)
     expect(await audits('writeback.send')).toEqual([])
 
-    const table = ok(await cli('writeback', 'run', 'salesforce', '--tenant', tenant, '--dry-run'))
+    const table = ok(await wb('run', '--dry-run'))
     expect(table.stdout).toMatch(/^ENTITY\s+ID\s+OBJECT\s+FIELD\s+CURRENT\s+NEW$/m)
     expect(table.stdout).toMatch(
       new RegExp(
@@ -297,7 +264,7 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
       statusCode: 'FIELD_CUSTOM_VALIDATION_EXCEPTION',
       message: 'Score must be positive',
     })
-    const run = await cli('writeback', 'run', 'salesforce', '--tenant', tenant, '--json')
+    const run = await wb('run', '--json')
     expect(run.code).toBe(1)
     expect(stderrLines(run)).toEqual([
       'error: 1 of 450 updates could not be written to Salesforce.',
@@ -345,7 +312,7 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
 
     // A second run finds nothing due: the retry waits for its backoff.
     fake.requests.length = 0
-    const idle = ok(await cli('writeback', 'run', 'salesforce', '--tenant', tenant))
+    const idle = ok(await wb('run'))
     expect(idle.stdout).toContain(
       `Nothing to send: no updates are due for Salesforce of tenant "${tenant}".`,
     )
@@ -366,8 +333,8 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
         fields: { combinedScore: 12, tier: 'cold' },
       },
     ])
-    ok(await cli('writeback', 'enqueue', 'salesforce', '--tenant', tenant, '--file', file))
-    const skipped = ok(await cli('writeback', 'run', 'salesforce', '--tenant', tenant))
+    ok(await wb('enqueue', '--file', file))
+    const skipped = ok(await wb('run'))
     expect(skipped.stdout).toContain(
       `2 person updates wait: person writeback is disabled (enable it with: gtm-agent writeback config salesforce --tenant ${tenant} --entity person --enable).`,
     )
@@ -382,33 +349,12 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
         { canonicalField: 'tier', targetField: 'GTM Tier' },
       ]),
     )
-    const refused = await cli(
-      'writeback',
-      'config',
-      'salesforce',
-      '--tenant',
-      tenant,
-      '--entity',
-      'person',
-      '--enable',
-      '--file',
-      bad,
-    )
+    const refused = await wb('config', '--entity', 'person', '--enable', '--file', bad)
     expect(refused.code).toBe(1)
     expect(stderrLines(refused)).toEqual([
       'error: The field map\'s entry 1 targetField: must be a field name: a letter, then letters, digits or "_".',
     ])
-    const both = await cli(
-      'writeback',
-      'config',
-      'salesforce',
-      '--tenant',
-      tenant,
-      '--entity',
-      'person',
-      '--enable',
-      '--disable',
-    )
+    const both = await wb('config', '--entity', 'person', '--enable', '--disable')
     expect(both.code).toBe(2)
     expect(await withTenant(db.db, tenant, (tx) => tx.select().from(writebackConfigs))).toEqual([])
 
@@ -420,20 +366,7 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
         fieldMap: [{ canonicalField: 'combinedScore', targetField: 'GTM_Score__c' }],
       }),
     )
-    const set = ok(
-      await cli(
-        'writeback',
-        'config',
-        'salesforce',
-        '--tenant',
-        tenant,
-        '--entity',
-        'person',
-        '--enable',
-        '--file',
-        map,
-      ),
-    )
+    const set = ok(await wb('config', '--entity', 'person', '--enable', '--file', map))
     expect(set.stdout).toBe(
       `Salesforce person writeback of tenant "${tenant}" is now enabled: combinedScore → GTM_Score__c.\n`,
     )
@@ -459,22 +392,11 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
     expect(fake.record('Contact', fake.idOf('Contact', 3))).toMatchObject({ GTM_Score__c: 12 })
 
     // Disabling accounts holds their updates back.
-    ok(
-      await cli(
-        'writeback',
-        'config',
-        'salesforce',
-        '--tenant',
-        tenant,
-        '--entity',
-        'account',
-        '--disable',
-      ),
-    )
+    ok(await wb('config', '--entity', 'account', '--disable'))
     const accounts = await jsonl('acc.jsonl', [score(0)])
-    ok(await cli('writeback', 'enqueue', 'salesforce', '--tenant', tenant, '--file', accounts))
+    ok(await wb('enqueue', '--file', accounts))
     fake.requests.length = 0
-    const held = ok(await cli('writeback', 'run', 'salesforce', '--tenant', tenant, '--json'))
+    const held = ok(await wb('run', '--json'))
     expect(JSON.parse(held.stdout)).toMatchObject({ sent: 0, disabled: { account: 1 } })
     expect(patches()).toEqual([])
   })
