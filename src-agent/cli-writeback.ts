@@ -9,6 +9,7 @@ import { print, printJson, printTable } from './cli-output.js'
 import {
   oneLine,
   plural,
+  positiveInt,
   readJsonFile,
   readTextFile,
   withDatabase,
@@ -24,6 +25,7 @@ import {
   runWriteback,
   type WritebackPreviewReport,
   type WritebackRunSummary,
+  writebackStatus,
 } from './pipeline/writeback.js'
 import { loadKeyring } from './secrets/crypto.js'
 import { whileInterruptible } from './shutdown.js'
@@ -129,6 +131,48 @@ export function registerWritebackCommands(program: Command, ctx: CliContext): vo
           )
         }
       })
+    })
+
+  writeback
+    .command('status <type>')
+    .description('show the queue: due, waiting, sent and failed updates per entity type')
+    .requiredOption('--tenant <id>', 'tenant id')
+    .option('--failures <n>', 'how many recent failures to list (default 20)', positiveInt)
+    .option('--json', 'print JSON')
+    .action(async (type: string, opts: { tenant: string; failures?: number; json?: boolean }) => {
+      await loadConnectorModules(ctx.env)
+      const { connector } = writebackConnector(connectorRegistry, type)
+      const status = await withDatabase(ctx, (handle) =>
+        writebackStatus(
+          { handle, registry: connectorRegistry },
+          { tenantId: opts.tenant, connectorType: type, failures: opts.failures ?? 20 },
+        ),
+      )
+      if (opts.json) return printJson(status)
+      printTable(
+        ['ENTITY', 'WRITEBACK', 'DUE', 'WAITING', 'SENT', 'FAILED', 'LAST SENT'],
+        status.entityTypes.map((t) => [
+          t.entityType,
+          t.enabled ? 'enabled' : 'disabled',
+          String(t.due),
+          String(t.waiting),
+          String(t.sent),
+          String(t.failed),
+          t.lastSentAt?.toISOString() ?? '-',
+        ]),
+      )
+      if (status.failures.length === 0) return
+      print(`\nLatest failures in ${connector.name}:`)
+      printTable(
+        ['ENTITY', 'ID', 'ATTEMPTS', 'QUEUED', 'ERROR'],
+        status.failures.map((f) => [
+          f.entityType,
+          f.externalId,
+          String(f.attempts),
+          f.queuedAt.toISOString(),
+          f.error,
+        ]),
+      )
     })
 
   writeback

@@ -462,6 +462,76 @@ export async function runWriteback(
   return totals
 }
 
+/** The queue of one connection as an operator sees it. */
+export interface WritebackStatus {
+  entityTypes: Array<{
+    entityType: EntityType
+    enabled: boolean
+    /** Pending and due now. */
+    due: number
+    /** Pending, waiting for a retry (or claimed by a sender right now). */
+    waiting: number
+    sent: number
+    failed: number
+    lastSentAt: Date | null
+  }>
+  /** The most recent failures, newest first. */
+  failures: Array<WritebackFailure & { attempts: number; queuedAt: Date }>
+}
+
+/** Counts per entity type and status, and the latest failures, for `writeback status`. */
+export async function writebackStatus(
+  deps: { handle: DbHandle; registry: ConnectorRegistry },
+  input: { tenantId: string; connectorType: string; failures?: number },
+): Promise<WritebackStatus> {
+  const { connector } = writebackConnector(deps.registry, input.connectorType)
+  return withTenant(deps.handle.db, input.tenantId, async (tx) => {
+    const configs = await loadWritebackConfigs(tx, input.tenantId, connector)
+    const q = writebackQueue
+    const rows = await tx
+      .select({
+        entityType: q.entityType,
+        due: sql<number>`count(*) filter (where ${q.status} = 'pending' and (${q.nextAttemptAt} is null or ${q.nextAttemptAt} <= now()))::int`,
+        waiting: sql<number>`count(*) filter (where ${q.status} = 'pending' and ${q.nextAttemptAt} > now())::int`,
+        sent: sql<number>`count(*) filter (where ${q.status} = 'sent')::int`,
+        failed: sql<number>`count(*) filter (where ${q.status} = 'failed')::int`,
+        lastSentAt: sql<string | null>`max(${q.sentAt})`,
+      })
+      .from(q)
+      .where(eq(q.connectorType, input.connectorType))
+      .groupBy(q.entityType)
+    const failed = await tx
+      .select({
+        entityType: q.entityType,
+        externalId: q.externalId,
+        error: q.lastError,
+        attempts: q.attempts,
+        queuedAt: q.createdAt,
+      })
+      .from(q)
+      .where(and(eq(q.connectorType, input.connectorType), eq(q.status, 'failed')))
+      .orderBy(sql`${q.seq} desc`)
+      .limit(input.failures ?? 20)
+    const byType = new Map(rows.map((r) => [r.entityType, r]))
+    const types = [...new Set([...configs.keys(), ...byType.keys()])]
+    return {
+      entityTypes: types.map((entityType) => {
+        const r = byType.get(entityType)
+        return {
+          entityType,
+          enabled: configs.get(entityType)?.enabled ?? false,
+          due: r?.due ?? 0,
+          waiting: r?.waiting ?? 0,
+          sent: r?.sent ?? 0,
+          failed: r?.failed ?? 0,
+          lastSentAt: r?.lastSentAt ? new Date(r.lastSentAt) : null,
+        }
+      }),
+      failures: failed.map((f) => ({ ...f, error: f.error ?? 'unknown error' })),
+    }
+  })
+}
+
 // --- implementation ---
 
 type QueueRow = typeof writebackQueue.$inferSelect

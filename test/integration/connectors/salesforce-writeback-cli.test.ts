@@ -310,6 +310,25 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
       { connectorType: 'salesforce', items: 50, sent: 50, failed: 0, retrying: 0 },
     ])
 
+    const status = ok(await wb('status', '--json'))
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      entityTypes: [
+        { entityType: 'person', enabled: false, due: 2, waiting: 0, sent: 0, failed: 0 },
+        { entityType: 'account', enabled: true, due: 0, waiting: 1, sent: 448, failed: 1 },
+      ],
+      failures: [
+        {
+          entityType: 'account',
+          externalId: fake.idOf('Account', 300),
+          attempts: 1,
+          error: 'FIELD_CUSTOM_VALIDATION_EXCEPTION: Score must be positive',
+        },
+      ],
+    })
+    const statusTable = ok(await wb('status'))
+    expect(statusTable.stdout).toMatch(/^account\s+enabled\s+0\s+1\s+448\s+1\s+\d{4}-/m)
+    expect(statusTable.stdout).toContain('Latest failures in Salesforce:')
+
     // A second run finds nothing due: the retry waits for its backoff.
     fake.requests.length = 0
     const idle = ok(await wb('run'))
