@@ -70,14 +70,17 @@ export function defaultMappings(entityType: EntityType): FieldMapping[] {
  * the computed keys added, deleted when IsDeleted (queryAll), modifiedAt from SystemModstamp.
  */
 export function toSourceRecord(object: SyncObject, raw: Record<string, unknown>): SourceRecord {
-  const { attributes: _attributes, ...fields } = raw
-  const data = { ...fields, objectType: object, ...computed(object, fields) }
-  const modifiedAt = isoDate(fields.SystemModstamp)
+  // One copy of the fields (every record of a sync passes here), the computed keys set on it.
+  const data: Record<string, unknown> = {}
+  for (const key in raw) if (key !== 'attributes') data[key] = raw[key]
+  data.objectType = object
+  addComputed(object, data)
+  const modifiedAt = isoDate(data.SystemModstamp)
   return {
     entityType: OBJECT_ENTITY[object],
     data,
     ...(modifiedAt ? { modifiedAt } : {}),
-    ...(fields.IsDeleted === true ? { deleted: true } : {}),
+    ...(data.IsDeleted === true ? { deleted: true } : {}),
   }
 }
 
@@ -93,36 +96,31 @@ export function eventChannel(type: unknown): string {
   return channelOfType(type) ?? 'meeting'
 }
 
-function computed(object: SyncObject, f: Record<string, unknown>): Record<string, unknown> {
+/** Adds the keys mapping reads that Salesforce does not name that way; absent values are left out. */
+function addComputed(object: SyncObject, f: Record<string, unknown>): void {
   switch (object) {
     case 'Account':
-      return {}
+      return
     case 'Contact':
-      return defined({ accountExternalId: f.AccountId })
+      return set(f, 'accountExternalId', f.AccountId)
     case 'Lead':
-      return defined({ accountExternalId: f.ConvertedAccountId })
+      return set(f, 'accountExternalId', f.ConvertedAccountId)
     case 'Opportunity':
-      return defined({
-        type: 'opportunity',
-        occurredAt: isoDate(f.CreatedDate),
-        accountExternalId: f.AccountId,
-      })
+      f.type = 'opportunity'
+      set(f, 'occurredAt', isoDate(f.CreatedDate))
+      return set(f, 'accountExternalId', f.AccountId)
     case 'Task':
-      return defined({
-        type: 'task',
-        channel: taskChannel(f.TaskSubtype, f.Type),
-        occurredAt: isoDate(f.CompletedDateTime ?? f.ActivityDate ?? f.CreatedDate),
-        personExternalId: f.WhoId,
-        accountExternalId: f.AccountId,
-      })
+      f.type = 'task'
+      set(f, 'channel', taskChannel(f.TaskSubtype, f.Type))
+      set(f, 'occurredAt', isoDate(f.CompletedDateTime ?? f.ActivityDate ?? f.CreatedDate))
+      set(f, 'personExternalId', f.WhoId)
+      return set(f, 'accountExternalId', f.AccountId)
     case 'Event':
-      return defined({
-        type: 'event',
-        channel: eventChannel(f.Type),
-        occurredAt: isoDate(f.StartDateTime ?? f.ActivityDateTime ?? f.CreatedDate),
-        personExternalId: f.WhoId,
-        accountExternalId: f.AccountId,
-      })
+      f.type = 'event'
+      set(f, 'channel', eventChannel(f.Type))
+      set(f, 'occurredAt', isoDate(f.StartDateTime ?? f.ActivityDateTime ?? f.CreatedDate))
+      set(f, 'personExternalId', f.WhoId)
+      return set(f, 'accountExternalId', f.AccountId)
   }
 }
 
@@ -140,8 +138,6 @@ function isoDate(value: unknown): string | undefined {
   return Number.isNaN(ms) ? undefined : new Date(ms).toISOString()
 }
 
-function defined(values: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(values).filter(([, value]) => value !== undefined && value !== null),
-  )
+function set(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (value !== undefined && value !== null) target[key] = value
 }
