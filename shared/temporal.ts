@@ -10,6 +10,12 @@ export const TASK_QUEUE = 'gtm-connect'
 /** Default sync schedule of a connection: every 15 minutes. */
 export const DEFAULT_SYNC_CRON = '*/15 * * * *'
 
+/**
+ * How writeback retries an update that failed transiently: this many attempts in all, the
+ * first retry after this long, doubling each time (the workflow and `writeback run` alike).
+ */
+export const WRITEBACK_RETRY = { maxAttempts: 5, retryBaseMs: 30_000 } as const
+
 /** The one sync workflow of a connection. */
 export function syncWorkflowId(tenantId: string, connectorType: string): string {
   return `sync:${tenantId}:${connectorType}`

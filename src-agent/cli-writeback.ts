@@ -5,6 +5,7 @@
 import { Option, type Command } from 'commander'
 import { AppError, ConfigError, describeError } from '../shared/errors.js'
 import { entityTypes, type EntityType } from '../shared/schemas.js'
+import { WRITEBACK_RETRY } from '../shared/temporal.js'
 import { print, printJson, printTable } from './cli-output.js'
 import {
   oneLine,
@@ -37,11 +38,7 @@ import {
 } from './services/writeback-config.js'
 import { wakeWritebackIfRunning } from './temporal/cli-commands.js'
 
-/** Attempts and first backoff of `writeback run`, the same as the writeback workflow's. */
-const MAX_ATTEMPTS = 5
-const RETRY_BASE_MS = 30_000
-
-/** Adds `writeback enqueue|run|config <type>` to the program. */
+/** Adds `writeback enqueue|run|status|config <type>` to the program. */
 export function registerWritebackCommands(program: Command, ctx: CliContext): void {
   const writeback = program
     .command('writeback')
@@ -114,8 +111,7 @@ export function registerWritebackCommands(program: Command, ctx: CliContext): vo
         const summary = await whileInterruptible((signal) =>
           runWriteback(deps, {
             ...target,
-            maxAttempts: MAX_ATTEMPTS,
-            retryBaseMs: RETRY_BASE_MS,
+            ...WRITEBACK_RETRY,
             signal,
             ...(process.stderr.isTTY ? { onBatch: showBatchProgress() } : {}),
           }),

@@ -23,7 +23,7 @@ import {
 } from '@temporalio/workflow'
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common'
 import type { SyncMode } from '../../shared/schemas.js'
-import { syncWorkflowId, type SyncWorkflowPhase } from '../../shared/temporal.js'
+import { WRITEBACK_RETRY, syncWorkflowId, type SyncWorkflowPhase } from '../../shared/temporal.js'
 import type { SyncCounts } from '../pipeline/run-sync.js'
 import type { Activities, RunRef } from './activities.js'
 
@@ -318,8 +318,8 @@ export async function writeback(input: WritebackInput): Promise<WritebackTotals>
       result = await acts.sendWritebackBatch({
         tenantId,
         connectorType,
-        maxAttempts: input.maxAttempts ?? 5,
-        retryBaseMs: input.retryBaseMs ?? 30_000,
+        maxAttempts: input.maxAttempts ?? WRITEBACK_RETRY.maxAttempts,
+        retryBaseMs: input.retryBaseMs ?? WRITEBACK_RETRY.retryBaseMs,
       })
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err
