@@ -105,6 +105,8 @@ export interface SalesforceFake {
   expireBulkJobs(): void
   /** sObject Collections updates of these ids fail with this error. */
   failWriteback(id: string, error: FakeSaveError): void
+  /** A `gtm-agent connect salesforce` config for this org (the current refresh token). */
+  connectConfig(): { instanceUrl: string; loginUrl: string; clientId: string; refreshToken: string }
   /** The logical clock (ISO): SystemModstamp of the next change, and every response's Date. */
   now(): string
   /** Moves the clock on, as time passing with nothing changed. */
@@ -186,6 +188,12 @@ export async function startSalesforceFake(
     },
     expireBulkJobs: () => state.jobs.clear(),
     failWriteback: (id, error) => state.writebackFailures.set(id, error),
+    connectConfig: () => ({
+      instanceUrl: state.url,
+      loginUrl: state.url,
+      clientId: state.clientId,
+      refreshToken: state.currentRefreshToken,
+    }),
     now: () => new Date(state.clock).toISOString(),
     advanceClock: (ms) => {
       state.clock += ms

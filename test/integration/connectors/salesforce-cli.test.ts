@@ -28,10 +28,7 @@ describe('gtm-agent with the built-in Salesforce connector', () => {
     await writeFile(
       configFile,
       JSON.stringify({
-        instanceUrl: fake.url,
-        loginUrl: fake.url,
-        clientId: fake.clientId,
-        refreshToken: fake.refreshToken,
+        ...fake.connectConfig(),
         bulkPollIntervalMs: 5,
       }),
     )

@@ -100,15 +100,7 @@ describe('gtm-agent writeback with the Salesforce connector', () => {
     tenant = uniqueTenantId('sfwb')
     ok(await cli('tenants', 'create', tenant, '--name', 'Writeback'))
     const configFile = path.join(dir, `${tenant}.json`)
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        instanceUrl: fake.url,
-        loginUrl: fake.url,
-        clientId: fake.clientId,
-        refreshToken: fake.refreshToken,
-      }),
-    )
+    await writeFile(configFile, JSON.stringify(fake.connectConfig()))
     ok(await cli('connect', 'salesforce', '--tenant', tenant, '--config', configFile))
     fake.requests.length = 0
   })

@@ -63,10 +63,7 @@ describe('Salesforce connector through the real pipeline', () => {
         tenantId,
         connectorType: TYPE,
         configJson: {
-          instanceUrl: fake.url,
-          loginUrl: fake.url,
-          clientId: fake.clientId,
-          refreshToken: fake.refreshToken,
+          ...fake.connectConfig(),
           bulkPollIntervalMs: 5,
           ...config,
         },

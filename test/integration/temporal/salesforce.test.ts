@@ -26,12 +26,7 @@ describe('Salesforce under Temporal: scheduled syncs and the writeback workflow'
     env = await startTemporalTestEnv('salesforce')
     worker = await startTestWorker(env)
     fake = await startSalesforceFake({ counts: { Account: 30 } })
-    tenantId = await connectTenant(env.activityDb, 'salesforce', {
-      instanceUrl: fake.url,
-      loginUrl: fake.url,
-      clientId: fake.clientId,
-      refreshToken: fake.refreshToken,
-    })
+    tenantId = await connectTenant(env.activityDb, 'salesforce', fake.connectConfig())
   })
   afterAll(async () => {
     await worker?.stop()
