@@ -62,9 +62,7 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
 
 // --- commands ---
 
-type Context = CliContext
-
-function buildProgram(ctx: Context): Command {
+function buildProgram(ctx: CliContext): Command {
   const program = new Command('gtm-agent')
     .description('GTM Clarity Connect agent: syncs go-to-market data into tenant-scoped Postgres.')
     .version(packageVersion())
@@ -78,7 +76,7 @@ function buildProgram(ctx: Context): Command {
   return program
 }
 
-function addDatabaseCommands(program: Command, ctx: Context): void {
+function addDatabaseCommands(program: Command, ctx: CliContext): void {
   program
     .command('migrate')
     .description('apply pending migrations (to the embedded Postgres when DATABASE_URL is unset)')
@@ -156,7 +154,7 @@ function addDatabaseCommands(program: Command, ctx: Context): void {
     })
 }
 
-function addConnectionCommands(program: Command, ctx: Context): void {
+function addConnectionCommands(program: Command, ctx: CliContext): void {
   program
     .command('connectors')
     .description('list the connectors this agent can run')
@@ -285,7 +283,7 @@ function addConnectionCommands(program: Command, ctx: Context): void {
     })
 }
 
-function addMappingCommands(program: Command, ctx: Context): void {
+function addMappingCommands(program: Command, ctx: CliContext): void {
   const mappings = program
     .command('mappings')
     .description('show or change how source fields map to canonical fields')
@@ -349,7 +347,7 @@ function addMappingCommands(program: Command, ctx: Context): void {
 
 /** Tells Temporal (when it is already running) about a connection change; never fails the command. */
 async function announceConnectionChange(
-  ctx: Context,
+  ctx: CliContext,
   handle: DbHandle,
   tenantId: string,
   connectorType: string,
@@ -370,7 +368,7 @@ async function announceConnectionChange(
 }
 
 async function syncWithProgress(
-  ctx: Context,
+  ctx: CliContext,
   handle: DbHandle,
   keyring: ReturnType<typeof loadKeyring>,
   opts: { type: string; tenant: string; full?: boolean; pageSize?: number },

@@ -8,7 +8,6 @@ import { AppError, ConfigError } from '../../shared/errors.js'
 import { DEFAULT_SYNC_CRON, syncScheduleId } from '../../shared/temporal.js'
 import { dataDir, loadConnectorModules, openDatabase, type Env } from '../config.js'
 import { connectorRegistry } from '../connectors/registry.js'
-import type { Logger } from '../logging/logger.js'
 import { readTemporalSettings, withTemporal, type TemporalConnection } from './client.js'
 import { findRunningDevServer } from './dev-server.js'
 import {
@@ -32,16 +31,10 @@ import { runWorker } from './worker.js'
 import { wakeWriteback } from './writeback.js'
 import { syncProgressQuery, type SyncProgressView } from './workflows.js'
 import { print, printJson, printTable } from '../cli-output.js'
-
-/** What the commands need from the CLI: the same context object cli.ts passes its own commands. */
-export interface TemporalCommandContext {
-  env: Env
-  log: Logger
-  userId: string
-}
+import type { CliContext } from '../cli-support.js'
 
 /** Adds `worker`, `schedule <type>` and `schedules` to the program. */
-export function registerTemporalCommands(program: Command, ctx: TemporalCommandContext): void {
+export function registerTemporalCommands(program: Command, ctx: CliContext): void {
   program
     .command('worker')
     .description(
@@ -145,7 +138,7 @@ export function registerTemporalCommands(program: Command, ctx: TemporalCommandC
  * the sync did not succeed.
  */
 export async function syncViaTemporal(
-  ctx: TemporalCommandContext,
+  ctx: CliContext,
   opts: { type: string; tenant: string; full?: boolean; pageSize?: number; json?: boolean },
 ): Promise<SyncOutcomeView> {
   await loadConnectorModules(ctx.env)
@@ -205,7 +198,7 @@ export type ConnectionChangeResult =
  * Temporal errors are thrown.
  */
 export async function notifyConnectionChange(
-  ctx: TemporalCommandContext,
+  ctx: CliContext,
   input: { tenantId: string; connectorType: string; change: 'connected' | 'disconnected' },
   options: { handle?: DbHandle } = {},
 ): Promise<ConnectionChangeResult> {
@@ -265,7 +258,7 @@ export type WritebackWakeResult =
  * is already there; otherwise says why not. Temporal errors are thrown.
  */
 export async function wakeWritebackIfRunning(
-  ctx: TemporalCommandContext,
+  ctx: CliContext,
   target: { tenantId: string; connectorType: string },
 ): Promise<WritebackWakeResult> {
   const env = await runningTemporal(ctx.env)
@@ -323,7 +316,7 @@ function scheduleVerb(opts: ScheduleOpts): 'pause' | 'resume' | 'trigger' | 'del
 
 /** Opens the database and Temporal, runs `fn`, and lets go of both. */
 async function withClients<T>(
-  ctx: TemporalCommandContext,
+  ctx: CliContext,
   fn: (deps: SchedulerDeps, temporal: TemporalConnection) => Promise<T>,
 ): Promise<T> {
   const database = await openDatabase(ctx)
@@ -337,7 +330,7 @@ async function withClients<T>(
 }
 
 function schedulerDeps(
-  ctx: TemporalCommandContext,
+  ctx: CliContext,
   handle: DbHandle,
   temporal: TemporalConnection,
 ): SchedulerDeps {
