@@ -12,6 +12,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { Connection } from '@temporalio/client'
+import { freePort } from '../../db/net.js'
 import { AppError, ConfigError } from '../../shared/errors.js'
 import type { Env } from '../config.js'
 import type { Logger } from '../logging/logger.js'
@@ -271,20 +272,5 @@ function canConnect(port: number): Promise<boolean> {
       resolve(false)
     })
     socket.once('error', () => resolve(false))
-  })
-}
-
-/** A free loopback port (the server binds it a moment later; a clash fails the start loudly). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address()
-      srv.close(() => {
-        if (address && typeof address === 'object') resolve(address.port)
-        else reject(new Error('no free port'))
-      })
-    })
   })
 }

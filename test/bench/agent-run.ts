@@ -19,6 +19,7 @@ import { createLogger } from '../../src-agent/logging/logger.js'
 import { runSync, type SyncDeps, type SyncSummary } from '../../src-agent/pipeline/run-sync.js'
 import { keyringFromHex } from '../../src-agent/secrets/crypto.js'
 import { connect } from '../../src-agent/services/connections.js'
+import { benchConnectConfig } from './connect-config.js'
 import type { FakeReady } from './fake-server.js'
 
 export type Transport = 'rest' | 'bulk'
@@ -95,15 +96,7 @@ try {
     {
       tenantId,
       connectorType: 'salesforce',
-      configJson: {
-        instanceUrl: fake.url,
-        loginUrl: fake.url,
-        clientId: fake.clientId,
-        refreshToken: fake.refreshToken,
-        // REST keyset pages throughout, or Bulk 2.0 CSV for every object read from scratch.
-        bulkMinRecords: transport === 'rest' ? Number.MAX_SAFE_INTEGER : 1,
-        bulkPollIntervalMs: 20,
-      },
+      configJson: benchConnectConfig(fake, transport),
       userId: deps.userId,
     },
   )

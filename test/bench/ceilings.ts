@@ -23,6 +23,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams'
 import { salesforceConnector } from '../../src-agent/connectors/salesforce/index.js'
 import { salesforceConfigSchema } from '../../src-agent/connectors/salesforce/schemas.js'
 import type { Transport } from './agent-run.js'
+import { benchConnectConfig } from './connect-config.js'
 import type { FakeReady } from './fake-server.js'
 
 export interface CeilingReport {
@@ -43,14 +44,7 @@ export async function sourceCeiling(
   transport: Transport,
   pageSize: number,
 ): Promise<CeilingReport> {
-  const config = salesforceConfigSchema.parse({
-    instanceUrl: fake.url,
-    loginUrl: fake.url,
-    clientId: fake.clientId,
-    refreshToken: fake.refreshToken,
-    bulkMinRecords: transport === 'rest' ? Number.MAX_SAFE_INTEGER : 1,
-    bulkPollIntervalMs: 20,
-  })
+  const config = salesforceConfigSchema.parse(benchConnectConfig(fake, transport))
   const { credentials } = await salesforceConnector.authenticate(config)
   let cursor: string | null = null
   let records = 0

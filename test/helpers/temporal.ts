@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Client, Connection } from '@temporalio/client'
 import pg from 'pg'
-import { NativeConnection, bundleWorkflowCode, type Worker } from '@temporalio/worker'
+import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker'
 import { createDb, type DbHandle } from '../../db/client.js'
 import { migrateDatabase } from '../../db/migrate.js'
 import { connectorRegistry } from '../../src-agent/connectors/registry.js'
@@ -229,4 +229,20 @@ const quietBundlerLogger = {
   info: () => undefined,
   warn: () => undefined,
   error: (message: string) => process.stderr.write(`${message}\n`),
+}
+
+/** Replays recorded workflow histories against the current workflow code; one result each. */
+export async function replayHistories(
+  env: Pick<TemporalTestEnv, 'workflowBundle'>,
+  replayName: string,
+  histories: Parameters<typeof Worker.runReplayHistories>[1],
+): Promise<Array<{ workflowId: string; error: unknown }>> {
+  const results: Array<{ workflowId: string; error: unknown }> = []
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle: env.workflowBundle, replayName },
+    histories,
+  )) {
+    results.push({ workflowId: result.workflowId, error: result.error })
+  }
+  return results
 }

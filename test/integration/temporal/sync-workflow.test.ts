@@ -1,4 +1,3 @@
-import { Worker } from '@temporalio/worker'
 import { eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { accounts, activities, connectors, people, syncRuns } from '../../../db/schema/index.js'
@@ -14,6 +13,7 @@ import { TEST_KEY_HEX } from '../../helpers/agent.js'
 import {
   connectTenant,
   startTemporalTestEnv,
+  replayHistories,
   startTestWorker,
   waitFor,
   type TemporalTestEnv,
@@ -265,14 +265,11 @@ describe('the sync workflow', () => {
         }
       }
     }
-    let replayed = 0
-    for await (const result of Worker.runReplayHistories(
-      { workflowBundle: env.workflowBundle, replayName: 'sync-workflow-test' },
-      histories(),
-    )) {
+    const results = await replayHistories(env, 'sync-workflow-test', histories())
+    for (const result of results) {
       expect(result.error, `${result.workflowId}: ${String(result.error)}`).toBeUndefined()
-      replayed += 1
     }
+    const replayed = results.length
     expect(replayed).toBeGreaterThan(ran.length)
   })
 })

@@ -1,4 +1,3 @@
-import { Worker } from '@temporalio/worker'
 import { asc, eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { auditLog, connectors, writebackQueue } from '../../../db/schema/index.js'
@@ -17,6 +16,7 @@ import { TEST_KEY_HEX } from '../../helpers/agent.js'
 import {
   connectTenant,
   startTemporalTestEnv,
+  replayHistories,
   startTestWorker,
   waitFor,
   type TemporalTestEnv,
@@ -189,14 +189,11 @@ describe('the writeback workflow', () => {
         yield { workflowId, history }
       }
     }
-    let replayed = 0
-    for await (const result of Worker.runReplayHistories(
-      { workflowBundle: env.workflowBundle, replayName: 'writeback-test' },
-      histories(),
-    )) {
+    const results = await replayHistories(env, 'writeback-test', histories())
+    for (const result of results) {
       expect(result.error, `${result.workflowId}: ${String(result.error)}`).toBeUndefined()
-      replayed += 1
     }
+    const replayed = results.length
     expect(replayed).toBe(workflowIds.length)
   })
 })

@@ -1,0 +1,17 @@
+import type { Transport } from './agent-run.js'
+import type { FakeReady } from './fake-server.js'
+
+/**
+ * The Salesforce connection config of a benchmark run: REST keyset pages throughout, or Bulk 2.0
+ * CSV for every object read from scratch. The pipeline run and the source ceiling share it.
+ */
+export function benchConnectConfig(fake: FakeReady, transport: Transport) {
+  return {
+    instanceUrl: fake.url,
+    loginUrl: fake.url,
+    clientId: fake.clientId,
+    refreshToken: fake.refreshToken,
+    bulkMinRecords: transport === 'rest' ? Number.MAX_SAFE_INTEGER : 1,
+    bulkPollIntervalMs: 20,
+  }
+}
