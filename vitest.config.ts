@@ -8,5 +8,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Two cores: integration tests share one Postgres and spawn processes.
     maxWorkers: 2,
+    // The JSON report is what .ci/run counts its closing "N passed, N failed" line from.
+    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
   },
 })

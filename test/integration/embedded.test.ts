@@ -57,6 +57,71 @@ describe('gtm-agent without DATABASE_URL (embedded Postgres)', () => {
   )
 })
 
+describe('gtm-agent failures on the embedded Postgres', () => {
+  let dataDir: string
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'gtm-embedded-fail-'))
+  })
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true })
+  })
+
+  it(
+    'exits non-zero with one error line on every failure path, and stops Postgres',
+    {
+      timeout: 180_000,
+    },
+    async () => {
+      const env = { GTM_DATA_DIR: dataDir, CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX }
+      expect((await runCli(['migrate'], env)).code).toBe(0)
+      const failures: Array<{ args: string[]; code: number; error: RegExp }> = [
+        { args: ['frobnicate'], code: 2, error: /^error: unknown command 'frobnicate'$/ },
+        {
+          args: ['tenants', 'create', 'BAD!', '--name', 'Bad'],
+          code: 1,
+          error: /^error: "BAD!" is not a valid tenant id/,
+        },
+        {
+          args: ['health', 'salesforce', '--tenant', 'nobody'],
+          code: 1,
+          error: /^error: Tenant "nobody" does not exist/,
+        },
+        {
+          args: ['sync', 'salesforce', '--tenant', 'nobody'],
+          code: 1,
+          error: /^error: salesforce is not connected for tenant "nobody"/,
+        },
+        {
+          args: ['connect', 'salesforce', '--tenant', 'nobody', '--config', '/nonexistent.json'],
+          code: 1,
+          error: /^error: Cannot read the config file \/nonexistent\.json/,
+        },
+        {
+          args: ['keys', 'rotate', '--tenant', 'nobody'],
+          code: 1,
+          error: /^error: Tenant "nobody" does not exist; nothing was rotated\.$/,
+        },
+      ]
+      for (const failure of failures) {
+        const result = await runCli(failure.args, env)
+        expect({ args: failure.args, code: result.code }).toEqual({
+          args: failure.args,
+          code: failure.code,
+        })
+        expect(stderrLines(result)).toEqual([expect.stringMatching(failure.error)])
+        expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false)
+      }
+      // A database that cannot start is a failure too, not a hang or a silent success.
+      const blocked = path.join(dataDir, 'not-a-directory')
+      await writeFile(blocked, '')
+      const unstartable = await runCli(['tenants', 'list'], { ...env, GTM_DATA_DIR: blocked })
+      expect(unstartable.code).toBe(1)
+      expect(stderrLines(unstartable).at(-1)).toMatch(/^error: /)
+    },
+  )
+})
+
 describe('Ctrl-C during a sync on the embedded Postgres', () => {
   let dataDir: string
 
