@@ -39,15 +39,16 @@ export interface DevServerOptions {
   takeOwnership?: boolean
 }
 
-/** The temporal binary: TEMPORAL_CLI_PATH, else the one `.ci/install-temporal.sh` builds. */
+/** The temporal binary: TEMPORAL_CLI_PATH, else the one `npm install` provisions. */
 export function temporalCliPath(env: Env = process.env): string {
   const explicit = env.TEMPORAL_CLI_PATH?.trim()
   const cacheDir = env.GTM_CACHE_DIR?.trim() || path.join(os.homedir(), '.cache', 'gtm')
-  const candidate = explicit || path.join(cacheDir, 'bin', 'temporal')
+  const exe = process.platform === 'win32' ? 'temporal.exe' : 'temporal'
+  const candidate = explicit || path.join(cacheDir, 'bin', exe)
   if (!existsSync(candidate)) {
     throw new ConfigError(
       'config_missing',
-      `The Temporal CLI was not found at ${candidate}. Build it with .ci/install-temporal.sh, ` +
+      `The Temporal CLI was not found at ${candidate}. Install it with \`node build/install-temporal.mjs\` (npm install runs it), ` +
         'set TEMPORAL_CLI_PATH to a temporal binary, or set TEMPORAL_ADDRESS to use a running Temporal server.',
     )
   }
