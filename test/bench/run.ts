@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: end-to-end throughput and memory of a Salesforce sync, next to the two
- * ceilings it cannot beat. A report, not a test: it always exits 0 once it has printed.
+ * ceilings it cannot beat. A report, not a test: it prints figures and verdicts; with --check a
+ * missed target makes it exit 1.
  *
  * The fake Salesforce serves 1,000,000 Contacts and 100,000 Accounts (`--quick`: 100,000 and
  * 10,000) from a child process of its own. For each transport (REST keyset pages, Bulk 2.0 CSV
@@ -16,7 +17,9 @@
  * else an embedded Postgres in a temporary directory. `--runs N` repeats the timed
  * measurements and reports the median and the range.
  *
- *   npm run bench [-- --quick] [-- --runs 3] [-- --transport bulk] [-- --page-size 2000]
+ *   npm run bench [-- --quick] [-- --runs 3] [-- --transport bulk] [-- --page-size 2000] [-- --check]
+ *
+ * --check exits 1 when a target is missed (always 1 when the benchmark cannot run to the end).
  */
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -66,13 +69,18 @@ interface TransportResult {
   small: AgentRunReport[]
 }
 
-async function main(): Promise<void> {
+/**
+ * Runs the benchmark and returns the process exit code: 1 when it could not run to the end, or
+ * with --check when a target failed; else 0.
+ */
+async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
       runs: { type: 'string', default: '1' },
       transport: { type: 'string', default: 'both' },
       'page-size': { type: 'string', default: '2000' },
+      check: { type: 'boolean', default: false },
     },
   })
   const runs = Math.max(1, Number(values.runs) || 1)
@@ -94,7 +102,7 @@ async function main(): Promise<void> {
     server = await startServer()
   } catch (err) {
     process.stdout.write(`\nBenchmark did not start: ${describe(err)}\n`)
-    return
+    return 1
   }
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'gtm-bench-'))
   progress(
@@ -201,11 +209,17 @@ async function main(): Promise<void> {
       await fake.stop()
     }
 
-    report({ quick: values.quick, server, large, small, pageSize, runs, results })
+    const failed = report({ quick: values.quick, server, large, small, pageSize, runs, results })
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
+    if (values.check && failed > 0) {
+      process.stdout.write(`--check: ${failed} target${failed === 1 ? '' : 's'} missed\n`)
+      return 1
+    }
+    return 0
   } catch (err) {
     // The agents' logs stay for a look at what went wrong.
     process.stdout.write(`\nBenchmark did not complete: ${describe(err)}\nLogs: ${tmp}\n`)
+    return 1
   } finally {
     await server.stop().catch(() => undefined)
   }
@@ -221,7 +235,7 @@ function report(input: {
   pageSize: number
   runs: number
   results: TransportResult[]
-}): void {
+}): number {
   const { large, small, results } = input
   const records = large.contacts + large.accounts
   const smallRecords = small.contacts + small.accounts
@@ -385,6 +399,7 @@ function report(input: {
   }
   out.push('')
   process.stdout.write(`${out.join('\n')}\n`)
+  return targetRows.filter((row) => row[3] === 'FAIL').length
 }
 
 function checkCounts(r: TransportResult, large: Sizes): string[] {
@@ -593,5 +608,4 @@ async function createDatabase(adminUrl: string, name: string): Promise<Database>
   }
 }
 
-await main()
-process.exit(0)
+process.exit(await main())
