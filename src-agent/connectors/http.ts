@@ -9,12 +9,21 @@ export interface VendorRequest {
   body?: string
   signal?: AbortSignal
   timeoutMs?: number
+  /**
+   * For vendors whose error bodies say more than their status: sees every non-2xx response
+   * (status and body text) before the generic rules and returns the error to throw, or
+   * undefined to leave the response to them. Salesforce-style APIs, for one, answer an exhausted
+   * daily quota with 403 `REQUEST_LIMIT_EXCEEDED`, which the generic rules would call an auth
+   * failure. The body may carry vendor detail: copy only the fields meant for a message.
+   */
+  classifyError?: (response: { status: number; body: string }) => VendorError | undefined
 }
 
 /**
  * GETs (or sends) JSON to a vendor API and maps failures to VendorError: 401/403 are auth
  * failures (not retried), 429 is throttling (with Retry-After), 5xx and network errors are
- * transient. The URL and headers never appear in the error: they can carry credentials.
+ * transient; `classifyError`, when given, decides first. The URL and headers never appear in
+ * the error: they can carry credentials.
  */
 export async function vendorJson<T = unknown>(url: string, request: VendorRequest): Promise<T> {
   const timeout = AbortSignal.timeout(request.timeoutMs ?? 30_000)
@@ -38,44 +47,13 @@ export async function vendorJson<T = unknown>(url: string, request: VendorReques
       },
     )
   }
-  if (res.status === 401 || res.status === 403) {
-    await res.body?.cancel()
-    throw new VendorError(
-      'vendor_auth_failed',
-      `${request.vendor} rejected the credentials (HTTP ${res.status}). Reconnect ${request.vendor} with valid credentials.`,
-      { retryable: false },
-    )
-  }
-  if (res.status === 429) {
-    await res.body?.cancel()
-    throw new VendorError(
-      'vendor_rate_limited',
-      `${request.vendor} is throttling requests (HTTP 429).`,
-      {
-        retryable: true,
-        ...retryAfter(res.headers.get('retry-after')),
-      },
-    )
-  }
-  if (res.status >= 500) {
-    await res.body?.cancel()
-    throw new VendorError(
-      'vendor_unavailable',
-      `${request.vendor} answered HTTP ${res.status}; it will be retried.`,
-      {
-        retryable: true,
-      },
-    )
-  }
   if (!res.ok) {
-    await res.body?.cancel()
-    throw new VendorError(
-      'vendor_bad_response',
-      `${request.vendor} refused the request (HTTP ${res.status}).`,
-      {
-        retryable: false,
-      },
-    )
+    if (!request.classifyError) {
+      await res.body?.cancel()
+      throw statusError(res, request.vendor)
+    }
+    const body = await res.text().catch(() => '')
+    throw request.classifyError({ status: res.status, body }) ?? statusError(res, request.vendor)
   }
   try {
     return (await res.json()) as T
@@ -89,6 +67,35 @@ export async function vendorJson<T = unknown>(url: string, request: VendorReques
       },
     )
   }
+}
+
+/** The generic rules for a non-2xx response, from its status (and Retry-After) alone. */
+function statusError(res: Response, vendor: string): VendorError {
+  if (res.status === 401 || res.status === 403) {
+    return new VendorError(
+      'vendor_auth_failed',
+      `${vendor} rejected the credentials (HTTP ${res.status}). Reconnect ${vendor} with valid credentials.`,
+      { retryable: false },
+    )
+  }
+  if (res.status === 429) {
+    return new VendorError('vendor_rate_limited', `${vendor} is throttling requests (HTTP 429).`, {
+      retryable: true,
+      ...retryAfter(res.headers.get('retry-after')),
+    })
+  }
+  if (res.status >= 500) {
+    return new VendorError(
+      'vendor_unavailable',
+      `${vendor} answered HTTP ${res.status}; it will be retried.`,
+      { retryable: true },
+    )
+  }
+  return new VendorError(
+    'vendor_bad_response',
+    `${vendor} refused the request (HTTP ${res.status}).`,
+    { retryable: false },
+  )
 }
 
 /** Retry-After as seconds or an HTTP date, in milliseconds. */

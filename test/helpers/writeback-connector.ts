@@ -4,7 +4,7 @@ import type {
   Credentials,
   WritebackResult,
 } from '../../src-agent/connectors/interface.js'
-import { probeHealth } from '../../src-agent/connectors/http.js'
+import { probeHealth, vendorJson } from '../../src-agent/connectors/http.js'
 import { connectorRegistry } from '../../src-agent/connectors/registry.js'
 import { VendorError } from '../../shared/errors.js'
 import type { EntityType, FieldMapping } from '../../shared/schemas.js'
@@ -119,63 +119,43 @@ export const writebackConnector: Connector<TestWritebackConfig> = {
   },
 }
 
-/** One JSON request to the fake, its failures mapped the way a Salesforce connector maps them. */
-async function call(
+/**
+ * One JSON request to the fake through the product's HTTP client, so its failures are classified
+ * by the real rules (vendorJson), plus the one the status alone cannot tell: the fake, like
+ * Salesforce, answers an exhausted daily quota with 403 REQUEST_LIMIT_EXCEEDED.
+ */
+function call(
   creds: Credentials & { baseUrl: string; apiKey: string },
   path: string,
   init: { method?: string; body?: string; signal?: AbortSignal },
 ): Promise<unknown> {
-  let res: Response
+  return vendorJson(`${creds.baseUrl}${path}`, {
+    vendor: VENDOR,
+    headers: { authorization: `Bearer ${creds.apiKey}`, 'content-type': 'application/json' },
+    ...init,
+    classifyError: quotaExhausted,
+  })
+}
+
+/** Salesforce's error body: `[{ errorCode, message }]`. */
+const errorBodySchema = z.array(z.object({ errorCode: z.string() })).min(1)
+
+/** 403 REQUEST_LIMIT_EXCEEDED, read as the Salesforce connector reads it (salesforce/errors.ts). */
+function quotaExhausted(response: { status: number; body: string }): VendorError | undefined {
+  if (response.status !== 403) return undefined
+  let parsed: unknown
   try {
-    res = await fetch(`${creds.baseUrl}${path}`, {
-      method: init.method ?? 'GET',
-      headers: { authorization: `Bearer ${creds.apiKey}`, 'content-type': 'application/json' },
-      ...(init.body === undefined ? {} : { body: init.body }),
-      ...(init.signal ? { signal: init.signal } : {}),
-    })
-  } catch (cause) {
-    throw new VendorError('vendor_unavailable', `${VENDOR} could not be reached.`, {
-      cause,
-      retryable: true,
-    })
+    parsed = JSON.parse(response.body)
+  } catch {
+    return undefined
   }
-  const text = await res.text()
-  if (res.status === 403 && text.includes('REQUEST_LIMIT_EXCEEDED')) {
-    throw new VendorError(
-      'vendor_quota_exhausted',
-      `${VENDOR}'s daily API request limit is used up.`,
-      { retryable: false },
-    )
-  }
-  if (res.status === 401 || res.status === 403) {
-    throw new VendorError(
-      'vendor_auth_failed',
-      `${VENDOR} rejected the credentials (HTTP ${res.status}). Reconnect ${VENDOR}.`,
-      { retryable: false },
-    )
-  }
-  if (res.status === 429) {
-    const seconds = Number(res.headers.get('retry-after') ?? '1')
-    throw new VendorError('vendor_rate_limited', `${VENDOR} is throttling requests (HTTP 429).`, {
-      retryable: true,
-      retryAfterMs: seconds * 1000,
-    })
-  }
-  if (res.status >= 500) {
-    throw new VendorError(
-      'vendor_unavailable',
-      `${VENDOR} answered HTTP ${res.status}; it will be retried.`,
-      { retryable: true },
-    )
-  }
-  if (!res.ok) {
-    throw new VendorError(
-      'vendor_bad_response',
-      `${VENDOR} refused the request (HTTP ${res.status}).`,
-      { retryable: false },
-    )
-  }
-  return JSON.parse(text) as unknown
+  const body = errorBodySchema.safeParse(parsed)
+  if (!body.success || body.data[0]?.errorCode !== 'REQUEST_LIMIT_EXCEEDED') return undefined
+  return new VendorError(
+    'vendor_quota_exhausted',
+    `${VENDOR}'s daily API request limit is used up (REQUEST_LIMIT_EXCEEDED).`,
+    { retryable: true },
+  )
 }
 
 if (!connectorRegistry.has(writebackConnector.id)) connectorRegistry.register(writebackConnector)

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   accounts,
   activities,
+  auditLog,
   connectors,
   people,
   quarantine,
@@ -16,13 +17,9 @@ import {
   exchangeCode,
   readCallback,
 } from '../../../src-agent/connectors/salesforce/auth.js'
-import type { SalesforceHealthOptions } from '../../../src-agent/connectors/salesforce/health.js'
 import { salesforceConnector } from '../../../src-agent/connectors/salesforce/index.js'
-import {
-  createCredentialLock,
-  type CredentialLock,
-} from '../../../src-agent/pipeline/credential-lock.js'
-import { openConnection, sealCredentials } from '../../../src-agent/pipeline/connection.js'
+import { credentialHooks } from '../../../src-agent/pipeline/credential-lock.js'
+import { openConnection } from '../../../src-agent/pipeline/connection.js'
 import { runSync, type SyncSummary } from '../../../src-agent/pipeline/run-sync.js'
 import { connect } from '../../../src-agent/services/connections.js'
 import {
@@ -30,23 +27,25 @@ import {
   type SalesforceFake,
   type SalesforceFakeOptions,
 } from '../../fakes/salesforce.js'
-import { agentFixture, type AgentFixture } from '../../helpers/agent.js'
-import { seedTenant } from '../../helpers/db.js'
+import { agentFixture, TEST_KEY_HEX, type AgentFixture } from '../../helpers/agent.js'
+import { startBarrierProxy, type BarrierProxy } from '../../helpers/barrier-proxy.js'
+import { runCli } from '../../helpers/cli.js'
+import { databaseUrl, seedTenant } from '../../helpers/db.js'
 
 const TYPE = 'salesforce'
 
 describe('Salesforce connector through the real pipeline', () => {
   let agent: AgentFixture
   let fake: SalesforceFake
-  const extraAgents: AgentFixture[] = []
+  const proxies: BarrierProxy[] = []
 
   beforeEach(() => {
     agent = agentFixture()
   })
   afterEach(async () => {
+    for (const proxy of proxies.splice(0)) await proxy.close()
     await fake?.close()
     await agent.close()
-    for (const other of extraAgents.splice(0)) await other.close()
   })
 
   async function start(options: SalesforceFakeOptions = {}): Promise<SalesforceFake> {
@@ -78,8 +77,8 @@ describe('Salesforce connector through the real pipeline', () => {
     extra: { pageSize?: number; full?: boolean; onProgress?: () => void } = {},
   ) => runSync(agent, { tenantId, connectorType: TYPE, ...extra })
 
-  async function tables(tenantId: string, on: AgentFixture = agent) {
-    return withTenant(on.handle.db, tenantId, async (tx) => ({
+  async function tables(tenantId: string) {
+    return withTenant(agent.handle.db, tenantId, async (tx) => ({
       people: await tx.select().from(people).orderBy(asc(people.externalId)),
       accounts: await tx.select().from(accounts).orderBy(asc(accounts.externalId)),
       activities: await tx.select().from(activities).orderBy(asc(activities.externalId)),
@@ -89,34 +88,29 @@ describe('Salesforce connector through the real pipeline', () => {
     }))
   }
 
-  async function stored(tenantId: string, on: AgentFixture = agent): Promise<Credentials> {
-    return withTenant(
-      on.handle.db,
-      tenantId,
-      async (tx) =>
-        (await openConnection(tx, on.keyring, tenantId, TYPE, salesforceConnector.secretConfigKeys))
-          .credentials,
+  /** The stored connection as the pipeline opens it: its row and decrypted credentials. */
+  const opened = (tenantId: string) =>
+    withTenant(agent.handle.db, tenantId, (tx) =>
+      openConnection(tx, agent.keyring, tenantId, TYPE, salesforceConnector.secretConfigKeys),
+    )
+
+  async function stored(tenantId: string): Promise<Credentials> {
+    return (await opened(tenantId)).credentials
+  }
+
+  /** The credential lock and store-and-audit hook the pipeline gives every call on a connection. */
+  async function hooksFor(tenantId: string) {
+    const { row } = await opened(tenantId)
+    return credentialHooks(
+      { handle: agent.handle, keyring: agent.keyring },
+      { tenantId, connector: salesforceConnector, connectorId: row.id },
     )
   }
 
-  /** What the pipeline does with refreshed credentials (run-sync's storeRefreshedCredentials). */
-  function persister(on: AgentFixture, tenantId: string) {
-    return async (next: Credentials): Promise<void> => {
-      const sealed = sealCredentials(
-        on.keyring,
-        tenantId,
-        TYPE,
-        next,
-        salesforceConnector.secretConfigKeys,
-      )
-      await withTenant(on.handle.db, tenantId, (tx) =>
-        tx
-          .update(connectors)
-          .set({ encryptedCredentials: sealed })
-          .where(eq(connectors.type, TYPE)),
-      )
-    }
-  }
+  const refreshAudits = (tenantId: string) =>
+    withTenant(agent.handle.db, tenantId, (tx) =>
+      tx.select().from(auditLog).where(eq(auditLog.action, 'connector.credentials_refresh')),
+    )
 
   const id = (type: Parameters<SalesforceFake['idOf']>[0], index: number) => fake.idOf(type, index)
   const queries = (object: string) =>
@@ -495,54 +489,42 @@ describe('Salesforce connector through the real pipeline', () => {
   })
 
   it('refreshes once when two processes find the token expired at the same time', async () => {
-    await start({ rotateRefreshTokens: true, tokenDelayMs: 150 })
+    await start({ rotateRefreshTokens: true, tokenDelayMs: 500 })
     const tenantId = await connected()
-    const second = agentFixture()
-    extraAgents.push(second)
+    // Each process's first API call waits at this barrier until the other's arrives, however
+    // long each took to start; the refresh that follows takes 500 ms, so they overlap.
+    const barrier = await startBarrierProxy(fake.url, {
+      count: 2,
+      hold: (req) => req.headers.authorization !== undefined,
+    })
+    proxies.push(barrier)
+    // The org's API host moves behind the barrier; the refreshed token names the fake again.
+    const hooks = await hooksFor(tenantId)
+    await hooks.onCredentialsChanged({ ...(await stored(tenantId)), instanceUrl: barrier.url })
     fake.expireAccessTokens()
-    const before = fake.refreshCount()
-    // Each "process" has its own pool; the order they hold the lock in is recorded.
-    const held: string[] = []
-    const lockFor = (on: AgentFixture, name: string): CredentialLock => {
-      const lock = createCredentialLock({
-        handle: on.handle,
-        keyring: on.keyring,
-        tenantId,
-        connectorType: TYPE,
-        secretKeys: salesforceConnector.secretConfigKeys,
-      })
-      return (fn) =>
-        lock(async (latest) => {
-          held.push(`${name} in`)
-          try {
-            return await fn(latest)
-          } finally {
-            held.push(`${name} out`)
-          }
-        })
-    }
-    const [credsA, credsB] = await Promise.all([stored(tenantId, agent), stored(tenantId, second)])
-    const healthOptions: SalesforceHealthOptions = {
-      credentialLock: lockFor(second, 'health'),
-      onCredentialsChanged: persister(second, tenantId),
-    }
-    const [page, health] = await Promise.all([
-      salesforceConnector.sync(credsA, null, {
-        credentialLock: lockFor(agent, 'sync'),
-        onCredentialsChanged: persister(agent, tenantId),
-      }),
-      salesforceConnector.healthCheck(credsB, healthOptions),
+    fake.requests.length = 0
+    const refreshesBefore = fake.refreshCount()
+    const refreshTokenBefore = fake.refreshToken
+
+    // Two real agent processes: a health check and a sync of the same connection.
+    const env = { DATABASE_URL: databaseUrl(), CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX }
+    const [health, synced] = await Promise.all([
+      runCli(['health', TYPE, '--tenant', tenantId, '--json'], env),
+      runCli(['sync', TYPE, '--tenant', tenantId, '--json'], env),
     ])
-    expect(page.records).toHaveLength(12)
-    expect(health.status).toBe('healthy')
-    expect(fake.refreshCount() - before).toBe(1)
-    // Both found the token expired; the second to get the lock found it refreshed already.
-    expect(held).toHaveLength(4)
-    expect(held[0]!.split(' ')[0]).toBe(held[1]!.split(' ')[0])
-    const latest = await stored(tenantId, second)
+    expect(health.code, health.stderr).toBe(0)
+    expect(synced.code, synced.stderr).toBe(0)
+    expect(JSON.parse(health.stdout)).toMatchObject({ status: 'healthy' })
+    expect(JSON.parse(synced.stdout)).toMatchObject({ status: 'succeeded', created: 80 })
+    // Both met the expired token at once; one refreshed, the other waited and took its token.
+    expect(barrier.held).toBe(2)
+    expect(fake.requests.filter((r) => r.status === 401)).toHaveLength(2)
+    expect(fake.refreshCount() - refreshesBefore).toBe(1)
+    expect(fake.refreshToken).not.toBe(refreshTokenBefore)
+    const latest = await stored(tenantId)
     expect(latest.refreshToken).toBe(fake.refreshToken)
     expect(latest.accessToken).toBe(fake.accessToken)
-  })
+  }, 180_000)
 
   it('keeps working when Salesforce rotates the refresh token on every refresh', async () => {
     await start({ rotateRefreshTokens: true })
@@ -727,7 +709,7 @@ describe('Salesforce connector through the real pipeline', () => {
   })
 
   it('reports health: latency and API usage, degraded past the threshold, down when revoked', async () => {
-    await start({ dailyApiMax: 1000 })
+    await start({ dailyApiMax: 1000, rotateRefreshTokens: true })
     const tenantId = await connected()
     const creds = await stored(tenantId)
     const healthy = await salesforceConnector.healthCheck(creds)
@@ -740,18 +722,50 @@ describe('Salesforce connector through the real pipeline', () => {
     expect(await salesforceConnector.healthCheck(creds)).toMatchObject({ status: 'degraded' })
     fake.setApiUsage(0)
 
+    // With nowhere to store a new token, an expired one is reported, not refreshed.
     fake.expireAccessTokens()
+    const refreshes = fake.refreshCount()
     const expired = await salesforceConnector.healthCheck(creds)
     expect(expired).toMatchObject({
       status: 'degraded',
       message: expect.stringMatching(/next sync refreshes it/) as string,
     })
+    expect(fake.refreshCount()).toBe(refreshes)
 
+    // With the pipeline's hooks (as `gtm-agent health` passes them) it refreshes, and the
+    // rotated tokens are stored re-encrypted and audited.
+    const hooks = await hooksFor(tenantId)
+    const { row: before } = await opened(tenantId)
+    expect(await refreshAudits(tenantId)).toEqual([])
+    const refreshed = await salesforceConnector.healthCheck(creds, hooks)
+    expect(refreshed).toMatchObject({ status: 'healthy' })
+    expect(fake.refreshCount()).toBe(refreshes + 1)
+    expect(fake.refreshToken).not.toBe(creds.refreshToken)
+    const { row: after, credentials: latest } = await opened(tenantId)
+    expect(after.encryptedCredentials).not.toBe(before.encryptedCredentials)
+    expect(after.encryptedCredentials).not.toContain(fake.accessToken)
+    expect(latest).toMatchObject({
+      refreshToken: fake.refreshToken,
+      accessToken: fake.accessToken,
+      clientId: fake.clientId,
+    })
+    expect(await refreshAudits(tenantId)).toEqual([
+      expect.objectContaining({
+        userId: 'system',
+        resource: 'connector',
+        resourceId: after.id,
+        metadata: { connectorType: TYPE },
+      }),
+    ])
+
+    // A revoked refresh token: down, and nothing stored.
     fake.revokeRefreshTokens()
-    const canPersist: SalesforceHealthOptions = { onCredentialsChanged: persister(agent, tenantId) }
-    const revoked = await salesforceConnector.healthCheck(creds, canPersist)
+    fake.expireAccessTokens()
+    const revoked = await salesforceConnector.healthCheck(latest, hooks)
     expect(revoked).toMatchObject({ status: 'down', details: { code: 'vendor_auth_failed' } })
     expect(revoked.message).toMatch(/revoked or has expired/)
+    expect((await opened(tenantId)).row.encryptedCredentials).toBe(after.encryptedCredentials)
+    expect(await refreshAudits(tenantId)).toHaveLength(1)
   })
 
   it("lists an object's source fields from its describe", async () => {
