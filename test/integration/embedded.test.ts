@@ -8,31 +8,24 @@ import { TEST_KEY_HEX } from '../helpers/agent.js'
 import { repoRoot, runCli, stderrLines } from '../helpers/cli.js'
 
 describe('gtm-agent without DATABASE_URL (embedded Postgres)', () => {
-  let dataDir: string
-
-  beforeAll(async () => {
-    dataDir = await mkdtemp(path.join(os.tmpdir(), 'gtm-embedded-'))
-  })
-  afterAll(async () => {
-    await rm(dataDir, { recursive: true, force: true })
-  })
+  const data = tempDataDir('gtm-embedded-')
 
   it(
     'creates the cluster in GTM_DATA_DIR, migrates it, and keeps data between runs',
     { timeout: 180_000 },
     async () => {
-      const migrate = await runCli(['migrate'], { GTM_DATA_DIR: dataDir })
+      const migrate = await runCli(['migrate'], { GTM_DATA_DIR: data.dir })
       expect(migrate.stderr).toBe('')
       expect(migrate.code).toBe(0)
       expect(migrate.stdout).toMatch(
         new RegExp(
-          `^Applied \\d+ migrations \\(embedded Postgres in ${escape(path.join(dataDir, 'postgres'))}\\): 0000_init, `,
+          `^Applied \\d+ migrations \\(embedded Postgres in ${escape(path.join(data.dir, 'postgres'))}\\): 0000_init, `,
         ),
       )
-      expect(existsSync(path.join(dataDir, 'postgres', 'PG_VERSION'))).toBe(true)
+      expect(existsSync(path.join(data.dir, 'postgres', 'PG_VERSION'))).toBe(true)
 
       const created = await runCli(['tenants', 'create', 'acme', '--name', 'Acme'], {
-        GTM_DATA_DIR: dataDir,
+        GTM_DATA_DIR: data.dir,
       })
       expect(created).toMatchObject({
         code: 0,
@@ -40,7 +33,7 @@ describe('gtm-agent without DATABASE_URL (embedded Postgres)', () => {
         stderr: '',
       })
 
-      const listed = await runCli(['tenants', 'list', '--json'], { GTM_DATA_DIR: dataDir })
+      const listed = await runCli(['tenants', 'list', '--json'], { GTM_DATA_DIR: data.dir })
       expect(listed).toMatchObject({ code: 0, stderr: '' })
       expect(JSON.parse(listed.stdout)).toEqual([
         {
@@ -52,20 +45,13 @@ describe('gtm-agent without DATABASE_URL (embedded Postgres)', () => {
       ])
 
       // Each command stopped the server it started: no postmaster is left running.
-      expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false)
+      expect(existsSync(path.join(data.dir, 'postgres', 'postmaster.pid'))).toBe(false)
     },
   )
 })
 
 describe('gtm-agent failures on the embedded Postgres', () => {
-  let dataDir: string
-
-  beforeAll(async () => {
-    dataDir = await mkdtemp(path.join(os.tmpdir(), 'gtm-embedded-fail-'))
-  })
-  afterAll(async () => {
-    await rm(dataDir, { recursive: true, force: true })
-  })
+  const data = tempDataDir('gtm-embedded-fail-')
 
   it(
     'exits non-zero with one error line on every failure path, and stops Postgres',
@@ -73,7 +59,7 @@ describe('gtm-agent failures on the embedded Postgres', () => {
       timeout: 180_000,
     },
     async () => {
-      const env = { GTM_DATA_DIR: dataDir, CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX }
+      const env = { GTM_DATA_DIR: data.dir, CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX }
       expect((await runCli(['migrate'], env)).code).toBe(0)
       const failures: Array<{ args: string[]; code: number; error: RegExp }> = [
         { args: ['frobnicate'], code: 2, error: /^error: unknown command 'frobnicate'$/ },
@@ -110,10 +96,10 @@ describe('gtm-agent failures on the embedded Postgres', () => {
           code: failure.code,
         })
         expect(stderrLines(result)).toEqual([expect.stringMatching(failure.error)])
-        expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false)
+        expect(existsSync(path.join(data.dir, 'postgres', 'postmaster.pid'))).toBe(false)
       }
       // A database that cannot start is a failure too, not a hang or a silent success.
-      const blocked = path.join(dataDir, 'not-a-directory')
+      const blocked = path.join(data.dir, 'not-a-directory')
       await writeFile(blocked, '')
       const unstartable = await runCli(['tenants', 'list'], { ...env, GTM_DATA_DIR: blocked })
       expect(unstartable.code).toBe(1)
@@ -123,14 +109,7 @@ describe('gtm-agent failures on the embedded Postgres', () => {
 })
 
 describe('Ctrl-C during a sync on the embedded Postgres', () => {
-  let dataDir: string
-
-  beforeAll(async () => {
-    dataDir = await mkdtemp(path.join(os.tmpdir(), 'gtm-embedded-sigint-'))
-  })
-  afterAll(async () => {
-    await rm(dataDir, { recursive: true, force: true })
-  })
+  const data = tempDataDir('gtm-embedded-sigint-')
 
   it(
     'stops after the page in hand, records the cancel, stops Postgres, and resumes next time',
@@ -139,11 +118,11 @@ describe('Ctrl-C during a sync on the embedded Postgres', () => {
       const fake = await startPagerFake({ accounts: 100, delayMs: 300 })
       try {
         const env = {
-          GTM_DATA_DIR: dataDir,
+          GTM_DATA_DIR: data.dir,
           CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX,
           GTM_CONNECTOR_MODULES: path.join(repoRoot, 'test/helpers/test-connector.ts'),
         }
-        const config = path.join(dataDir, 'pages.json')
+        const config = path.join(data.dir, 'pages.json')
         await writeFile(
           config,
           JSON.stringify({ baseUrl: fake.url, apiKey: fake.apiKey, pageSize: 10 }),
@@ -179,7 +158,7 @@ describe('Ctrl-C during a sync on the embedded Postgres', () => {
         expect(summary.created).toBeGreaterThan(0)
         expect(summary.created).toBeLessThan(100)
         // The embedded server was stopped on the way out, not killed with the process.
-        expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false)
+        expect(existsSync(path.join(data.dir, 'postgres', 'postmaster.pid'))).toBe(false)
 
         const resumed = await runCli(['sync', 'test-pages', '--tenant', 'acme', '--json'], env)
         expect(resumed.code, resumed.stderr).toBe(0)
@@ -193,6 +172,18 @@ describe('Ctrl-C during a sync on the embedded Postgres', () => {
     },
   )
 })
+
+/** A data directory of its own for each describe block, removed after it. */
+function tempDataDir(prefix: string): { readonly dir: string } {
+  const holder = { dir: '' }
+  beforeAll(async () => {
+    holder.dir = await mkdtemp(path.join(os.tmpdir(), prefix))
+  })
+  afterAll(async () => {
+    await rm(holder.dir, { recursive: true, force: true })
+  })
+  return holder
+}
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')
