@@ -1,6 +1,7 @@
 import { eq, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm'
 import type { PgColumn } from 'drizzle-orm/pg-core'
 import type { Tx } from '../../db/client.js'
+import { describePostgresError, isDataError, postgresError } from '../../db/errors.js'
 import {
   accounts,
   activities,
@@ -10,7 +11,8 @@ import {
   syncRuns,
 } from '../../db/schema/index.js'
 import type { CanonicalRecord, EntityType } from '../../shared/schemas.js'
-import type { PreparedBatch, PreparedUpsert } from './prepare.js'
+import type { PreparedBatch, PreparedReject, PreparedUpsert } from './prepare.js'
+import { boundedMessage, storableValue } from './storable.js'
 
 /** One page's prepared records, written with the connector's new cursor in one transaction. */
 export interface PageWrite {
@@ -33,17 +35,19 @@ export interface PageCounts {
 /**
  * Writes one page: a set-based upsert per table keyed by (tenant_id, source, external_id),
  * soft deletes, quarantined rejects, the connector's cursor and the run's counters. The caller's
- * transaction makes it all-or-nothing, so a crash resumes from the last committed cursor.
+ * transaction makes it all-or-nothing, so a crash resumes from the last committed cursor. When
+ * Postgres refuses a value in a table's upsert (a data error), that table's records are written
+ * one by one instead, and those it refuses are quarantined with the rest of the page's rejects.
  */
 export async function persistPage(tx: Tx, page: PageWrite): Promise<PageCounts> {
   const counts: PageCounts = { created: 0, updated: 0, deleted: 0, errors: 0 }
   const { person, account, activity } = page.batches
-  const upserted = [
-    await upsertRows(tx, personTarget, page, person.upserts),
-    await upsertRows(tx, accountTarget, page, account.upserts),
-    await upsertRows(tx, activityTarget, page, activity.upserts),
-  ]
-  for (const result of upserted) {
+  const upserted = {
+    person: await upsertRows(tx, personTarget, page, person.upserts),
+    account: await upsertRows(tx, accountTarget, page, account.upserts),
+    activity: await upsertRows(tx, activityTarget, page, activity.upserts),
+  }
+  for (const result of Object.values(upserted)) {
     counts.created += result.created
     counts.updated += result.updated
   }
@@ -52,14 +56,15 @@ export async function persistPage(tx: Tx, page: PageWrite): Promise<PageCounts> 
   counts.deleted += await markDeleted(tx, activityTarget, page, activity.deletions)
 
   const rejects = (['person', 'account', 'activity'] as const).flatMap((entityType) =>
-    page.batches[entityType].rejects.map((r) => ({
+    [...page.batches[entityType].rejects, ...upserted[entityType].refused].map((r) => ({
       tenantId: page.tenantId,
       connector: page.source,
       syncRunId: page.runId,
       entityType,
       externalId: r.externalId,
-      reason: `${r.field}: ${r.reason}`,
-      rawPayload: r.raw,
+      // The quality step already cleaned these; a caller that skipped it must not fail the page.
+      reason: boundedMessage(`${r.field}: ${r.reason}`),
+      rawPayload: storableValue(r.raw) as Record<string, unknown>,
     })),
   )
   for (const chunk of chunks(rejects, 1000)) await tx.insert(quarantine).values(chunk)
@@ -87,6 +92,8 @@ type RecordTable = typeof people | typeof accounts | typeof activities
 /** A written column: its Postgres name and type, and how a prepared record fills it. */
 interface ValueColumn<E extends EntityType> {
   name: string
+  /** The canonical field it holds (the table's property name), for quarantine reasons. */
+  field: string
   /** The SQL type of the column. */
   type: string
   /** jsonb: its values are JSON documents, not text to cast. */
@@ -99,6 +106,8 @@ interface UpsertTarget<E extends EntityType> {
   columns: Array<ValueColumn<E>>
   /** INSERT … SELECT FROM (one parameter per column) ON CONFLICT … RETURNING (xmax = 0). */
   upsert: Statement
+  /** The same for one record, one typed parameter per value ($1 tenant, $2 source, $3 id). */
+  upsertOne: Statement
   /** Soft-deletes the live rows whose external id is in the array. */
   softDelete: Statement
 }
@@ -119,8 +128,11 @@ function upsertTarget<E extends EntityType>(
   const name = getTableName(table)
   const byProp: Record<string, PgColumn> = getTableColumns(table)
   const column = (prop: string): string => quote(byProp[prop]!.name)
+  const propOf = (col: PgColumn): string =>
+    Object.keys(byProp).find((prop) => byProp[prop] === col) ?? col.name
   const columns: Array<ValueColumn<E>> = values.map(([col, value]) => ({
     name: col.name,
+    field: propOf(col),
     type: col.getSQLType(),
     json: col.getSQLType() === 'jsonb',
     value,
@@ -154,10 +166,16 @@ function upsertTarget<E extends EntityType>(
     'u.k',
     ...columns.map((c, i) => (c.type === 'text' ? `u.c${i}` : `u.c${i}::${c.type}`)),
   ]
+  const into = `insert into ${t} (${[...key, ...data].join(', ')}) `
   const upsert =
-    `insert into ${t} (${[...key, ...data].join(', ')}) ` +
+    into +
     `select $1::text, $2::text, ${selected.join(', ')} ` +
-    `from rows from (${sources.join(', ')}) as u(k, ${columns.map((_, i) => `c${i}`).join(', ')}) ` +
+    `from rows from (${sources.join(', ')}) as u(k, ${columns.map((_, i) => `c${i}`).join(', ')}) `
+  // Typed parameters: a value Postgres cannot read fails naming its parameter, hence its field.
+  const upsertOne =
+    into +
+    `values ($1::text, $2::text, $3::text, ${columns.map((c, i) => `$${i + 4}::${c.type}`).join(', ')}) `
+  const onConflict =
     `on conflict (${key.join(', ')}) do update set ` +
     [
       ...data.map((c) => `${c} = excluded.${c}`),
@@ -172,7 +190,12 @@ function upsertTarget<E extends EntityType>(
     `update ${t} set ${deletedAt} = now(), ${column('updatedAt')} = now() ` +
     `where ${key[0]} = $1::text and ${key[1]} = $2::text and ${key[2]} = any($3::text[]) ` +
     `and ${deletedAt} is null returning ${column('id')}`
-  return { columns, upsert: statementTemplate(upsert), softDelete: statementTemplate(softDelete) }
+  return {
+    columns,
+    upsert: statementTemplate(upsert + onConflict),
+    upsertOne: statementTemplate(upsertOne + onConflict),
+    softDelete: statementTemplate(softDelete),
+  }
 }
 
 const orNull = (value: unknown): unknown => value ?? null
@@ -206,19 +229,45 @@ const activityTarget = upsertTarget<'activity'>(activities, [
   [activities.sourceData, (_r, raw) => raw],
 ])
 
+interface Upserted {
+  created: number
+  updated: number
+  /** Records Postgres refused, with the field and its error. */
+  refused: PreparedReject[]
+}
+
 /**
- * One INSERT … ON CONFLICT per table and page, its rows passed as one array per column, so the
- * statement has a handful of parameters whatever the page size. Unchanged rows are left alone
- * and not counted.
+ * One INSERT … ON CONFLICT per table and page, in a savepoint. When Postgres refuses a value in
+ * it (a data error, SQLSTATE class 22 or 23), the records are written one by one instead, each
+ * in a savepoint of its own, and the ones refused are returned. Other errors fail the page.
  */
 async function upsertRows<E extends EntityType>(
   tx: Tx,
   target: UpsertTarget<E>,
   page: PageWrite,
   upserts: ReadonlyArray<PreparedUpsert<E>>,
+): Promise<Upserted> {
+  if (upserts.length === 0) return { created: 0, updated: 0, refused: [] }
+  try {
+    const written = await tx.transaction((savepoint) => upsertSet(savepoint, target, page, upserts))
+    return { ...written, refused: [] }
+  } catch (err) {
+    if (!isDataError(err)) throw err
+    return upsertOneByOne(tx, target, page, upserts)
+  }
+}
+
+/**
+ * The page's rows passed as one array per column, so the statement has a handful of parameters
+ * whatever the page size. Unchanged rows are left alone and not counted.
+ */
+async function upsertSet<E extends EntityType>(
+  tx: Tx,
+  target: UpsertTarget<E>,
+  page: PageWrite,
+  upserts: ReadonlyArray<PreparedUpsert<E>>,
 ): Promise<{ created: number; updated: number }> {
   const n = upserts.length
-  if (n === 0) return { created: 0, updated: 0 }
   const { columns } = target
   const externalIds = new Array<string>(n)
   const arrays = columns.map(() => new Array<unknown>(n))
@@ -238,6 +287,51 @@ async function upsertRows<E extends EntityType>(
   let created = 0
   for (const row of result.rows) if (row.inserted) created++
   return { created, updated: result.rows.length - created }
+}
+
+/** The fallback: each record in a savepoint, so a refused one costs only itself. */
+async function upsertOneByOne<E extends EntityType>(
+  tx: Tx,
+  target: UpsertTarget<E>,
+  page: PageWrite,
+  upserts: ReadonlyArray<PreparedUpsert<E>>,
+): Promise<Upserted> {
+  const result: Upserted = { created: 0, updated: 0, refused: [] }
+  for (const { record, raw } of upserts) {
+    const values = target.columns.map((c) => {
+      const value = c.value(record, raw)
+      return c.json ? JSON.stringify(value) : value
+    })
+    try {
+      const written = await tx.transaction((savepoint) =>
+        savepoint.execute<{ inserted: boolean }>(
+          target.upsertOne([page.tenantId, page.source, record.externalId, ...values]),
+        ),
+      )
+      for (const row of written.rows) {
+        if (row.inserted) result.created++
+        else result.updated++
+      }
+    } catch (err) {
+      if (!isDataError(err)) throw err
+      const field = refusedField(target, err)
+      const what = field === 'record' ? 'the record' : `field "${field}"`
+      const reason = `${what} was refused: ${describePostgresError(err)}`
+      result.refused.push({ externalId: record.externalId, field, reason, raw })
+    }
+  }
+  return result
+}
+
+/** The canonical field a refusal names, through its parameter or column; else 'record'. */
+function refusedField<E extends EntityType>(target: UpsertTarget<E>, err: unknown): string {
+  const { parameter, column } = postgresError(err)
+  if (parameter === 3) return 'externalId'
+  const refused =
+    parameter === undefined
+      ? target.columns.find((c) => c.name === column)
+      : target.columns[parameter - 4]
+  return refused?.field ?? 'record'
 }
 
 async function markDeleted<E extends EntityType>(

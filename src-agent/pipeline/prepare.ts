@@ -6,6 +6,7 @@ import type {
 } from '../../shared/schemas.js'
 import { applyTransform, getPath, isPlainObject, mapRecord, validateMappings } from './mapping.js'
 import { checkRecord, coerceRecord, dedupeNewest } from './quality.js'
+import { isStorableText, storableValue } from './storable.js'
 
 /** One record ready to write: the canonical row and the vendor payload kept as `source_data`. */
 export interface PreparedUpsert<E extends EntityType = EntityType> {
@@ -46,7 +47,7 @@ export function prepareBatch<E extends EntityType>(input: PrepareBatchInput<E>):
   const outcomes: Array<Outcome<E>> = []
 
   for (const source of records) {
-    const raw = isPlainObject(source.data) ? withoutSecrets(source.data) : {}
+    const raw = isPlainObject(source.data) ? storedPayload(source.data) : {}
     if (source.entityType !== entityType) {
       rejects.push({
         externalId: null,
@@ -113,48 +114,59 @@ export function stripSecrets(data: Record<string, unknown>): Record<string, unkn
 }
 
 /**
- * The payload as it will be stored: `stripSecrets(data)`, except that a payload with nothing to
- * strip (no secret-looking key, no cycle, at any depth) is returned as it is instead of copied.
- * Both serialise to the same JSON; the pipeline only reads and serialises `raw`.
+ * The payload as it will be stored: `stripSecrets(data)` with its text (keys too) made storable
+ * (storableValue), except that a payload with nothing to strip or clean (no secret-looking key,
+ * no cycle, no NUL or lone surrogate, at any depth) is returned as it is instead of copied. Both
+ * serialise to the same JSON; the pipeline only reads and serialises `raw`.
  */
-function withoutSecrets(data: Record<string, unknown>): Record<string, unknown> {
+function storedPayload(data: Record<string, unknown>): Record<string, unknown> {
   ancestors.length = 0
   const clean = isClean(data, ancestors)
   ancestors.length = 0
-  return clean ? data : stripSecrets(data)
+  return clean ? data : (storableValue(stripSecrets(data)) as Record<string, unknown>)
 }
 
 /** isClean's path, reused from record to record (the check is synchronous). */
 const ancestors: object[] = []
 
-/** Whether a value holds no secret-looking key and no cycle; `path` holds its ancestors. */
+/**
+ * Whether a value holds no secret-looking or unstorable key, no unstorable text and no cycle;
+ * `path` holds its ancestors. One walk over every value, so text costs a native scan each.
+ */
 function isClean(value: Record<string, unknown> | unknown[], path: object[]): boolean {
   if (path.includes(value)) return false
   path.push(value)
   if (Array.isArray(value)) {
     for (const item of value) {
-      if ((Array.isArray(item) || isPlainObject(item)) && !isClean(item, path)) return false
+      if (!isCleanItem(item, path)) return false
     }
   } else {
     for (const key in value) {
       if (!Object.hasOwn(value, key)) continue
-      if (isSecretKey(key)) return false
-      const item = value[key]
-      if ((Array.isArray(item) || isPlainObject(item)) && !isClean(item, path)) return false
+      if (!isKeptKey(key)) return false
+      if (!isCleanItem(value[key], path)) return false
     }
   }
   path.pop()
   return true
 }
 
-/** Payload keys repeat from record to record, so each key's verdict is remembered (bounded). */
-const secretKeyVerdicts = new Map<string, boolean>()
+function isCleanItem(item: unknown, path: object[]): boolean {
+  if (typeof item === 'string') return isStorableText(item)
+  return !(Array.isArray(item) || isPlainObject(item)) || isClean(item, path)
+}
 
-function isSecretKey(key: string): boolean {
-  let verdict = secretKeyVerdicts.get(key)
+/**
+ * Payload keys repeat from record to record, so each key's verdict (kept as it is: neither
+ * secret-looking nor unstorable) is remembered (bounded).
+ */
+const keyVerdicts = new Map<string, boolean>()
+
+function isKeptKey(key: string): boolean {
+  let verdict = keyVerdicts.get(key)
   if (verdict === undefined) {
-    verdict = SECRET_KEY_PATTERN.test(key)
-    if (secretKeyVerdicts.size < 10_000) secretKeyVerdicts.set(key, verdict)
+    verdict = !SECRET_KEY_PATTERN.test(key) && isStorableText(key)
+    if (keyVerdicts.size < 10_000) keyVerdicts.set(key, verdict)
   }
   return verdict
 }

@@ -8,6 +8,7 @@ import {
   type FieldMapping,
 } from '../../shared/schemas.js'
 import { isPlainObject, PROPERTIES_PREFIX } from './mapping.js'
+import { storableText, storableValue } from './storable.js'
 
 /** Why one record was refused: the canonical field at fault and a sentence naming it. */
 export interface RecordIssue {
@@ -146,9 +147,10 @@ function passCanonical(
 }
 
 /**
- * Normalises field values: empty strings and null become absent, ids and text become strings,
- * counts and money become numbers, occurredAt a Date, email lower-case, domain a bare host.
- * A value that cannot be coerced is left out of the record and reported as an issue.
+ * Normalises field values: text loses what Postgres cannot store (NUL, lone surrogates: see
+ * storableText), empty strings and null become absent, ids and text become strings, counts and
+ * money become numbers, occurredAt a Date, email lower-case, domain a bare host. A value that
+ * cannot be coerced, or that its column cannot hold, is left out and reported as an issue.
  */
 export function coerceRecord(mapped: Record<string, unknown>): {
   record: Record<string, unknown>
@@ -274,6 +276,9 @@ const EPOCH_TEXT = /^[+-]?\d+(\.\d+)?$/
 /** Canonical fields that hold another record's id or this record's id. */
 const idFields = new Set(['externalId', 'accountExternalId', 'personExternalId'])
 const numberFields = new Set(['employeeCount', 'annualRevenue'])
+/** Fields stored in an `integer` column (accounts.employee_count): larger values cannot be written. */
+const integerFields = new Set(['employeeCount'])
+const INTEGER_MAX = 2_147_483_647
 
 function fromEpoch(epoch: number): Date {
   return new Date(Math.abs(epoch) < 1e11 ? epoch * 1000 : epoch)
@@ -288,17 +293,26 @@ class Failure {
 }
 
 /** The coerced value, undefined when the field is absent, or a Failure. */
-function coerceField(field: string, value: unknown): unknown {
-  if (value === null || value === undefined) return undefined
+function coerceField(field: string, given: unknown): unknown {
+  if (given === null || given === undefined) return undefined
+  const value = typeof given === 'string' ? storableText(given) : given
   if (typeof value === 'string' && value.trim() === '') return undefined
-  if (field === 'properties') return value
+  if (field === 'properties') return storableValue(value)
   if (numberFields.has(field)) {
     const number = toNumber(value)
-    return number === undefined ? failed(field, value, 'is not a number') : number
+    if (number === undefined) return failed(field, value, 'is not a number')
+    // Negative and fractional counts are the canonical schema's to refuse.
+    if (integerFields.has(field) && Math.abs(number) > INTEGER_MAX) {
+      return failed(field, value, `is out of range (at most ${INTEGER_MAX})`)
+    }
+    return number
   }
   if (field === 'occurredAt') {
     const date = toDate(value)
-    return date === undefined ? failed(field, value, 'is not a valid date') : date
+    if (date === undefined) return failed(field, value, 'is not a valid date')
+    // Postgres reads only four-digit years from toISOString (it writes others as "+020000-…").
+    const year = date.getUTCFullYear()
+    return year < 1 || year > 9999 ? failed(field, value, 'is outside the years 1 to 9999') : date
   }
   if (field === 'email') {
     const email = normalizeEmail(value)

@@ -1,8 +1,9 @@
 import { and, eq, sql } from 'drizzle-orm'
 import type { DbHandle } from '../../db/client.js'
+import { describePostgresError } from '../../db/errors.js'
 import { connectors, syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
-import { AppError, VendorError, describeError } from '../../shared/errors.js'
+import { AppError, VendorError } from '../../shared/errors.js'
 import {
   entityTypes,
   sourceRecordSchema,
@@ -21,6 +22,7 @@ import { openConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { persistPage } from './persist.js'
 import { prepareRecords } from './prepare.js'
+import { boundedMessage } from './storable.js'
 
 export interface SyncDeps {
   handle: DbHandle
@@ -426,9 +428,29 @@ export interface SyncOutcome {
   connectorError: string
 }
 
-/** How a failure ends a run and what it means for the connection. */
+/**
+ * How a failure ends a run and what it means for the connection. Its messages are what is
+ * stored (sync_runs.error, connectors.last_sync_error), logged and printed, so each is bounded
+ * (boundedMessage) and a database failure is told by its code and server message alone.
+ */
 export function classifyFailure(err: unknown, vendor: string): SyncOutcome {
-  const message = describeError(err)
+  const outcome = classify(err, vendor)
+  return {
+    ...outcome,
+    message: boundedMessage(outcome.message),
+    connectorError: boundedMessage(outcome.connectorError),
+  }
+}
+
+/** A failure in one sentence, safe to store: never a statement or its parameters. */
+function describeFailure(err: unknown): string {
+  // Drizzle's own message is "Failed query: <sql> params: <every value of the page>".
+  if (err instanceof AppError) return err.userMessage
+  return err instanceof Error ? describePostgresError(err) : String(err)
+}
+
+function classify(err: unknown, vendor: string): SyncOutcome {
+  const message = describeFailure(err)
   if (err instanceof AppError && err.code === 'sync_cancelled') {
     // Nothing is wrong with the connection: it stays connected and the next sync resumes.
     return {

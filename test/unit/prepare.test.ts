@@ -260,6 +260,55 @@ describe('prepareBatch', () => {
   })
 })
 
+describe('prepareBatch with text Postgres cannot store', () => {
+  it('cleans the canonical fields and the raw payload, nested objects and arrays included', () => {
+    const data = {
+      Id: 'a1',
+      Name: 'Bad\ud800Surrogate',
+      Industry: 'Soft\u0000ware',
+      'Odd\u0000Key': { list: ['x\u0000', { deep: '\udc00' }], keep: 'مرحبا 😀' },
+    }
+    const batch = prepareBatch({
+      entityType: 'account',
+      records: [account(data)],
+      mappings: [...accountMappings, m('Industry', 'industry')],
+    })
+    expect(batch.upserts[0]?.record).toEqual({
+      externalId: 'a1',
+      name: 'Bad\ufffdSurrogate',
+      industry: 'Software',
+    })
+    expect(batch.upserts[0]?.raw).toEqual({
+      Id: 'a1',
+      Name: 'Bad\ufffdSurrogate',
+      Industry: 'Software',
+      OddKey: { list: ['x', { deep: '\ufffd' }], keep: 'مرحبا 😀' },
+    })
+    expect(data.Industry).toBe('Soft\u0000ware')
+  })
+
+  it('cleans the raw payload of a rejected record', () => {
+    const batch = prepareBatch({
+      entityType: 'account',
+      records: [account({ Id: 'a1', Name: '\u0000', Note: 'n\u0000\ud800' })],
+      mappings: accountMappings,
+    })
+    expect(batch.rejects).toEqual([
+      expect.objectContaining({ field: 'name', raw: { Id: 'a1', Name: '', Note: 'n\ufffd' } }),
+    ])
+  })
+
+  it('does not copy a clean payload', () => {
+    const data = { Id: 'a1', Name: 'Zoë 😀', Nested: { list: ['שלום', 1, null] } }
+    const batch = prepareBatch({
+      entityType: 'account',
+      records: [account(data)],
+      mappings: accountMappings,
+    })
+    expect(batch.upserts[0]?.raw).toBe(data)
+  })
+})
+
 describe('stripSecrets', () => {
   it('removes secret-looking keys at any depth without touching the input', () => {
     const input = {

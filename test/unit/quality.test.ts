@@ -251,6 +251,84 @@ describe('checkRecord', () => {
   })
 })
 
+describe('checkRecord with text and values Postgres cannot store', () => {
+  const mappings = [m('Id', 'externalId'), m('Name', 'name'), m('Employees', 'employeeCount')]
+
+  it('removes NUL and replaces lone surrogates in every text field', () => {
+    const result = checkRecord(
+      'account',
+      {
+        externalId: 'a\u00001',
+        name: 'Bad\ud800Surrogate',
+        industry: 'Soft\u0000ware',
+        domain: 'acme\u0000.com',
+      },
+      mappings,
+    )
+    expect(result).toEqual({
+      ok: true,
+      record: {
+        externalId: 'a1',
+        name: 'Bad\ufffdSurrogate',
+        domain: 'acme.com',
+        industry: 'Software',
+      },
+    })
+  })
+
+  it('keeps clean text as it is, emoji and RTL included', () => {
+    const person = { externalId: 'p1', firstName: 'Zoë 😀', lastName: 'مرحبا', title: '👩🏽‍💻' }
+    expect(checkRecord('person', person, [])).toEqual({ ok: true, record: person })
+  })
+
+  it('cleans nested properties of an activity', () => {
+    const result = checkRecord(
+      'activity',
+      {
+        externalId: 'e1',
+        type: 'open',
+        occurredAt: '2024-01-05T10:00:00Z',
+        properties: { subject: 'Hi\u0000', tags: ['\udc00x', { 'k\u0000': 'v' }], n: 1 },
+      },
+      [],
+    )
+    expect(result.ok ? result.record.properties : null).toEqual({
+      subject: 'Hi',
+      tags: ['\ufffdx', { k: 'v' }],
+      n: 1,
+    })
+  })
+
+  it('treats a name of NUL and spaces as missing', () => {
+    const result = checkRecord('account', { externalId: 'a1', name: ' \u0000 ' }, mappings)
+    expect(result.ok ? null : result.issue.field).toBe('name')
+  })
+
+  it('refuses a count the integer column cannot hold, naming the field', () => {
+    const ok = checkRecord(
+      'account',
+      { externalId: 'a1', name: 'A', employeeCount: 2_147_483_647 },
+      [],
+    )
+    expect(ok.ok).toBe(true)
+    for (const employeeCount of ['3000000000', 2_147_483_648, 1e20, -1]) {
+      const result = checkRecord('account', { externalId: 'a1', name: 'A', employeeCount }, [])
+      expect(result.ok ? null : result.issue.field, String(employeeCount)).toBe('employeeCount')
+    }
+  })
+
+  it('refuses an occurredAt outside the years 1 to 9999, naming the field', () => {
+    const base = { externalId: 'e1', type: 'open' }
+    expect(checkRecord('activity', { ...base, occurredAt: '9999-12-31T23:59:59Z' }, []).ok).toBe(
+      true,
+    )
+    for (const occurredAt of [1e15, '+020000-01-01T00:00:00Z', '0000-01-01T00:00:00Z']) {
+      const result = checkRecord('activity', { ...base, occurredAt }, [])
+      expect(result.ok ? null : result.issue.field, String(occurredAt)).toBe('occurredAt')
+    }
+  })
+})
+
 describe('dedupeNewest', () => {
   type Item = { id: string; at?: unknown; n: number }
   const dedupe = (items: Item[]) =>
