@@ -4,13 +4,19 @@ import { InvalidArgumentError } from 'commander'
 import type { DbHandle } from '../db/client.js'
 import { ConfigError, describeError } from '../shared/errors.js'
 import { openDatabase, type Env } from './config.js'
+import type { CliOutput } from './cli-output.js'
 import type { Logger } from './logging/logger.js'
 
-/** What every command gets: the environment, the logger and who runs it (for the audit log). */
+/**
+ * What every command gets: the environment, the logger, who runs it (for the audit log) and
+ * where its results go.
+ */
 export interface CliContext {
   env: Env
   log: Logger
   userId: string
+  /** stdoutOutput for the CLI; tests pass a collector. */
+  out: CliOutput
 }
 
 /** Opens the database, runs `fn`, and always closes it (and stops an embedded server we started). */

@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander'
 import { AppError, ConfigError, describeError } from '../shared/errors.js'
 import { entityTypes, type EntityType } from '../shared/schemas.js'
 import { WRITEBACK_RETRY } from '../shared/temporal.js'
-import { print, printJson, printTable } from './cli-output.js'
+import type { CliOutput } from './cli-output.js'
 import {
   oneLine,
   plural,
@@ -76,14 +76,14 @@ export function registerWritebackCommands(program: Command, ctx: CliContext): vo
         wake = { woken: false, reason: oneLine(scrubString(message)) }
         process.stderr.write(`warning: could not wake the writeback workflow: ${wake.reason}\n`)
       }
-      if (opts.json) return printJson({ queued: queued.queued, ...wake })
+      if (opts.json) return ctx.out.json({ queued: queued.queued, ...wake })
       const runNow = `gtm-agent writeback run ${type} --tenant ${opts.tenant}`
       const next = !wake.woken
         ? `Send them with: ${runNow} (or run \`gtm-agent worker\`, which sends queued updates).`
         : wake.workerRunning
           ? `The writeback workflow ${wake.workflowId} is sending them.`
           : `The writeback workflow ${wake.workflowId} sends them once a worker runs (\`gtm-agent worker\`), or now with: ${runNow}`
-      print(
+      ctx.out.line(
         `Queued ${plural(queued.queued, 'update')} for ${connector.name} of tenant "${opts.tenant}". ${next}`,
       )
     })
@@ -105,8 +105,8 @@ export function registerWritebackCommands(program: Command, ctx: CliContext): vo
         const deps = { handle, keyring, registry: connectorRegistry, log: ctx.log }
         if (opts.dryRun) {
           const report = await previewQueuedWriteback(deps, target)
-          if (opts.json) return printJson({ dryRun: true, ...report })
-          return printPreview(connector.name, type, opts.tenant, report)
+          if (opts.json) return ctx.out.json({ dryRun: true, ...report })
+          return printPreview(ctx.out, connector.name, type, opts.tenant, report)
         }
         const summary = await whileInterruptible((signal) =>
           runWriteback(deps, {
@@ -117,8 +117,8 @@ export function registerWritebackCommands(program: Command, ctx: CliContext): vo
           }),
         )
         if (process.stderr.isTTY && summary.batches > 0) process.stderr.write('\n')
-        if (opts.json) printJson(summary)
-        else printRun(connector.name, type, opts.tenant, summary)
+        if (opts.json) ctx.out.json(summary)
+        else printRun(ctx.out, connector.name, type, opts.tenant, summary)
         if (summary.failed > 0) {
           const total = summary.sent + summary.failed + summary.retrying
           throw new AppError(
@@ -144,8 +144,8 @@ export function registerWritebackCommands(program: Command, ctx: CliContext): vo
           { tenantId: opts.tenant, connectorType: type, failures: opts.failures ?? 20 },
         ),
       )
-      if (opts.json) return printJson(status)
-      printTable(
+      if (opts.json) return ctx.out.json(status)
+      ctx.out.table(
         ['ENTITY', 'WRITEBACK', 'DUE', 'WAITING', 'SENT', 'FAILED', 'LAST SENT'],
         status.entityTypes.map((t) => [
           t.entityType,
@@ -158,8 +158,8 @@ export function registerWritebackCommands(program: Command, ctx: CliContext): vo
         ]),
       )
       if (status.failures.length === 0) return
-      print(`\nLatest failures in ${connector.name}:`)
-      printTable(
+      ctx.out.line(`\nLatest failures in ${connector.name}:`)
+      ctx.out.table(
         ['ENTITY', 'ID', 'ATTEMPTS', 'QUEUED', 'ERROR'],
         status.failures.map((f) => [
           f.entityType,
@@ -217,7 +217,7 @@ export function registerWritebackCommands(program: Command, ctx: CliContext): vo
                 `${connector.name} cannot write back ${opts.entity} records; it writes back: ${all.map((c) => c.entityType).join(', ')}.`,
               )
             }
-            return printJson(opts.entity ? shown[0] : shown)
+            return ctx.out.json(opts.entity ? shown[0] : shown)
           }
           const view = await setWritebackConfig(db, {
             tenantId: opts.tenant,
@@ -227,8 +227,8 @@ export function registerWritebackCommands(program: Command, ctx: CliContext): vo
             ...(opts.enable ? { enabled: true } : opts.disable ? { enabled: false } : {}),
             ...(fieldMap === undefined ? {} : { fieldMap }),
           })
-          if (opts.json) return printJson(view)
-          print(describeConfig(connector.name, opts.tenant, view))
+          if (opts.json) return ctx.out.json(view)
+          ctx.out.line(describeConfig(connector.name, opts.tenant, view))
         })
       },
     )
@@ -245,7 +245,13 @@ function showBatchProgress(): (totals: WritebackRunSummary) => void {
   }
 }
 
-function printRun(name: string, type: string, tenantId: string, s: WritebackRunSummary): void {
+function printRun(
+  out: CliOutput,
+  name: string,
+  type: string,
+  tenantId: string,
+  s: WritebackRunSummary,
+): void {
   const lines: string[] = []
   const total = s.sent + s.failed + s.retrying
   if (total === 0) {
@@ -267,9 +273,9 @@ function printRun(name: string, type: string, tenantId: string, s: WritebackRunS
       `${plural(count, `${entityType} update waits`, `${entityType} updates wait`)}: ${entityType} writeback is disabled (enable it with: gtm-agent writeback config ${type} --tenant ${tenantId} --entity ${entityType} --enable).`,
     )
   }
-  print(lines.join('\n'))
+  out.line(lines.join('\n'))
   if (s.failures.length > 0) {
-    printTable(
+    out.table(
       ['FAILED', 'ID', 'ERROR'],
       s.failures.map((f) => [f.entityType, f.externalId, f.error]),
     )
@@ -277,6 +283,7 @@ function printRun(name: string, type: string, tenantId: string, s: WritebackRunS
 }
 
 function printPreview(
+  out: CliOutput,
   name: string,
   type: string,
   tenantId: string,
@@ -296,7 +303,7 @@ function printPreview(
             show(c.to),
           ]),
   )
-  if (rows.length > 0) printTable(['ENTITY', 'ID', 'OBJECT', 'FIELD', 'CURRENT', 'NEW'], rows)
+  if (rows.length > 0) out.table(['ENTITY', 'ID', 'OBJECT', 'FIELD', 'CURRENT', 'NEW'], rows)
   const changing = report.items.filter((i) => i.found && i.error === undefined).length
   const lines = [
     report.items.length === 0
@@ -313,7 +320,7 @@ function printPreview(
       `${plural(count, `${entityType} update is`, `${entityType} updates are`)} not shown: ${entityType} writeback is disabled (gtm-agent writeback config ${type} --tenant ${tenantId} --entity ${entityType} --enable).`,
     )
   }
-  print(lines.join('\n'))
+  out.line(lines.join('\n'))
 }
 
 function describeConfig(

@@ -29,7 +29,7 @@ import {
   registerTemporalCommands,
   syncViaTemporal,
 } from './temporal/cli-commands.js'
-import { print, printJson, printTable } from './cli-output.js'
+import { stdoutOutput, type CliOutput } from './cli-output.js'
 import { registerWritebackCommands } from './cli-writeback.js'
 import {
   oneLine,
@@ -49,7 +49,7 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
     log = createLogger(
       env.LOG_LEVEL ? { name: 'gtm-agent' } : { name: 'gtm-agent', level: 'error' },
     )
-    await buildProgram({ env, log, userId: cliUserId(env) }).parseAsync(argv)
+    await buildProgram({ env, log, userId: cliUserId(env), out: stdoutOutput }).parseAsync(argv)
     return Number(process.exitCode ?? 0)
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
@@ -87,7 +87,7 @@ function addDatabaseCommands(program: Command, ctx: CliContext): void {
         const where = located.embedded
           ? ` (embedded Postgres in ${path.join(dataDir(ctx.env), 'postgres')})`
           : ''
-        print(
+        ctx.out.line(
           applied === 0
             ? `Nothing to apply: the database is up to date${where}.`
             : `Applied ${plural(applied, 'migration')}${where}: ${migrationNames().slice(-applied).join(', ')}`,
@@ -111,7 +111,7 @@ function addDatabaseCommands(program: Command, ctx: CliContext): void {
           userId: ctx.userId,
           ...pick(opts, 'slug'),
         })
-        print(`Created tenant "${tenant.id}" (${tenant.name}).`)
+        ctx.out.line(`Created tenant "${tenant.id}" (${tenant.name}).`)
       }),
     )
   tenants
@@ -121,12 +121,12 @@ function addDatabaseCommands(program: Command, ctx: CliContext): void {
     .action((opts: { json?: boolean }) =>
       withDatabase(ctx, async ({ db }) => {
         const rows = await listTenants(db)
-        if (opts.json) return printJson(rows)
+        if (opts.json) return ctx.out.json(rows)
         if (rows.length === 0)
-          return print(
+          return ctx.out.line(
             'No tenants yet. Create one with: gtm-agent tenants create <id> --name "<name>"',
           )
-        printTable(
+        ctx.out.table(
           ['ID', 'NAME', 'SLUG', 'CREATED'],
           rows.map((t) => [t.id, t.name, t.slug, t.createdAt.toISOString()]),
         )
@@ -146,7 +146,7 @@ function addDatabaseCommands(program: Command, ctx: CliContext): void {
       await withDatabase(ctx, async (handle) => {
         const deps = { handle, keyring, log: ctx.log, userId: ctx.userId }
         const result = await rotateKeys(deps, opts.tenant ? { tenantIds: opts.tenant } : {})
-        print(
+        ctx.out.line(
           `Re-encrypted ${plural(result.rotated, 'credential')} with key ${result.toKeyId}; ` +
             `${result.alreadyCurrent} already used it (${plural(result.tenants, 'tenant')} checked).`,
         )
@@ -162,9 +162,9 @@ function addConnectionCommands(program: Command, ctx: CliContext): void {
     .action(async (opts: { json?: boolean }) => {
       await loadConnectorModules(ctx.env)
       const infos = connectorRegistry.describe()
-      if (opts.json) return printJson(infos)
-      if (infos.length === 0) return print('No connectors are registered.')
-      printTable(
+      if (opts.json) return ctx.out.json(infos)
+      if (infos.length === 0) return ctx.out.line('No connectors are registered.')
+      ctx.out.table(
         ['ID', 'NAME', 'VERSION', 'AUTH', 'DATA TYPES'],
         infos.map((c) => [c.id, c.name, c.version, c.authMethod, c.dataTypes.join(', ')]),
       )
@@ -196,7 +196,9 @@ function addConnectionCommands(program: Command, ctx: CliContext): void {
             `${verb} ${type} for tenant "${opts.tenant}", but its health check failed: ${result.health.message}`,
           )
         }
-        print(`${verb} ${type} for tenant "${opts.tenant}" (${describeHealth(result.health)}).`)
+        ctx.out.line(
+          `${verb} ${type} for tenant "${opts.tenant}" (${describeHealth(result.health)}).`,
+        )
         await announceConnectionChange(ctx, handle, opts.tenant, type, 'connected')
       })
     })
@@ -213,7 +215,9 @@ function addConnectionCommands(program: Command, ctx: CliContext): void {
           { db, registry: connectorRegistry },
           { tenantId: opts.tenant, connectorType: type, userId: ctx.userId },
         )
-        print(`Disconnected ${type} for tenant "${opts.tenant}"; its credentials were deleted.`)
+        ctx.out.line(
+          `Disconnected ${type} for tenant "${opts.tenant}"; its credentials were deleted.`,
+        )
         await announceConnectionChange(ctx, handle, opts.tenant, type, 'disconnected')
       })
     })
@@ -249,8 +253,8 @@ function addConnectionCommands(program: Command, ctx: CliContext): void {
         connectorRegistry.get(type)
         await withDatabase(ctx, async (handle) => {
           const summary = await syncWithProgress(ctx, handle, keyring, { type, ...opts })
-          if (opts.json) printJson(summary)
-          else printSummary(summary)
+          if (opts.json) ctx.out.json(summary)
+          else printSummary(ctx.out, summary)
           if (summary.status !== 'succeeded') {
             throw new AppError('sync_incomplete', summary.error ?? `The sync ${summary.status}.`)
           }
@@ -270,9 +274,11 @@ function addConnectionCommands(program: Command, ctx: CliContext): void {
       await withDatabase(ctx, async ({ db }) => {
         const deps = { db, registry: connectorRegistry, keyring, log: ctx.log }
         const status = await health(deps, { tenantId: opts.tenant, connectorType: type })
-        if (opts.json) printJson(status)
+        if (opts.json) ctx.out.json(status)
         else
-          print(`${type} for tenant "${opts.tenant}": ${describeHealth(status)}. ${status.message}`)
+          ctx.out.line(
+            `${type} for tenant "${opts.tenant}": ${describeHealth(status)}. ${status.message}`,
+          )
         if (status.status === 'down') {
           throw new AppError(
             'vendor_unavailable',
@@ -305,7 +311,7 @@ function addMappingCommands(program: Command, ctx: CliContext): void {
     async (type: string, opts: TargetOpts) => {
       await loadConnectorModules(ctx.env)
       await withDatabase(ctx, async ({ db }) =>
-        printMappings(targetOf(type, opts), await getMappings(db, targetOf(type, opts))),
+        printMappings(ctx.out, targetOf(type, opts), await getMappings(db, targetOf(type, opts))),
       )
     },
   )
@@ -322,7 +328,7 @@ function addMappingCommands(program: Command, ctx: CliContext): void {
       const mappingsJson = await readJsonFile(opts.file, 'mappings file')
       await withDatabase(ctx, async ({ db }) => {
         const input = { ...targetOf(type, opts), mappings: mappingsJson, userId: ctx.userId }
-        printMappings(input, await setMappings(db, input))
+        printMappings(ctx.out, input, await setMappings(db, input))
       })
     })
 
@@ -334,7 +340,7 @@ function addMappingCommands(program: Command, ctx: CliContext): void {
     await loadConnectorModules(ctx.env)
     await withDatabase(ctx, async ({ db }) => {
       const result = await resetMappings(db, { ...targetOf(type, opts), userId: ctx.userId })
-      print(
+      ctx.out.line(
         result.removed
           ? `Reset ${type} ${opts.entity} mappings of tenant "${opts.tenant}" to the connector's defaults.`
           : `${type} ${opts.entity} mappings of tenant "${opts.tenant}" had no overrides; the defaults apply.`,
@@ -360,7 +366,7 @@ async function announceConnectionChange(
       { handle },
     )
     const line = describeConnectionChange(result)
-    if (line && (change === 'connected' || result.scheduled)) print(line)
+    if (line && (change === 'connected' || result.scheduled)) ctx.out.line(line)
   } catch (err) {
     const message = err instanceof AppError ? err.userMessage : describeError(err)
     process.stderr.write(`warning: ${oneLine(scrubString(message))}\n`)
@@ -403,7 +409,7 @@ async function syncWithProgress(
   }
 }
 
-function printSummary(summary: SyncSummary): void {
+function printSummary(out: CliOutput, summary: SyncSummary): void {
   const rows: Array<[string, string | number]> = [
     ['run', summary.runId],
     ['status', summary.status],
@@ -414,15 +420,16 @@ function printSummary(summary: SyncSummary): void {
     ['deleted', summary.deleted],
     ['errors', summary.errors],
   ]
-  print(rows.map(([k, v]) => `${`${k}:`.padEnd(9)}${v}`).join('\n'))
+  out.line(rows.map(([k, v]) => `${`${k}:`.padEnd(9)}${v}`).join('\n'))
 }
 
 function printMappings(
+  out: CliOutput,
   target: { tenantId: string; connectorType: string; entityType: EntityType },
   view: MappingView,
 ): void {
   const overridden = new Set(view.overrides.map((m) => m.targetField))
-  printJson({
+  out.json({
     tenantId: target.tenantId,
     connectorType: target.connectorType,
     entityType: target.entityType,

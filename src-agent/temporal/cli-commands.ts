@@ -30,7 +30,7 @@ import { takeOverShutdownSignals } from '../shutdown.js'
 import { runWorker } from './worker.js'
 import { wakeWriteback } from './writeback.js'
 import { syncProgressQuery, type SyncProgressView } from './workflows.js'
-import { print, printJson, printTable } from '../cli-output.js'
+import type { CliOutput } from '../cli-output.js'
 import type { CliContext } from '../cli-support.js'
 
 /** Adds `worker`, `schedule <type>` and `schedules` to the program. */
@@ -72,7 +72,7 @@ export function registerTemporalCommands(program: Command, ctx: CliContext): voi
         const target = { tenantId: opts.tenant, connectorType: type }
         if (verb === 'delete') {
           await deleteSchedule(deps, target)
-          return print(
+          return ctx.out.line(
             opts.json
               ? JSON.stringify({ scheduleId: syncScheduleId(opts.tenant, type), deleted: true })
               : `Deleted the ${type} sync schedule of tenant "${opts.tenant}".`,
@@ -88,7 +88,11 @@ export function registerTemporalCommands(program: Command, ctx: CliContext): voi
         const view = await describeSchedule(deps.client, target)
         if (!view) throw new AppError('internal', `The schedule ${ensured.scheduleId} vanished.`)
         if (opts.json) {
-          return printJson({ ...view, outcome: ensured.outcome, sync: triggered?.outcome ?? null })
+          return ctx.out.json({
+            ...view,
+            outcome: ensured.outcome,
+            sync: triggered?.outcome ?? null,
+          })
         }
         const did =
           triggered?.outcome === 'started'
@@ -100,7 +104,7 @@ export function registerTemporalCommands(program: Command, ctx: CliContext): voi
                 : ensured.outcome === 'updated'
                   ? 'Updated schedule'
                   : 'Schedule'
-        print(`${did} ${describeView(view)}`)
+        ctx.out.line(`${did} ${describeView(view)}`)
       })
     })
 
@@ -112,12 +116,12 @@ export function registerTemporalCommands(program: Command, ctx: CliContext): voi
     .action(async (opts: { tenant?: string; json?: boolean }) => {
       await withTemporal(ctx, async ({ client }) => {
         const views = await listSchedules(client, opts.tenant ? { tenantId: opts.tenant } : {})
-        if (opts.json) return printJson(views)
+        if (opts.json) return ctx.out.json(views)
         if (views.length === 0)
-          return print(
+          return ctx.out.line(
             'No sync schedules yet. Create one with: gtm-agent schedule <type> --tenant <id>',
           )
-        printTable(
+        ctx.out.table(
           ['TENANT', 'CONNECTOR', 'CRON', 'STATE', 'NEXT RUN', 'LAST RUN'],
           views.map((v) => [
             v.tenantId,
@@ -163,8 +167,8 @@ export async function syncViaTemporal(
     } finally {
       await stopProgress()
     }
-    if (opts.json) printJson(outcome)
-    else printOutcome(outcome)
+    if (opts.json) ctx.out.json(outcome)
+    else printOutcome(ctx.out, outcome)
     if (outcome.status !== 'succeeded') {
       throw new AppError(
         'sync_incomplete',
@@ -195,10 +199,10 @@ export type ConnectionChangeResult =
  * Tells Temporal that a connection was made or dropped (onConnected / onDisconnected), but only
  * when Temporal is already there: TEMPORAL_ADDRESS is set, or the data directory's dev server
  * is running. Nothing is started otherwise; the worker's reconcile pass catches up when it runs.
- * Temporal errors are thrown.
+ * Temporal errors are thrown. Prints nothing: the caller words the result.
  */
 export async function notifyConnectionChange(
-  ctx: CliContext,
+  ctx: Omit<CliContext, 'out'>,
   input: { tenantId: string; connectorType: string; change: 'connected' | 'disconnected' },
   options: { handle?: DbHandle } = {},
 ): Promise<ConnectionChangeResult> {
@@ -255,10 +259,10 @@ export type WritebackWakeResult =
 
 /**
  * Wakes (or starts) the connection's writeback workflow after items were queued, when Temporal
- * is already there; otherwise says why not. Temporal errors are thrown.
+ * is already there; otherwise says why not. Temporal errors are thrown. Prints nothing.
  */
 export async function wakeWritebackIfRunning(
-  ctx: CliContext,
+  ctx: Omit<CliContext, 'out'>,
   target: { tenantId: string; connectorType: string },
 ): Promise<WritebackWakeResult> {
   const env = await runningTemporal(ctx.env)
@@ -330,7 +334,7 @@ async function withClients<T>(
 }
 
 function schedulerDeps(
-  ctx: CliContext,
+  ctx: Pick<CliContext, 'userId'>,
   handle: DbHandle,
   temporal: TemporalConnection,
 ): SchedulerDeps {
@@ -411,7 +415,7 @@ function showProgress(handle: {
   }
 }
 
-function printOutcome(outcome: SyncOutcomeView): void {
+function printOutcome(out: CliOutput, outcome: SyncOutcomeView): void {
   const rows: Array<[string, string | number]> = [['workflow', outcome.workflowId]]
   if ('runId' in outcome) rows.push(['run', outcome.runId], ['mode', outcome.mode])
   rows.push(['status', outcome.status])
@@ -425,7 +429,7 @@ function printOutcome(outcome: SyncOutcomeView): void {
     )
   }
   if ('error' in outcome && outcome.error) rows.push(['error', outcome.error])
-  print(rows.map(([k, v]) => `${`${k}:`.padEnd(10)}${v}`).join('\n'))
+  out.line(rows.map(([k, v]) => `${`${k}:`.padEnd(10)}${v}`).join('\n'))
 }
 
 function describeView(v: ScheduleView): string {

@@ -46,6 +46,11 @@ export interface RunWorkerOptions {
   log: Logger
   /** Aborting it shuts the worker down gracefully. */
   signal: AbortSignal
+  /**
+   * Called after every reconcile pass (the one at start, then one every interval) with its
+   * counts, or undefined when the pass failed. Lets a caller wait for a pass instead of a time.
+   */
+  onReconciled?: (counts: ReconcileCounts | undefined) => void
 }
 
 /** Runs the worker until `signal` aborts, then lets go of everything it started. */
@@ -77,8 +82,9 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
           log,
         })
         const reconcile = async (): Promise<ReconcileCounts | undefined> => {
+          let counts: ReconcileCounts | undefined
           try {
-            return await reconcileSchedules({
+            counts = await reconcileSchedules({
               client: temporal.client,
               taskQueue: settings.taskQueue,
               handle: database.handle,
@@ -87,8 +93,9 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
             })
           } catch (err) {
             log.warn({ error: describeError(err) }, 'could not reconcile the sync schedules')
-            return undefined
           }
+          options.onReconciled?.(counts)
+          return counts
         }
         const schedules = await reconcile()
         const loopStop = new AbortController()

@@ -5,6 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Client, Connection } from '@temporalio/client'
 import pg from 'pg'
+import { expect } from 'vitest'
 import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker'
 import { createDb, type DbHandle } from '../../db/client.js'
 import { migrateDatabase } from '../../db/migrate.js'
@@ -24,15 +25,15 @@ import { TEST_KEY_HEX, memoryLogger } from './agent.js'
 import { databaseUrl, seedTenant } from './db.js'
 
 /**
- * The Temporal CLI the tests run: TEMPORAL_CLI_PATH, else the cache path that
- * .ci/install-temporal.sh builds into. Missing, it fails with a message that says so.
+ * The Temporal CLI the tests run: TEMPORAL_CLI_PATH, else the cache path that `npm install`
+ * (build/install-temporal.mjs) provisions. Missing, it fails with a message that says so.
  */
 export function testTemporalCli(): string {
   try {
     return temporalCliPath(process.env)
   } catch (err) {
     throw new Error(
-      `The Temporal CLI is missing, so the Temporal tests cannot run: run .ci/install-temporal.sh (or set TEMPORAL_CLI_PATH). ${err instanceof Error ? err.message : ''}`,
+      `The Temporal CLI is missing, so the Temporal tests cannot run: run "node build/install-temporal.mjs" (npm install runs it) or set TEMPORAL_CLI_PATH. ${err instanceof Error ? err.message : ''}`,
     )
   }
 }
@@ -245,4 +246,33 @@ export async function replayHistories(
     results.push({ workflowId: result.workflowId, error: result.error })
   }
   return results
+}
+
+/**
+ * Replays a workflow's recorded runs against the current workflow code and expects each to
+ * replay cleanly: every run from `firstRunId` on (following continue-as-new), or the latest
+ * run without it. Returns how many runs were replayed.
+ */
+export async function expectReplays(
+  env: Pick<TemporalTestEnv, 'client' | 'workflowBundle'>,
+  workflow: { workflowId: string; firstRunId?: string | undefined },
+): Promise<number> {
+  const { workflowId, firstRunId } = workflow
+  async function* histories() {
+    let runId = firstRunId
+    do {
+      const history = await env.client.workflow.getHandle(workflowId, runId).fetchHistory()
+      yield { workflowId, history }
+      runId = firstRunId
+        ? (history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes
+            ?.newExecutionRunId ?? undefined)
+        : undefined
+    } while (runId)
+  }
+  const results = await replayHistories(env, `replay-${workflowId}`, histories())
+  for (const result of results) {
+    expect(result.error, `replaying ${result.workflowId}: ${String(result.error)}`).toBeUndefined()
+  }
+  expect(results.length, `the recorded runs of ${workflowId}`).toBeGreaterThan(0)
+  return results.length
 }

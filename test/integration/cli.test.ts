@@ -5,7 +5,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { migrationsFolder } from '../../db/migrate.js'
+import { migrateDatabase, migrationsFolder } from '../../db/migrate.js'
 import { startPagerFake, type PagerFake } from '../fakes/pager.js'
 import { runCli, stderrLines, type CliResult } from '../helpers/cli.js'
 import { databaseUrl } from '../helpers/db.js'
@@ -15,46 +15,83 @@ const testConnectorModule = path.join(repoRoot, 'test/helpers/test-connector.ts'
 const hexKey = (): string => randomBytes(32).toString('hex')
 
 describe('gtm-agent CLI', () => {
-  let url: string
-  let dbName: string
+  /** A migrated database the tests share; each test makes tenants of its own in it. */
+  let sharedUrl: string
   let dir: string
-  let fake: PagerFake
-  let key = hexKey()
-  let agentEnv: Record<string, string | undefined>
-  const tenant = `cli-${randomBytes(4).toString('hex')}`
+  const databases: string[] = []
+  const fakes: PagerFake[] = []
+  /** The key credentials in the shared database are encrypted with. */
+  const key = hexKey()
 
   const cli = (args: string[], env: Record<string, string | undefined> = {}) =>
-    runCli(args, { ...agentEnv, CONNECTOR_ENCRYPTION_KEY: key, ...env })
+    runCli(args, {
+      DATABASE_URL: sharedUrl,
+      GTM_CONNECTOR_MODULES: testConnectorModule,
+      CONNECTOR_ENCRYPTION_KEY: key,
+      ...env,
+    })
+  /** A file of its own in the temporary directory. */
   const file = async (name: string, content: string): Promise<string> => {
-    const p = path.join(dir, name)
+    const p = path.join(dir, `${randomBytes(4).toString('hex')}-${name}`)
     await writeFile(p, content)
     return p
   }
-
-  beforeAll(async () => {
-    // A database of its own: `keys rotate` walks every tenant, and other files' tenants use other keys.
-    dbName = `gtm_cli_${randomBytes(4).toString('hex')}`
-    await adminQuery(`create database ${dbName}`)
+  /** A new database on the test server, dropped after the file: empty unless `migrated`. */
+  const newDatabase = async (options: { migrated?: boolean } = {}): Promise<string> => {
+    const name = `gtm_cli_${randomBytes(4).toString('hex')}`
+    await adminQuery(`create database ${name}`)
+    databases.push(name)
     const u = new URL(databaseUrl())
-    u.pathname = `/${dbName}`
-    url = u.toString()
-    dir = await mkdtemp(path.join(os.tmpdir(), 'gtm-cli-'))
-    fake = await startPagerFake({
+    u.pathname = `/${name}`
+    if (options.migrated) await migrateDatabase(u.toString())
+    return u.toString()
+  }
+  const pagerFake = async (): Promise<PagerFake> => {
+    const fake = await startPagerFake({
       apiKey: `cli-secret-${randomBytes(6).toString('hex')}`,
       accounts: 5,
       people: 10,
       activities: 5,
     })
-    agentEnv = { DATABASE_URL: url, GTM_CONNECTOR_MODULES: testConnectorModule }
+    fakes.push(fake)
+    return fake
+  }
+  /** A tenant of its own, made with `tenants create`. */
+  const newTenant = async (env: Record<string, string> = {}): Promise<string> => {
+    const tenant = `cli-${randomBytes(4).toString('hex')}`
+    const created = await cli(['tenants', 'create', tenant, '--name', 'Acme Corp'], env)
+    expect(created.code, created.stderr).toBe(0)
+    return tenant
+  }
+  /** A tenant of its own connected to a pager fake of its own, with `connect`. */
+  const connectedTenant = async (env: Record<string, string> = {}) => {
+    const fake = await pagerFake()
+    const tenant = await newTenant(env)
+    const config = await file(
+      'config.json',
+      JSON.stringify({ baseUrl: fake.url, apiKey: fake.apiKey, pageSize: 8 }),
+    )
+    const connected = await cli(
+      ['connect', 'test-pages', '--tenant', tenant, '--config', config],
+      env,
+    )
+    expect(connected.code, connected.stderr).toBe(0)
+    return { tenant, fake }
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'gtm-cli-'))
+    sharedUrl = await newDatabase({ migrated: true })
   })
   afterAll(async () => {
-    await fake?.close()
-    await rm(dir, { recursive: true, force: true })
-    await adminQuery(`drop database if exists ${dbName} with (force)`)
+    await Promise.all(fakes.map((f) => f.close()))
+    if (dir) await rm(dir, { recursive: true, force: true })
+    for (const name of databases) await adminQuery(`drop database if exists ${name} with (force)`)
   })
 
   it('migrates, then has nothing left to apply', async () => {
-    const first = await cli(['migrate'])
+    const env = { DATABASE_URL: await newDatabase() }
+    const first = await cli(['migrate'], env)
     expect(first).toMatchObject({ code: 0, stderr: '' })
     const journal = JSON.parse(
       await readFile(path.join(migrationsFolder, 'meta/_journal.json'), 'utf8'),
@@ -64,11 +101,12 @@ describe('gtm-agent CLI', () => {
     const tags = journal.entries.map((e) => e.tag)
     expect(tags.slice(0, 2)).toEqual(['0000_init', '0001_row_level_security'])
     expect(first.stdout).toBe(`Applied ${tags.length} migrations: ${tags.join(', ')}\n`)
-    const again = await cli(['migrate'])
+    const again = await cli(['migrate'], env)
     expect(again.stdout).toBe('Nothing to apply: the database is up to date.\n')
   })
 
   it('creates and lists tenants', async () => {
+    const tenant = `cli-${randomBytes(4).toString('hex')}`
     const created = await cli(['tenants', 'create', tenant, '--name', 'Acme Corp'])
     expect(created).toMatchObject({
       code: 0,
@@ -77,7 +115,8 @@ describe('gtm-agent CLI', () => {
     })
     const listed = await cli(['tenants', 'list', '--json'])
     expect(listed.code).toBe(0)
-    expect(JSON.parse(listed.stdout)).toEqual([
+    const rows = JSON.parse(listed.stdout) as Array<{ id: string }>
+    expect(rows.filter((t) => t.id === tenant)).toEqual([
       {
         id: tenant,
         name: 'Acme Corp',
@@ -86,7 +125,8 @@ describe('gtm-agent CLI', () => {
       },
     ])
     const text = await cli(['tenants', 'list'])
-    expect(text.stdout).toMatch(new RegExp(`^ID +NAME +SLUG +CREATED\n${tenant} +Acme Corp`))
+    expect(text.stdout).toMatch(/^ID +NAME +SLUG +CREATED\n/)
+    expect(text.stdout).toMatch(new RegExp(`^${tenant} +Acme Corp +${tenant} +\\d{4}-`, 'm'))
 
     const dup = await cli(['tenants', 'create', tenant, '--name', 'Again'])
     expectOneError(dup, `error: Tenant "${tenant}" already exists.`)
@@ -107,6 +147,8 @@ describe('gtm-agent CLI', () => {
   })
 
   it('connects, syncs, checks health and shows mappings', async () => {
+    const fake = await pagerFake()
+    const tenant = await newTenant()
     const config = await file(
       'config.json',
       JSON.stringify({ baseUrl: fake.url, apiKey: fake.apiKey, pageSize: 8 }),
@@ -225,26 +267,33 @@ describe('gtm-agent CLI', () => {
   })
 
   it('rotates keys, then disconnects', async () => {
-    const oldKey = key
-    key = hexKey()
-    const withoutOld = await cli(['health', 'test-pages', '--tenant', tenant])
+    // A database of its own: `keys rotate` walks every tenant.
+    const oldKey = hexKey()
+    const env = { DATABASE_URL: await newDatabase({ migrated: true }) }
+    const { tenant } = await connectedTenant({ ...env, CONNECTOR_ENCRYPTION_KEY: oldKey })
+    const withNew = { ...env, CONNECTOR_ENCRYPTION_KEY: hexKey() }
+
+    const withoutOld = await cli(['health', 'test-pages', '--tenant', tenant], withNew)
     expectOneError(
       withoutOld,
       /^error: Stored credentials were encrypted with key [0-9a-f]{16}, which is not CONNECTOR_ENCRYPTION_KEY/,
     )
 
-    const rotated = await cli(['keys', 'rotate'], { CONNECTOR_ENCRYPTION_KEYS_PREVIOUS: oldKey })
+    const rotated = await cli(['keys', 'rotate'], {
+      ...withNew,
+      CONNECTOR_ENCRYPTION_KEYS_PREVIOUS: oldKey,
+    })
     expect(rotated).toMatchObject({ code: 0, stderr: '' })
     expect(rotated.stdout).toMatch(
       /^Re-encrypted 1 credential with key [0-9a-f]{16}; 0 already used it \(1 tenant checked\)\.\n$/,
     )
-    const healthy = await cli(['health', 'test-pages', '--tenant', tenant])
+    const healthy = await cli(['health', 'test-pages', '--tenant', tenant], withNew)
     expect(healthy.code).toBe(0)
     expect(healthy.stdout).toMatch(`test-pages for tenant "${tenant}": healthy`)
 
-    const disconnected = await cli(['disconnect', 'test-pages', '--tenant', tenant])
+    const disconnected = await cli(['disconnect', 'test-pages', '--tenant', tenant], withNew)
     expect(disconnected).toMatchObject({ code: 0, stderr: '' })
-    const gone = await cli(['health', 'test-pages', '--tenant', tenant])
+    const gone = await cli(['health', 'test-pages', '--tenant', tenant], withNew)
     expectOneError(
       gone,
       `error: test-pages is not connected for tenant "${tenant}". Connect it with: gtm-agent connect test-pages --tenant ${tenant} --config <file.json>`,
@@ -252,24 +301,17 @@ describe('gtm-agent CLI', () => {
   })
 
   it('exits non-zero with the run error on one line when a sync fails', async () => {
-    const other = await startPagerFake({ apiKey: fake.apiKey, people: 2 })
-    const second = `${tenant}-b`
-    const config = await file(
-      'other.json',
-      JSON.stringify({ baseUrl: other.url, apiKey: fake.apiKey }),
-    )
-    expect((await cli(['tenants', 'create', second, '--name', 'B'])).code).toBe(0)
-    expect(
-      (await cli(['connect', 'test-pages', '--tenant', second, '--config', config])).code,
-    ).toBe(0)
-    await other.close()
+    const { tenant, fake } = await connectedTenant()
+    await fake.close()
 
-    const failed = await cli(['sync', 'test-pages', '--tenant', second, '--json'])
+    const failed = await cli(['sync', 'test-pages', '--tenant', tenant, '--json'])
     expectOneError(failed, /^error: Test pages could not be reached/)
     expect(JSON.parse(failed.stdout)).toMatchObject({ status: 'failed', pages: 0, created: 0 })
   })
 
   it('fails with one clear line for bad input', async () => {
+    const fake = await pagerFake()
+    const tenant = await newTenant()
     const missingKey = await file('missing-key.json', JSON.stringify({ baseUrl: fake.url }))
     const invalidJson = await file(
       'invalid.json',

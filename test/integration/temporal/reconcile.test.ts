@@ -5,7 +5,7 @@ import path from 'node:path'
 import { eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDb, type DbHandle } from '../../../db/client.js'
-import { connectors, syncRuns, writebackQueue } from '../../../db/schema/index.js'
+import { auditLog, connectors, syncRuns, writebackQueue } from '../../../db/schema/index.js'
 import { withTenant } from '../../../db/tenant.js'
 import { syncScheduleId, syncWorkflowId, writebackWorkflowId } from '../../../shared/temporal.js'
 import { connectorRegistry } from '../../../src-agent/connectors/registry.js'
@@ -36,6 +36,8 @@ describe('schedule reconciliation', () => {
   let dir: string
   const controller = new AbortController()
   let worker: Promise<void> | undefined
+  /** Reconcile passes the worker finished. */
+  let passes = 0
 
   beforeAll(async () => {
     database = await createIsolatedDatabase()
@@ -55,6 +57,9 @@ describe('schedule reconciliation', () => {
       },
       log: env.log,
       signal: controller.signal,
+      onReconciled: () => {
+        passes += 1
+      },
     })
     await waitFor(() => env.logLines().includes('"msg":"worker started"'), {
       what: 'the worker to start',
@@ -69,6 +74,13 @@ describe('schedule reconciliation', () => {
     await database?.drop()
     if (dir) await rm(dir, { recursive: true, force: true })
   })
+
+  /** Resolves once a whole reconcile pass that started after this call has finished. */
+  const nextWholePass = async (): Promise<void> => {
+    // The first pass to finish may have started before the call; the one after it cannot have.
+    const target = passes + 2
+    await waitFor(() => passes >= target, { what: 'a whole reconcile pass', timeoutMs: 10_000 })
+  }
 
   const connected = async () => {
     const tenantId = await connectTenant(db, 'test-pages', {
@@ -99,10 +111,18 @@ describe('schedule reconciliation', () => {
       timeoutMs: 5_000,
     })
     expect(await describeSchedule(env.client, target)).toMatchObject({ note: DISCONNECTED_NOTE })
-    // Later passes leave it be: one sync run, one pause.
-    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    // A later pass leaves it be: one sync run, one pause.
+    await nextWholePass()
     const runs = await withTenant(db.db, tenantId, (tx) => tx.select().from(syncRuns))
     expect(runs).toHaveLength(1)
+    expect(await describeSchedule(env.client, target)).toMatchObject({
+      paused: true,
+      note: DISCONNECTED_NOTE,
+    })
+    const pauses = await withTenant(db.db, tenantId, (tx) =>
+      tx.select().from(auditLog).where(eq(auditLog.action, 'schedule.pause')),
+    )
+    expect(pauses.map((a) => a.userId)).toEqual(['system'])
   })
 
   it('sends writeback updates queued while no workflow ran', async () => {

@@ -19,32 +19,37 @@ import {
 describe('Salesforce under Temporal: scheduled syncs and the writeback workflow', () => {
   let env: TemporalTestEnv
   let worker: Awaited<ReturnType<typeof startTestWorker>>
-  let fake: SalesforceFake
-  let tenantId: string
+  const fakes: SalesforceFake[] = []
 
   beforeAll(async () => {
     env = await startTemporalTestEnv('salesforce')
     worker = await startTestWorker(env)
-    fake = await startSalesforceFake({ counts: { Account: 30 } })
-    tenantId = await connectTenant(env.activityDb, 'salesforce', fake.connectConfig())
   })
   afterAll(async () => {
     await worker?.stop()
-    await fake?.close()
+    await Promise.all(fakes.map((f) => f.close()))
     await env?.close()
   })
 
-  const runs = () =>
+  /** A Salesforce fake of its own and a fresh tenant connected to it. */
+  const connected = async () => {
+    const fake = await startSalesforceFake({ counts: { Account: 30 } })
+    fakes.push(fake)
+    const tenantId = await connectTenant(env.activityDb, 'salesforce', fake.connectConfig())
+    return { fake, tenantId }
+  }
+  const runsOf = (tenantId: string) =>
     withTenant(env.activityDb.db, tenantId, (tx) =>
       tx.select().from(syncRuns).orderBy(asc(syncRuns.startedAt)),
     )
 
   it('syncs on its schedule: everything first, then only what changed', async () => {
+    const { fake, tenantId } = await connected()
     const target = { tenantId, connectorType: 'salesforce' }
     await ensureSchedule(env.schedulerDeps(), { ...target, cron: '@every 2s' })
     try {
       const first = await waitFor(
-        async () => (await runs()).find((r) => r.status === 'succeeded'),
+        async () => (await runsOf(tenantId)).find((r) => r.status === 'succeeded'),
         { what: 'the first scheduled sync', timeoutMs: 30_000 },
       )
       // 30 accounts, 30 contacts + 8 leads, 10 opportunities + 14 tasks + 6 events.
@@ -52,7 +57,7 @@ describe('Salesforce under Temporal: scheduled syncs and the writeback workflow'
 
       const changed = fake.update('Account', fake.idOf('Account', 4), { Name: 'Renamed Co' })
       const later = await waitFor(
-        async () => (await runs()).find((r) => r.status === 'succeeded' && r.updated > 0),
+        async () => (await runsOf(tenantId)).find((r) => r.status === 'succeeded' && r.updated > 0),
         { what: 'a scheduled sync that picks up the change', timeoutMs: 30_000 },
       )
       expect(later).toMatchObject({ mode: 'incremental', created: 0, updated: 1 })
@@ -69,6 +74,7 @@ describe('Salesforce under Temporal: scheduled syncs and the writeback workflow'
   })
 
   it('writes scores back through the writeback workflow, holding disabled entity types back', async () => {
+    const { fake, tenantId } = await connected()
     const ids = [0, 1, 2].map((i) => fake.idOf('Account', i))
     const contact = fake.idOf('Contact', 0)
     const { queued, workflowId } = await enqueueWriteback(

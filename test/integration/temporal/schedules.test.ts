@@ -21,6 +21,7 @@ import {
   startSync,
   triggerSchedule,
 } from '../../../src-agent/temporal/scheduler.js'
+import { cliOutput } from '../../../src-agent/cli-output.js'
 import { syncViaTemporal } from '../../../src-agent/temporal/cli-commands.js'
 import { startPagerFake, type PagerFake } from '../../fakes/pager.js'
 import { TEST_KEY_HEX } from '../../helpers/agent.js'
@@ -228,6 +229,7 @@ describe('sync schedules', () => {
 
   it('runs a sync for the CLI (sync --via-temporal) and audits the request', async () => {
     const { tenantId } = await connected({ accounts: 7 })
+    const printed: string[] = []
     const ctx = {
       env: {
         DATABASE_URL: databaseUrl(),
@@ -237,20 +239,10 @@ describe('sync schedules', () => {
       },
       log: env.log,
       userId: 'cli:tester',
+      out: cliOutput((text) => printed.push(text)),
     }
-    const printed: string[] = []
-    const write = process.stdout.write.bind(process.stdout)
-    process.stdout.write = (chunk: string) => printed.push(chunk) > 0
-    try {
-      const outcome = await syncViaTemporal(ctx, {
-        type: 'test-pages',
-        tenant: tenantId,
-        full: true,
-      })
-      expect(outcome).toMatchObject({ status: 'succeeded', mode: 'full', created: 7 })
-    } finally {
-      process.stdout.write = write
-    }
+    const outcome = await syncViaTemporal(ctx, { type: 'test-pages', tenant: tenantId, full: true })
+    expect(outcome).toMatchObject({ status: 'succeeded', mode: 'full', created: 7 })
     expect(printed.join('')).toMatch(/status: +succeeded\npages: +1\ncreated: +7\n/)
     const audit = await withTenant(env.activityDb.db, tenantId, (tx) =>
       tx.select().from(auditLog).where(eq(auditLog.userId, 'cli:tester')),

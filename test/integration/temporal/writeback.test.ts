@@ -15,8 +15,8 @@ import { startWritebackFake, type WritebackFake } from '../../fakes/writeback.js
 import { TEST_KEY_HEX } from '../../helpers/agent.js'
 import {
   connectTenant,
+  expectReplays,
   startTemporalTestEnv,
-  replayHistories,
   startTestWorker,
   waitFor,
   type TemporalTestEnv,
@@ -34,7 +34,6 @@ describe('the writeback workflow', () => {
   let env: TemporalTestEnv
   let worker: Awaited<ReturnType<typeof startTestWorker>>
   const fakes: WritebackFake[] = []
-  const workflowIds: string[] = []
 
   beforeAll(async () => {
     env = await startTemporalTestEnv('writeback')
@@ -53,7 +52,6 @@ describe('the writeback workflow', () => {
       baseUrl: fake.url,
       apiKey: fake.apiKey,
     })
-    workflowIds.push(writebackWorkflowId(tenantId, 'test-writeback'))
     const enqueue = (items: unknown[], workflow = FAST) =>
       enqueueWriteback(
         {
@@ -77,7 +75,10 @@ describe('the writeback workflow', () => {
         },
         { what: 'the queue to drain', timeoutMs: 30_000 },
       )
-    return { fake, tenantId, enqueue, queue, settled }
+    /** The connection's writeback workflow replays against the current workflow code. */
+    const replays = () =>
+      expectReplays(env, { workflowId: writebackWorkflowId(tenantId, 'test-writeback') })
+    return { fake, tenantId, enqueue, queue, settled, replays }
   }
   const scores = (ids: string[]) =>
     ids.map((id, i) => ({ entityType: 'account', externalId: id, fields: { score: 50 + i } }))
@@ -85,7 +86,7 @@ describe('the writeback workflow', () => {
     Array.from({ length: n }, (_, i) => `001-${String(i + 1).padStart(3, '0')}`)
 
   it('sends queued items in batches and records each record’s outcome', async () => {
-    const { fake, tenantId, enqueue, settled } = await setup({
+    const { fake, tenantId, enqueue, settled, replays } = await setup({
       reject: { '001-003': { statusCode: 'INVALID_FIELD', message: 'No such column Score__c' } },
       flaky: { '001-005': 2, '001-007': Infinity },
     })
@@ -128,18 +129,22 @@ describe('the writeback workflow', () => {
     const audit = await withTenant(env.activityDb.db, tenantId, (tx) => tx.select().from(auditLog))
     expect(audit.filter((a) => a.action === 'writeback.enqueue')).toHaveLength(1)
     expect(audit.filter((a) => a.action === 'writeback.send').length).toBeGreaterThanOrEqual(3)
+    await replays()
   })
 
   it('retries a failed request with backoff, counting the attempt', async () => {
-    const { fake, enqueue, settled } = await setup({ failFirst: { count: 1, status: 503 } })
+    const { fake, enqueue, settled, replays } = await setup({
+      failFirst: { count: 1, status: 503 },
+    })
     await enqueue(scores(ids(4)))
     const rows = await settled()
     expect(rows.map((r) => [r.status, r.attempts])).toEqual(Array(4).fill(['sent', 2]))
     expect(fake.batches).toHaveLength(1)
+    await replays()
   })
 
   it('wakes the one workflow of the connection when more items are queued', async () => {
-    const { tenantId, enqueue, settled } = await setup()
+    const { tenantId, enqueue, settled, replays } = await setup()
     await enqueue(scores(['a-1', 'a-2']))
     await settled()
     const handle = env.client.workflow.getHandle(writebackWorkflowId(tenantId, 'test-writeback'))
@@ -155,10 +160,11 @@ describe('the writeback workflow', () => {
     await waitFor(async () => (await handle.query(writebackProgressQuery)).sent === 5, {
       what: 'the workflow to count five sent items',
     })
+    await replays()
   })
 
   it('stops on rejected credentials, keeps the items and marks the connection', async () => {
-    const { tenantId, enqueue, queue } = await setup()
+    const { tenantId, enqueue, queue, replays } = await setup()
     // The source revokes the key after the connection was made.
     await withTenant(env.activityDb.db, tenantId, async (tx) => {
       const [row] = await tx.select().from(connectors)
@@ -180,20 +186,6 @@ describe('the writeback workflow', () => {
     )
     expect(conn).toMatchObject({ status: 'error' })
     expect(conn!.lastSyncError).toMatch(/^needs re-auth: /)
-  })
-
-  it('replays its recorded histories against the current workflow code', async () => {
-    const histories = async function* () {
-      for (const workflowId of workflowIds) {
-        const history = await env.client.workflow.getHandle(workflowId).fetchHistory()
-        yield { workflowId, history }
-      }
-    }
-    const results = await replayHistories(env, 'writeback-test', histories())
-    for (const result of results) {
-      expect(result.error, `${result.workflowId}: ${String(result.error)}`).toBeUndefined()
-    }
-    const replayed = results.length
-    expect(replayed).toBe(workflowIds.length)
+    await replays()
   })
 })
