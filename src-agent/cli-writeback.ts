@@ -108,11 +108,12 @@ export function registerWritebackCommands(program: Command, ctx: CliContext): vo
           if (opts.json) return ctx.out.json({ dryRun: true, ...report })
           return printPreview(ctx.out, connector.name, type, opts.tenant, report)
         }
-        const summary = await whileInterruptible((signal) =>
+        const summary = await whileInterruptible(({ stop, abort }) =>
           runWriteback(deps, {
             ...target,
             ...WRITEBACK_RETRY,
-            signal,
+            stop,
+            signal: abort,
             ...(process.stderr.isTTY ? { onBatch: showBatchProgress() } : {}),
           }),
         )

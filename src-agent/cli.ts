@@ -382,14 +382,16 @@ async function syncWithProgress(
   const tty = process.stderr.isTTY
   let shown = 0
   try {
-    // First Ctrl-C: stop after the current page (committed work is kept). Second: quit now.
-    return await whileInterruptible((signal) =>
+    // First Ctrl-C: stop after the page in hand (committed work is kept). Second: abort the
+    // request in flight and record the cancel. Third: quit now.
+    return await whileInterruptible(({ stop, abort }) =>
       runSync(
         { handle, keyring, registry: connectorRegistry, log: ctx.log, userId: ctx.userId },
         {
           tenantId: opts.tenant,
           connectorType: opts.type,
-          signal,
+          stop,
+          signal: abort,
           ...(opts.full ? { full: true } : {}),
           ...(opts.pageSize ? { pageSize: opts.pageSize } : {}),
           ...(tty

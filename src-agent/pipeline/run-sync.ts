@@ -39,7 +39,10 @@ export interface SyncRequest {
   /** Read everything instead of resuming from the stored cursor. */
   full?: boolean
   pageSize?: number
+  /** Aborts the vendor request in flight (and so the run). */
   signal?: AbortSignal
+  /** Stops the run at the next safe point: after the page in hand is committed. */
+  stop?: AbortSignal
   onProgress?: (progress: SyncProgress) => void
 }
 
@@ -94,6 +97,7 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
         ...target,
         ...(request.pageSize ? { pageSize: request.pageSize } : {}),
         ...(request.signal ? { signal: request.signal } : {}),
+        ...(request.stop ? { stop: request.stop } : {}),
         onPage: (page) => {
           addCounts(counts, page)
           progress('syncing')
@@ -111,7 +115,8 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
       }
     } catch (err) {
       // Stopped on request, wherever the signal caught it (between pages or in a request).
-      const outcome = await failRun(deps, target, request.signal?.aborted ? cancelled() : err)
+      const stopped = request.signal?.aborted === true || request.stop?.aborted === true
+      const outcome = await failRun(deps, target, stopped ? cancelled() : err)
       progress('failed')
       return {
         runId: run.runId,
@@ -188,7 +193,10 @@ export interface RunPagesRequest extends RunTarget {
   /** Stop after this many committed pages (a chunk); the run is then not done yet. */
   maxPages?: number
   pageSize?: number
+  /** Aborts the vendor request in flight (and so the run). */
   signal?: AbortSignal
+  /** Stops before the next page: the page in hand is finished and committed first. */
+  stop?: AbortSignal
   /** After each committed page, with that page's counts and the committed cursor. */
   onPage?: (page: SyncCounts & { cursor: string | null }) => void
 }
@@ -250,7 +258,7 @@ export async function runPages(
   // The prefetched page, mapped and checked as soon as it arrives (see below).
   let preparing: Promise<ReturnType<typeof prepareRecords>> | undefined
   for (;;) {
-    if (request.signal?.aborted) throw cancelled()
+    if (request.signal?.aborted || request.stop?.aborted) throw cancelled()
     const page = await pending
     const prepared = preparing
     preparing = undefined

@@ -414,12 +414,14 @@ export interface WritebackRunSummary {
 
 /**
  * Sends batches until nothing is due now (items waiting for a retry stay queued), reporting each
- * batch. Stops after the current batch when the signal aborts.
+ * batch. Stops after the current batch when `stop` aborts (or `signal`, which also aborts the
+ * request in flight).
  */
 export async function runWriteback(
   deps: WritebackDeps,
   input: WritebackBatchInput & {
     signal?: AbortSignal
+    stop?: AbortSignal
     onBatch?: (totals: WritebackRunSummary) => void
   },
 ): Promise<WritebackRunSummary> {
@@ -445,7 +447,7 @@ export async function runWriteback(
       totals.batches += 1
       input.onBatch?.(totals)
     }
-    if (!result.moreDue || worked === 0 || input.signal?.aborted) break
+    if (!result.moreDue || worked === 0 || input.stop?.aborted || input.signal?.aborted) break
   }
   const { connector } = writebackConnector(deps.registry, input.connectorType)
   const [configs, counts] = await Promise.all([

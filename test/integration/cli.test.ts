@@ -309,6 +309,57 @@ describe('gtm-agent CLI', () => {
     expect(JSON.parse(failed.stdout)).toMatchObject({ status: 'failed', pages: 0, created: 0 })
   })
 
+  it('waits for the page in hand on the first Ctrl-C; the second aborts it and records the cancel', async () => {
+    const { tenant, fake } = await connectedTenant()
+    // Every page request now stalls far longer than this test may take.
+    fake.setDelay(600_000)
+    let secondSignalAt = 0
+    let aliveAfterFirst: boolean | undefined
+    const result = await runCli(
+      ['sync', 'test-pages', '--tenant', tenant, '--json'],
+      {
+        DATABASE_URL: sharedUrl,
+        GTM_CONNECTOR_MODULES: testConnectorModule,
+        CONNECTOR_ENCRYPTION_KEY: key,
+      },
+      {
+        onStart: (child) => {
+          const timer = setInterval(() => {
+            if (fake.requests.length === 0) return
+            clearInterval(timer)
+            child.kill('SIGINT')
+            setTimeout(() => {
+              aliveAfterFirst = child.exitCode === null && child.signalCode === null
+              secondSignalAt = Date.now()
+              child.kill('SIGINT')
+            }, 1_500)
+          }, 20)
+          child.on('exit', () => clearInterval(timer))
+        },
+      },
+    )
+    const exitedAfterMs = Date.now() - secondSignalAt
+    expect(aliveAfterFirst).toBe(true)
+    expect(exitedAfterMs).toBeLessThan(10_000)
+    expect(result.code).toBe(1)
+    expect(stderrLines(result).at(-1)).toMatch(/^error: The sync was cancelled\. /)
+    expect(JSON.parse(result.stdout)).toMatchObject({ status: 'failed', pages: 0 })
+    // The run is recorded as cancelled, not left running.
+    const client = new pg.Client({ connectionString: sharedUrl })
+    await client.connect()
+    try {
+      const runs = await client.query<{ status: string; error: string }>(
+        'select r.status, r.error from sync_runs r join connectors c on c.id = r.connector_id where c.tenant_id = $1',
+        [tenant],
+      )
+      expect(runs.rows).toEqual([
+        { status: 'failed', error: expect.stringMatching(/^The sync was cancelled\./) as string },
+      ])
+    } finally {
+      await client.end()
+    }
+  })
+
   it('fails with one clear line for bad input', async () => {
     const fake = await pagerFake()
     const tenant = await newTenant()
