@@ -244,10 +244,14 @@ export function dedupeNewest<T>(
   return items.filter((_, index) => keep.has(index))
 }
 
-/** Trimmed, lower-cased email; undefined when it is not a valid address. */
+/**
+ * Trimmed, lower-cased email; undefined when it is not a valid address (one longer than 254
+ * characters never is, and would not fit the email's index: Postgres would fail the page).
+ */
 export function normalizeEmail(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined
   const email = value.trim().toLowerCase()
+  if (email.length > MAX_EMAIL_LENGTH) return undefined
   return canonicalPersonSchema.shape.email.safeParse(email).success ? email : undefined
 }
 
@@ -266,9 +270,16 @@ export function normalizeDomain(value: unknown): string | undefined {
     .replace(/:\d*$/, '')
     .replace(/\.+$/, '')
     .replace(/^www\./, '')
+  // No domain is longer than 253 characters (RFC 1035); a longer "host" would also not fit the
+  // domain's index, and Postgres would fail the whole page (54000), not just this record.
+  if (host.length > MAX_DOMAIN_LENGTH) return undefined
   const label = '[\\p{L}\\p{N}](?:[\\p{L}\\p{N}-]*[\\p{L}\\p{N}])?'
   return new RegExp(`^(?:${label}\\.)+${label}$`, 'u').test(host) ? host : undefined
 }
+
+/** The longest domain name (RFC 1035) and email address (RFC 5321 path limit, less "<>"). */
+const MAX_DOMAIN_LENGTH = 253
+const MAX_EMAIL_LENGTH = 254
 
 /** Numeric text that toDate reads as an epoch rather than as a date. */
 const EPOCH_TEXT = /^[+-]?\d+(\.\d+)?$/

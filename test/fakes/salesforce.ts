@@ -44,6 +44,13 @@ export interface SalesforceFakeOptions {
   maxUrlLength?: number
   /** Delay before answering the token endpoint, to widen refresh races. */
   tokenDelayMs?: number
+  /**
+   * Field values that replace those of generated record `index`, served exactly as given in
+   * REST JSON and Bulk CSV (datetime text is not parsed, any value goes), without moving its
+   * SystemModstamp: odd records in place among the generated ones. Id, IsDeleted and
+   * SystemModstamp cannot be given.
+   */
+  overrides?: Partial<Record<SObjectType, Record<number, Record<string, unknown>>>>
 }
 
 export interface FakeRequest {
@@ -952,6 +959,12 @@ class FakeState {
     for (const type of SOBJECT_TYPES) {
       this.#stores.set(type, new ObjectStore(type, counts, options.extraFields?.[type] ?? 0))
     }
+    for (const [type, records] of Object.entries(options.overrides ?? {})) {
+      const store = this.store(type as SObjectType)
+      for (const [index, fields] of Object.entries(records ?? {})) {
+        store.overrides.set(Number(index), verbatimFields(store, Number(index), fields))
+      }
+    }
     const largest = Math.max(...SOBJECT_TYPES.map((t) => counts[t]))
     // The clock starts after every generated record, on a whole day.
     this.clock = Math.ceil((T0 + (largest + 1) * TICK) / 86_400_000) * 86_400_000
@@ -1627,6 +1640,23 @@ class FakeState {
     }
     return { id: recordId, store, index, fields: toInternal(store, fields) }
   }
+}
+
+/** The `overrides` option's fields for record `index`: canonical names, values untouched. */
+function verbatimFields(store: ObjectStore, index: number, fields: Rec): Rec {
+  if (!Number.isInteger(index) || index < 0 || index >= store.count) {
+    throw new Error(`The fake has no generated ${store.type} number ${index} to override.`)
+  }
+  const out: Rec = {}
+  for (const [name, value] of Object.entries(fields)) {
+    const def = store.byName.get(name.toLowerCase())
+    if (!def) throw new Error(`${store.type} has no field ${name}`)
+    if (['Id', 'IsDeleted', 'SystemModstamp'].includes(def.name)) {
+      throw new Error(`overrides cannot set ${store.type}.${def.name}`)
+    }
+    out[def.name] = value
+  }
+  return out
 }
 
 /** Field values as the store keeps them: datetimes as epoch ms, canonical field names. */

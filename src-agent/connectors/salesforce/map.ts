@@ -131,11 +131,27 @@ function channelOfType(type: unknown): string | undefined {
   return undefined
 }
 
-/** Salesforce datetimes (`…+0000`, Bulk's `…Z`) and dates as ISO-8601 UTC. */
+/**
+ * Salesforce datetimes (`…+0000`, Bulk's `…Z`) and dates as ISO-8601 UTC; undefined when the
+ * text is no date, a day its month does not have included (Date.parse reads 2025-02-30 as
+ * March 2).
+ */
 function isoDate(value: unknown): string | undefined {
   if (typeof value !== 'string' || value === '') return undefined
   const ms = Date.parse(value)
-  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString()
+  return Number.isNaN(ms) || !isCalendarDay(value) ? undefined : new Date(ms).toISOString()
+}
+
+/** False for text starting `YYYY-MM-DD` whose month has no such day; other text passes. */
+function isCalendarDay(text: string): boolean {
+  const match = /^\s*([+-]?\d{4,6})-(\d{2})-(\d{2})/.exec(text)
+  if (!match) return true
+  const year = Number(match[1])
+  const month = Number(match[2])
+  const day = Number(match[3])
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  const days = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31
+  return month >= 1 && month <= 12 && day >= 1 && day <= days
 }
 
 function set(target: Record<string, unknown>, key: string, value: unknown): void {
