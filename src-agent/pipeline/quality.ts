@@ -1,3 +1,4 @@
+import { isCalendarDay } from '../../shared/dates.js'
 import {
   canonicalActivitySchema,
   canonicalPersonSchema,
@@ -189,7 +190,8 @@ export function toDate(value: unknown): Date | undefined {
   else if (typeof value === 'number') date = fromEpoch(value)
   else if (typeof value === 'string') {
     const text = value.trim()
-    date = EPOCH_TEXT.test(text) ? fromEpoch(Number(text)) : new Date(Date.parse(text))
+    if (EPOCH_TEXT.test(text)) date = fromEpoch(Number(text))
+    else if (isCalendarDay(text)) date = new Date(Date.parse(text))
   }
   return date && !Number.isNaN(date.getTime()) ? date : undefined
 }
@@ -200,7 +202,7 @@ export function toTimestamp(value: unknown): number | undefined {
     const text = value.trim()
     if (!EPOCH_TEXT.test(text)) {
       // What toDate does with such text, without the Date: Date.parse is already a time value.
-      const ms = Date.parse(text)
+      const ms = isCalendarDay(text) ? Date.parse(text) : Number.NaN
       return Number.isNaN(ms) ? undefined : ms
     }
   }

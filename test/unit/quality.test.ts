@@ -38,6 +38,13 @@ describe('toNumber', () => {
 })
 
 describe('toDate', () => {
+  it('refuses a day its month does not have instead of rolling it over', () => {
+    expect(toDate('2025-02-30')).toBeUndefined()
+    expect(toDate('2025-04-31T10:00:00Z')).toBeUndefined()
+    expect(toTimestamp('2025-02-30')).toBeUndefined()
+    expect(toDate('2024-02-29')?.toISOString()).toBe('2024-02-29T00:00:00.000Z')
+  })
+
   const iso = '2024-01-05T10:00:00.000Z'
   const ms = Date.parse(iso)
 

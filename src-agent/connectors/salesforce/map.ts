@@ -5,6 +5,7 @@
  * default mapping per entity type fits every object of that type; the raw fields stay as they
  * are, so an admin can remap any of them.
  */
+import { isCalendarDay } from '../../../shared/dates.js'
 import type { EntityType, FieldMapping, SourceRecord } from '../../../shared/schemas.js'
 import type { SyncObject } from './cursor.js'
 
@@ -140,18 +141,6 @@ function isoDate(value: unknown): string | undefined {
   if (typeof value !== 'string' || value === '') return undefined
   const ms = Date.parse(value)
   return Number.isNaN(ms) || !isCalendarDay(value) ? undefined : new Date(ms).toISOString()
-}
-
-/** False for text starting `YYYY-MM-DD` whose month has no such day; other text passes. */
-function isCalendarDay(text: string): boolean {
-  const match = /^\s*([+-]?\d{4,6})-(\d{2})-(\d{2})/.exec(text)
-  if (!match) return true
-  const year = Number(match[1])
-  const month = Number(match[2])
-  const day = Number(match[3])
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
-  const days = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31
-  return month >= 1 && month <= 12 && day >= 1 && day <= days
 }
 
 function set(target: Record<string, unknown>, key: string, value: unknown): void {
