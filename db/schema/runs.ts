@@ -25,6 +25,10 @@ export const syncRuns = pgTable(
     /** Records the source reported deleted that were marked deleted_at. */
     deleted: integer('deleted').notNull().default(0),
     error: text('error'),
+    /** Vendor calls retried during the run (a transient failure, then another attempt). */
+    retries: integer('retries').notNull().default(0),
+    /** The same retries by reason (`timeout`, `http_503`, `cut_body`, …): reason → count. */
+    retryReasons: jsonb('retry_reasons').$type<Record<string, number>>().notNull().default({}),
   },
   (t) => [index('sync_runs_connector_started_idx').on(t.tenantId, t.connectorId, t.startedAt)],
 )

@@ -1,5 +1,14 @@
 import { VendorError, describeError } from '../../shared/errors.js'
 import type { ConnectorHealthStatus } from '../../shared/schemas.js'
+import type { Logger } from '../logging/logger.js'
+import { withRetry, type RetryEvent, type RetryPolicy } from './retry.js'
+import {
+  TransportFailure,
+  sendHttp,
+  transientStatus,
+  type HttpAnswer,
+  type Timeouts,
+} from './transport.js'
 
 export interface VendorRequest {
   /** The vendor's display name, used in error messages ("Salesforce rejected …"). */
@@ -7,8 +16,15 @@ export interface VendorRequest {
   headers?: Record<string, string>
   method?: string
   body?: string
-  signal?: AbortSignal
-  timeoutMs?: number
+  signal?: AbortSignal | undefined
+  /** Deadlines of each attempt; the defaults are DEFAULT_TIMEOUTS (10 s, 60 s idle, 5 min). */
+  timeouts?: Partial<Timeouts> | undefined
+  /** The retry policy (retry.ts); `{ maxAttempts: 1 }` makes a single attempt. */
+  retry?: Partial<RetryPolicy> | undefined
+  /** Hears each retry: which attempt failed, why, and the wait before the next. */
+  onRetry?: ((event: RetryEvent) => void) | undefined
+  /** Where retries are logged (info). */
+  log?: Logger | undefined
   /**
    * For vendors whose error bodies say more than their status: sees every non-2xx response
    * (status and body text) before the generic rules and returns the error to throw, or
@@ -20,99 +36,71 @@ export interface VendorRequest {
 }
 
 /**
- * GETs (or sends) JSON to a vendor API and maps failures to VendorError: 401/403 are auth
- * failures (not retried), 429 is throttling (with Retry-After), 5xx and network errors are
- * transient; `classifyError`, when given, decides first. The URL and headers never appear in
- * the error: they can carry credentials.
+ * GETs (or sends) JSON to a vendor API under the deadlines and the retry policy, and maps
+ * failures to VendorError: 401/403 are auth failures and other 4xx refusals (neither retried),
+ * 429 is throttling (waits for Retry-After or RateLimit-Reset), 5xx, network errors, timeouts and
+ * cut or unreadable bodies are transient (retried); `classifyError`, when given, decides first.
+ * The URL and headers never appear in an error or a log line: they can carry credentials.
  */
 export async function vendorJson<T = unknown>(url: string, request: VendorRequest): Promise<T> {
-  const timeout = AbortSignal.timeout(request.timeoutMs ?? 30_000)
-  const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout
-  let res: Response
-  try {
-    res = await fetch(url, {
-      method: request.method ?? 'GET',
-      headers: { accept: 'application/json', ...request.headers },
-      ...(request.body === undefined ? {} : { body: request.body }),
-      signal,
+  return withRetry(() => attempt<T>(url, request), {
+    vendor: request.vendor,
+    what: `${request.method ?? 'GET'} ${new URL(url).pathname}`,
+    policy: request.retry,
+    signal: request.signal,
+    log: request.log,
+    onRetry: request.onRetry,
+  })
+}
+
+async function attempt<T>(url: string, request: VendorRequest): Promise<T> {
+  const answer = await sendHttp({
+    vendor: request.vendor,
+    url,
+    method: request.method ?? 'GET',
+    headers: { accept: 'application/json', ...request.headers },
+    body: request.body,
+    signal: request.signal,
+    timeouts: request.timeouts,
+  })
+  if (answer.status < 200 || answer.status >= 300) {
+    const classified = request.classifyError?.({
+      status: answer.status,
+      body: answer.body.toString('utf8'),
     })
-  } catch (cause) {
-    if (request.signal?.aborted) throw cause
-    throw new VendorError(
-      'vendor_unavailable',
-      `${request.vendor} could not be reached (${networkReason(cause)}).`,
-      {
-        cause: new Error(networkReason(cause)),
-        retryable: true,
-      },
+    throw (
+      classified ?? transientStatus(request.vendor, answer) ?? statusError(answer, request.vendor)
     )
   }
-  if (!res.ok) {
-    if (!request.classifyError) {
-      await res.body?.cancel()
-      throw statusError(res, request.vendor)
-    }
-    const body = await res.text().catch(() => '')
-    throw request.classifyError({ status: res.status, body }) ?? statusError(res, request.vendor)
-  }
   try {
-    return (await res.json()) as T
-  } catch (cause) {
-    throw new VendorError(
-      'vendor_bad_response',
-      `${request.vendor} sent a response that is not valid JSON.`,
-      {
-        cause,
-        retryable: true,
-      },
+    return JSON.parse(answer.body.toString('utf8')) as T
+  } catch {
+    // Not the parser's message: it quotes the body.
+    throw (
+      transientStatus(request.vendor, answer) ??
+      new VendorError(
+        'vendor_bad_response',
+        `${request.vendor} sent a response that is not valid JSON.`,
+        { cause: new TransportFailure('invalid_json'), retryable: true },
+      )
     )
   }
 }
 
-/** The generic rules for a non-2xx response, from its status (and Retry-After) alone. */
-function statusError(res: Response, vendor: string): VendorError {
-  if (res.status === 401 || res.status === 403) {
+/** The rules for a non-2xx status that is not transient: auth failures and refusals. */
+function statusError(answer: HttpAnswer, vendor: string): VendorError {
+  if (answer.status === 401 || answer.status === 403) {
     return new VendorError(
       'vendor_auth_failed',
-      `${vendor} rejected the credentials (HTTP ${res.status}). Reconnect ${vendor} with valid credentials.`,
+      `${vendor} rejected the credentials (HTTP ${answer.status}). Reconnect ${vendor} with valid credentials.`,
       { retryable: false },
-    )
-  }
-  if (res.status === 429) {
-    return new VendorError('vendor_rate_limited', `${vendor} is throttling requests (HTTP 429).`, {
-      retryable: true,
-      ...retryAfter(res.headers.get('retry-after')),
-    })
-  }
-  if (res.status >= 500) {
-    return new VendorError(
-      'vendor_unavailable',
-      `${vendor} answered HTTP ${res.status}; it will be retried.`,
-      { retryable: true },
     )
   }
   return new VendorError(
     'vendor_bad_response',
-    `${vendor} refused the request (HTTP ${res.status}).`,
+    `${vendor} refused the request (HTTP ${answer.status}). Trying again will not help: check the connection's settings (base URL, account, permissions).`,
     { retryable: false },
   )
-}
-
-/** Retry-After as seconds or an HTTP date, in milliseconds. */
-function retryAfter(header: string | null): { retryAfterMs?: number } {
-  if (!header) return {}
-  const seconds = Number(header)
-  if (Number.isFinite(seconds)) return { retryAfterMs: Math.max(0, seconds * 1000) }
-  const at = Date.parse(header)
-  return Number.isFinite(at) ? { retryAfterMs: Math.max(0, at - Date.now()) } : {}
-}
-
-function networkReason(err: unknown): string {
-  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err
-  const code = (cause as { code?: unknown } | null)?.code
-  if (typeof code === 'string') return code
-  if (err instanceof Error && err.name === 'TimeoutError') return 'timed out'
-  return err instanceof Error ? err.message : 'network error'
 }
 
 /**

@@ -8,6 +8,7 @@ import type {
   WritebackFieldMapping,
 } from '../../shared/schemas.js'
 import type { Logger } from '../logging/logger.js'
+import type { RetryEvent } from './retry.js'
 
 /** What a connector keeps to reach its source: tokens, API keys. Encrypted at rest, never logged. */
 export type Credentials = Record<string, unknown>
@@ -29,6 +30,8 @@ export interface CredentialOptions {
    * so a second process waiting for the lock sees the refreshed token and does not refresh again.
    */
   credentialLock?: <T>(fn: (latest: Credentials) => Promise<T>) => Promise<T>
+  /** Hears each retry of a vendor call: the attempt that failed, why, and the wait (retry.ts). */
+  onRetry?: (event: RetryEvent) => void
 }
 
 export interface SyncOptions extends CredentialOptions {

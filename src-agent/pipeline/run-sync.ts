@@ -3,7 +3,7 @@ import type { DbHandle } from '../../db/client.js'
 import { describePostgresError } from '../../db/errors.js'
 import { connectors, syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
-import { AppError, VendorError } from '../../shared/errors.js'
+import { AppError, VendorError, describeError } from '../../shared/errors.js'
 import {
   entityTypes,
   sourceRecordSchema,
@@ -14,6 +14,7 @@ import {
 } from '../../shared/schemas.js'
 import { recordAudit } from '../audit/audit.js'
 import type { AnyConnector, Credentials } from '../connectors/interface.js'
+import type { RetryEvent } from '../connectors/retry.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
@@ -236,6 +237,7 @@ export async function runPages(
   let cursor = start.row.cursor
   let credentials = start.credentials
   const hooks = credentialHooks(deps, { tenantId, connector, connectorId: start.row.id })
+  const retries = retryRecorder(deps, { tenantId, runId }, runLog)
   const fetchOptions: Parameters<AnyConnector['sync']>[2] = {
     ...(start.mode === 'full' ? { full: true } : {}),
     ...(request.pageSize ? { pageSize: request.pageSize } : {}),
@@ -247,58 +249,99 @@ export async function runPages(
       credentials = next
       await hooks.onCredentialsChanged(next)
     },
+    onRetry: retries.onRetry,
   }
-  const fetchFrom = (from: string | null): Promise<SyncResult> => {
-    const pending = fetchPage(connector, credentials, from, fetchOptions)
-    // Awaited later; until then a failure must not count as unhandled.
-    pending.catch(() => undefined)
-    return pending
+  try {
+    return await pageLoop()
+  } finally {
+    await retries.flush()
   }
-  let pending = fetchFrom(cursor)
-  // The prefetched page, mapped and checked as soon as it arrives (see below).
-  let preparing: Promise<ReturnType<typeof prepareRecords>> | undefined
-  for (;;) {
-    if (request.signal?.aborted || request.stop?.aborted) throw cancelled()
-    const page = await pending
-    const prepared = preparing
-    preparing = undefined
-    if (page.hasMore && page.records.length === 0 && page.cursor === cursor) {
-      throw new VendorError(
-        'vendor_bad_response',
-        `${connector.name} reported more data but returned an empty page without moving its cursor.`,
-        { retryable: false },
-      )
+
+  async function pageLoop(): Promise<{ done: boolean; cursor: string | null; counts: SyncCounts }> {
+    const fetchFrom = (from: string | null): Promise<SyncResult> => {
+      const pending = fetchPage(connector, credentials, from, fetchOptions)
+      // Awaited later; until then a failure must not count as unhandled.
+      pending.catch(() => undefined)
+      return pending
     }
-    const chunkFull = request.maxPages !== undefined && counts.pages + 1 >= request.maxPages
-    // The next page is fetched, then mapped and checked, while this one is written, so the
-    // source, the transform and Postgres work at the same time. A failed prefetch (or a mapping
-    // error in it) surfaces only after this page has committed.
-    if (page.hasMore && !chunkFull) {
-      pending = fetchFrom(page.cursor)
-      preparing = pending.then((next) =>
-        prepareRecords(next.records, (e) => start.mappings.get(e) ?? []),
+    let pending = fetchFrom(cursor)
+    // The prefetched page, mapped and checked as soon as it arrives (see below).
+    let preparing: Promise<ReturnType<typeof prepareRecords>> | undefined
+    for (;;) {
+      if (request.signal?.aborted || request.stop?.aborted) throw cancelled()
+      const page = await pending
+      const prepared = preparing
+      preparing = undefined
+      if (page.hasMore && page.records.length === 0 && page.cursor === cursor) {
+        throw new VendorError(
+          'vendor_bad_response',
+          `${connector.name} reported more data but returned an empty page without moving its cursor.`,
+          { retryable: false },
+        )
+      }
+      const chunkFull = request.maxPages !== undefined && counts.pages + 1 >= request.maxPages
+      // The next page is fetched, then mapped and checked, while this one is written, so the
+      // source, the transform and Postgres work at the same time. A failed prefetch (or a mapping
+      // error in it) surfaces only after this page has committed.
+      if (page.hasMore && !chunkFull) {
+        pending = fetchFrom(page.cursor)
+        preparing = pending.then((next) =>
+          prepareRecords(next.records, (e) => start.mappings.get(e) ?? []),
+        )
+        preparing.catch(() => undefined)
+      }
+      const batches = prepared
+        ? await prepared
+        : prepareRecords(page.records, (e) => start.mappings.get(e) ?? [])
+      const pageCounts = await withTenant(deps.handle.db, tenantId, (tx) =>
+        persistPage(tx, {
+          tenantId,
+          connectorId: start.row.id,
+          source: connectorType,
+          runId,
+          batches,
+          cursor: page.cursor,
+        }),
       )
-      preparing.catch(() => undefined)
+      addCounts(counts, { pages: 1, ...pageCounts })
+      runLog.debug({ page: counts.pages, ...pageCounts }, 'page committed')
+      request.onPage?.({ pages: 1, ...pageCounts, cursor: page.cursor })
+      if (!page.hasMore) return { done: true, cursor: page.cursor, counts }
+      cursor = page.cursor
+      if (chunkFull) return { done: false, cursor, counts }
     }
-    const batches = prepared
-      ? await prepared
-      : prepareRecords(page.records, (e) => start.mappings.get(e) ?? [])
-    const pageCounts = await withTenant(deps.handle.db, tenantId, (tx) =>
-      persistPage(tx, {
-        tenantId,
-        connectorId: start.row.id,
-        source: connectorType,
-        runId,
-        batches,
-        cursor: page.cursor,
-      }),
-    )
-    addCounts(counts, { pages: 1, ...pageCounts })
-    runLog.debug({ page: counts.pages, ...pageCounts }, 'page committed')
-    request.onPage?.({ pages: 1, ...pageCounts, cursor: page.cursor })
-    if (!page.hasMore) return { done: true, cursor: page.cursor, counts }
-    cursor = page.cursor
-    if (chunkFull) return { done: false, cursor, counts }
+  }
+}
+
+/**
+ * Counts each retried vendor call on the run (`retries`, and `retry_reasons` by reason), each in
+ * a small transaction of its own, in order; `flush` waits for the ones still being written.
+ * Diagnostics: a failure to count is logged and does not stop the sync.
+ */
+function retryRecorder(
+  deps: Pick<SyncDeps, 'handle'>,
+  target: { tenantId: string; runId: string },
+  log: Logger,
+): { onRetry: (event: RetryEvent) => void; flush: () => Promise<void> } {
+  let queue: Promise<void> = Promise.resolve()
+  return {
+    onRetry: (event) => {
+      const reason = event.reason.slice(0, 100)
+      queue = queue.then(() =>
+        withTenant(deps.handle.db, target.tenantId, async (tx) => {
+          await tx
+            .update(syncRuns)
+            .set({
+              retries: sql`${syncRuns.retries} + 1`,
+              retryReasons: sql`jsonb_set(${syncRuns.retryReasons}, array[${reason}::text], to_jsonb(coalesce((${syncRuns.retryReasons} ->> ${reason})::int, 0) + 1))`,
+            })
+            .where(eq(syncRuns.id, target.runId))
+        }).catch((err: unknown) => {
+          log.warn({ err: describeError(err) }, 'could not count a retry on the run')
+        }),
+      )
+    },
+    flush: () => queue,
   }
 }
 

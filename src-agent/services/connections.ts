@@ -60,14 +60,22 @@ export async function connect(deps: ConnectionDeps, input: ConnectInput): Promis
 
   const log = deps.log.child({ tenantId, connectorType })
   const auth = await connector.authenticate(config, { log })
-  registerSecrets(auth.credentials, connector.secretConfigKeys)
-  const health = await checkHealth(connector, auth.credentials, log)
+  let credentials = auth.credentials
+  registerSecrets(credentials, connector.secretConfigKeys)
+  // The health check may renew a session that expired since sign-in: what is stored is the newest.
+  const health = await checkHealth(connector, credentials, log, {
+    onCredentialsChanged: (next) => {
+      registerSecrets(next, connector.secretConfigKeys)
+      credentials = next
+      return Promise.resolve()
+    },
+  })
   const status: ConnectorStatus = health.status === 'down' ? 'error' : 'connected'
   const sealed = sealCredentials(
     deps.keyring,
     tenantId,
     connectorType,
-    auth.credentials,
+    credentials,
     connector.secretConfigKeys,
   )
   const storedConfig = withoutKeys(config, connector.secretConfigKeys)

@@ -6,6 +6,12 @@ import type { EntityType, FieldMapping, SourceRecord } from '../../shared/schema
 import type { FakeRecord } from '../fakes/pager.js'
 
 /**
+ * One try per call: this connector stands for a source whose failures the pipeline and the
+ * Temporal workflows must handle themselves, so its HTTP client does not absorb them by retrying.
+ */
+const ONE_ATTEMPT = { maxAttempts: 1 }
+
+/**
  * A connector for the loopback change-feed fake (test/fakes/pager.ts). Loaded into the CLI
  * with GTM_CONNECTOR_MODULES, it drives the real pipeline end to end.
  */
@@ -69,6 +75,7 @@ export const testConnector: Connector<TestPagesConfig> = {
   async authenticate(config, options) {
     await vendorJson(`${config.baseUrl}/health`, {
       vendor: 'Test pages',
+      retry: ONE_ATTEMPT,
       headers: { authorization: `Bearer ${config.apiKey}` },
       ...(options?.signal ? { signal: options.signal } : {}),
     })
@@ -86,6 +93,7 @@ export const testConnector: Connector<TestPagesConfig> = {
       `${creds.baseUrl}/records?after=${after}&limit=${limit}`,
       {
         vendor: 'Test pages',
+        retry: ONE_ATTEMPT,
         headers,
         ...(options?.signal ? { signal: options.signal } : {}),
       },
@@ -115,6 +123,7 @@ export const testConnector: Connector<TestPagesConfig> = {
       () =>
         vendorJson(`${creds.baseUrl}/health`, {
           vendor: 'Test pages',
+          retry: ONE_ATTEMPT,
           headers: { authorization: `Bearer ${creds.apiKey}` },
           ...(options?.signal ? { signal: options.signal } : {}),
         }),

@@ -11,6 +11,12 @@ import type { EntityType, FieldMapping } from '../../shared/schemas.js'
 import { TRANSIENT_STATUS_CODES, type SaveResult } from '../fakes/writeback.js'
 
 /**
+ * One try per call: this connector stands for a source whose failures the pipeline and the
+ * Temporal workflows must handle themselves, so its HTTP client does not absorb them by retrying.
+ */
+const ONE_ATTEMPT = { maxAttempts: 1 }
+
+/**
  * A connector for the loopback CRM fake (test/fakes/writeback.ts): syncs its account feed and
  * writes field updates back in sObject-Collections-style batches. Loaded into a worker process
  * with GTM_CONNECTOR_MODULES=test/helpers/writeback-connector.ts.
@@ -131,6 +137,7 @@ function call(
 ): Promise<unknown> {
   return vendorJson(`${creds.baseUrl}${path}`, {
     vendor: VENDOR,
+    retry: ONE_ATTEMPT,
     headers: { authorization: `Bearer ${creds.apiKey}`, 'content-type': 'application/json' },
     ...init,
     classifyError: quotaExhausted,

@@ -1,19 +1,25 @@
 import { VendorError } from '../../../shared/errors.js'
 import { vendorJson } from '../http.js'
+import type { CredentialOptions } from '../interface.js'
 import { examplePageSchema, type ExampleConfig } from './schemas.js'
 
-/** One page of contacts after `cursor`. Link the vendor's endpoint docs here. */
+/**
+ * One page of contacts after `cursor`. Link the vendor's endpoint docs here. vendorJson applies
+ * the deadlines and the retry policy; the caller's signal, logger and onRetry go with it.
+ */
 export async function fetchContacts(
   config: ExampleConfig,
   cursor: string | null,
-  signal?: AbortSignal,
+  options: CredentialOptions = {},
 ): Promise<{ contacts: Array<Record<string, unknown>>; next: string | null }> {
   const url = new URL('/v1/contacts', config.baseUrl)
   if (cursor) url.searchParams.set('cursor', cursor)
   const body = await vendorJson(url.toString(), {
     vendor: 'Example',
     headers: { authorization: `Bearer ${config.apiKey}` },
-    ...(signal ? { signal } : {}),
+    signal: options.signal,
+    log: options.log,
+    onRetry: options.onRetry,
   })
   const page = examplePageSchema.safeParse(body)
   if (!page.success) {

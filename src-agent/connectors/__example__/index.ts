@@ -19,13 +19,13 @@ export const exampleConnector: Connector<ExampleConfig> = {
 
   async authenticate(config, options) {
     // A cheap authenticated call proves the key before anything is stored.
-    await fetchContacts(config, null, options?.signal)
+    await fetchContacts(config, null, options)
     return { credentials: { ...config } }
   },
 
   async sync(credentials, cursor, options) {
     const config = exampleConfigSchema.parse(credentials)
-    const page = await fetchContacts(config, cursor, options?.signal)
+    const page = await fetchContacts(config, cursor, options)
     return {
       records: page.contacts.map((data) => ({
         entityType: 'person' as const,
@@ -50,7 +50,7 @@ export const exampleConnector: Connector<ExampleConfig> = {
 
   healthCheck(credentials, options) {
     return probeHealth(
-      () => fetchContacts(exampleConfigSchema.parse(credentials), null, options?.signal),
+      () => fetchContacts(exampleConfigSchema.parse(credentials), null, options),
       'Example answered and accepted the API key.',
     )
   },

@@ -5,7 +5,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { VendorError } from '../../../shared/errors.js'
+import type { Logger } from '../../logging/logger.js'
 import { registerSecret } from '../../logging/redact.js'
+import { withRetry, type RetryEvent } from '../retry.js'
+import { sendHttp, transientStatus, type Timeouts } from '../transport.js'
 import { tokenErrorSchema, tokenResponseSchema } from './schemas.js'
 
 export interface OAuthClient {
@@ -19,6 +22,14 @@ export interface TokenSet {
   accessToken: string
   refreshToken?: string
   instanceUrl: string
+}
+
+/** Options of a token call: the caller's signal, the deadlines, and who hears its retries. */
+export interface TokenCallOptions {
+  signal?: AbortSignal | undefined
+  timeouts?: Partial<Timeouts> | undefined
+  log?: Logger | undefined
+  onRetry?: ((event: RetryEvent) => void) | undefined
 }
 
 export interface Authorization {
@@ -81,7 +92,7 @@ export function readCallback(callbackUrl: string, expectedState: string): string
 /** Exchanges the authorization code (with its PKCE verifier) for tokens. */
 export async function exchangeCode(
   client: OAuthClient & { redirectUri: string; code: string; codeVerifier: string },
-  signal?: AbortSignal,
+  options: TokenCallOptions = {},
 ): Promise<TokenSet & { refreshToken: string }> {
   const tokens = await postToken(
     client,
@@ -91,7 +102,7 @@ export async function exchangeCode(
       redirect_uri: client.redirectUri,
       code_verifier: client.codeVerifier,
     },
-    signal,
+    options,
   )
   if (!tokens.refreshToken) {
     throw new VendorError(
@@ -108,12 +119,12 @@ export async function exchangeCode(
  */
 export async function refreshTokens(
   client: OAuthClient & { refreshToken: string },
-  signal?: AbortSignal,
+  options: TokenCallOptions = {},
 ): Promise<TokenSet> {
   return postToken(
     client,
     { grant_type: 'refresh_token', refresh_token: client.refreshToken },
-    signal,
+    options,
   )
 }
 
@@ -121,44 +132,58 @@ export async function refreshTokens(
 export const REVOKED_MESSAGE =
   'Salesforce refused the stored refresh token: it was revoked or has expired. An admin must reconnect Salesforce in Settings.'
 
-/** POST {loginUrl}/services/oauth2/token (form-encoded); errors become VendorError. */
+/**
+ * POST {loginUrl}/services/oauth2/token (form-encoded) under the deadlines and the retry policy;
+ * errors become VendorError. A refused grant is not retried.
+ */
 async function postToken(
   client: OAuthClient,
   params: Record<string, string>,
-  signal?: AbortSignal,
+  options: TokenCallOptions,
 ): Promise<TokenSet> {
   const form = new URLSearchParams({ ...params, client_id: client.clientId })
   if (client.clientSecret) form.set('client_secret', client.clientSecret)
-  const timeout = AbortSignal.timeout(30_000)
-  let res: Response
+  return withRetry(() => postTokenOnce(client, form, params.grant_type, options), {
+    vendor: LOGIN,
+    what: 'POST /services/oauth2/token',
+    signal: options.signal,
+    log: options.log,
+    onRetry: options.onRetry,
+  })
+}
+
+const LOGIN = "Salesforce's login service"
+
+async function postTokenOnce(
+  client: OAuthClient,
+  form: URLSearchParams,
+  grantType: string | undefined,
+  options: TokenCallOptions,
+): Promise<TokenSet> {
+  const answer = await sendHttp({
+    vendor: LOGIN,
+    url: new URL('services/oauth2/token', withSlash(client.loginUrl)).toString(),
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: form.toString(),
+    signal: options.signal,
+    timeouts: options.timeouts,
+  })
+  const transient = transientStatus(LOGIN, answer)
+  if (transient) throw transient
+  let body: unknown
   try {
-    res = await fetch(new URL('services/oauth2/token', withSlash(client.loginUrl)), {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: form.toString(),
-      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-    })
-  } catch (cause) {
-    if (signal?.aborted) throw cause
-    throw new VendorError(
-      'vendor_unavailable',
-      "Salesforce's login service could not be reached.",
-      {
-        cause: new Error(cause instanceof Error ? cause.message : 'network error'),
-        retryable: true,
-      },
-    )
+    body = JSON.parse(answer.body.toString('utf8'))
+  } catch {
+    body = undefined
   }
-  const body: unknown = await res.json().catch(() => undefined)
-  if (res.ok) {
+  if (answer.status >= 200 && answer.status < 300) {
     const parsed = tokenResponseSchema.safeParse(body)
     if (!parsed.success) {
       throw new VendorError(
         'vendor_bad_response',
         'Salesforce sent a token response we do not understand.',
-        {
-          retryable: true,
-        },
+        { retryable: true },
       )
     }
     registerSecret(parsed.data.access_token)
@@ -170,17 +195,8 @@ async function postToken(
     }
   }
   const error = tokenErrorSchema.safeParse(body)
-  const code = error.success ? error.data.error : `HTTP ${res.status}`
-  if (res.status >= 500) {
-    throw new VendorError(
-      'vendor_unavailable',
-      `Salesforce's login service answered HTTP ${res.status}; it will be retried.`,
-      {
-        retryable: true,
-      },
-    )
-  }
-  if (code === 'invalid_grant' && params.grant_type === 'refresh_token') {
+  const code = error.success ? error.data.error : `HTTP ${answer.status}`
+  if (code === 'invalid_grant' && grantType === 'refresh_token') {
     throw new VendorError('vendor_auth_failed', REVOKED_MESSAGE)
   }
   // Only the error code: descriptions can echo what was sent.

@@ -52,6 +52,7 @@ export const salesforceConnector: SalesforceConnector = {
     const session = new SalesforceSession(config, {
       signal: options?.signal,
       log: options?.log,
+      onRetry: options?.onRetry,
       onCredentialsChanged: (next) => {
         latest = parseStored(next)
         return Promise.resolve()

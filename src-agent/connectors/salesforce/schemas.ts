@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { DEFAULT_TIMEOUTS } from '../transport.js'
 
 /**
  * The `gtm-agent connect salesforce --config file.json` file. The refresh token comes from the
@@ -32,6 +33,12 @@ export const salesforceConfigSchema = z.object({
    * change stamped before records read by the previous pass. Unchanged re-reads write nothing.
    */
   lookbackSeconds: z.number().int().nonnegative().default(600),
+  /** Deadlines of every Salesforce call (REST, Bulk, token): see connectors/transport.ts. */
+  connectTimeoutMs: z.number().int().positive().default(DEFAULT_TIMEOUTS.connectTimeoutMs),
+  /** Longest silence before the headers or between two chunks of a body. */
+  idleTimeoutMs: z.number().int().positive().default(DEFAULT_TIMEOUTS.idleTimeoutMs),
+  /** One whole request, a Bulk result page included. */
+  requestTimeoutMs: z.number().int().positive().default(DEFAULT_TIMEOUTS.requestTimeoutMs),
 })
 export type SalesforceConfig = z.infer<typeof salesforceConfigSchema>
 

@@ -1,14 +1,20 @@
 /**
- * One authenticated jsforce Connection per connector call. When Salesforce answers 401, jsforce
- * calls our refresh function, which refreshes at most once per connection at a time: across
- * processes through the pipeline's credential lock, within a process through a shared promise.
+ * One authenticated jsforce Connection per connector call. Every request goes through our
+ * transport (deadlines, see transport.ts) and the one retry policy (../retry.ts): transient
+ * failures are retried with backoff, and a 401 refreshes the session once, at most once per
+ * connection at a time: across processes through the pipeline's credential lock, within a
+ * process through a shared promise.
  */
 import { Connection, type HttpRequest } from 'jsforce'
-import { VendorError } from '../../../shared/errors.js'
+import { AppError, VendorError } from '../../../shared/errors.js'
 import type { Credentials } from '../interface.js'
 import type { Logger } from '../../logging/logger.js'
+import { SessionExpiredError, withRetry, type RetryEvent } from '../retry.js'
+import { sendHttp, type Timeouts } from '../transport.js'
 import { refreshTokens } from './auth.js'
+import { TRANSIENT, salesforceError, toVendorError } from './errors.js'
 import { salesforceConfigSchema, type SalesforceCredentials } from './schemas.js'
+import { salesforceTransport } from './transport.js'
 
 export interface SessionOptions {
   signal?: AbortSignal | undefined
@@ -16,10 +22,18 @@ export interface SessionOptions {
   /** Persists refreshed credentials. Without it the session never refreshes (see `canRefresh`). */
   onCredentialsChanged?: ((credentials: Credentials) => Promise<void>) | undefined
   credentialLock?: (<T>(fn: (latest: Credentials) => Promise<T>) => Promise<T>) | undefined
+  /** Hears every retry (and session refresh) of every request of the session. */
+  onRetry?: ((event: RetryEvent) => void) | undefined
 }
 
-/** jsforce waits 30 minutes for a response by default; a stuck request should fail sooner. */
-const REQUEST_TIMEOUT_MS = 5 * 60_000
+/** Options of one request: jsforce's (responseType, transport) plus a retry listener. */
+export interface RequestOptions {
+  /** How jsforce parses the body; 'text/plain' keeps it as text. */
+  responseType?: string
+  /** A transport wrapping the session's (to see the response headers). */
+  transport?: Pick<Connection['_transport'], 'httpRequest'>
+  onRetry?: (event: RetryEvent) => void
+}
 
 /** Refreshes in flight in this process, by refresh token. */
 const inflight = new Map<string, Promise<SalesforceCredentials>>()
@@ -29,31 +43,27 @@ export class SalesforceSession {
   readonly options: SessionOptions
   #credentials: SalesforceCredentials
   #authFailure: VendorError | undefined
+  #renewing: Promise<void> | undefined
 
   constructor(credentials: SalesforceCredentials, options: SessionOptions = {}) {
     this.#credentials = credentials
     this.options = options
+    // No refreshFn: a 401 reaches request(), which refreshes once under the retry policy.
     this.conn = new Connection({
       instanceUrl: credentials.instanceUrl,
       version: credentials.apiVersion,
       ...(credentials.accessToken ? { accessToken: credentials.accessToken } : {}),
-      // A refresh whose new token cannot be stored would strand a rotated refresh token.
-      ...(this.canRefresh
-        ? {
-            refreshFn: (conn, callback) => {
-              this.#refresh().then(
-                (next) => {
-                  conn.instanceUrl = next.instanceUrl
-                  callback(null, next.accessToken)
-                },
-                (err: unknown) => {
-                  callback(err instanceof Error ? err : new Error(String(err)))
-                },
-              )
-            },
-          }
-        : {}),
     })
+    this.conn._transport = salesforceTransport({
+      timeouts: this.timeouts,
+      signal: options.signal,
+    })
+  }
+
+  /** The deadlines of every call of this session (the connection's config, or the defaults). */
+  get timeouts(): Timeouts {
+    const { connectTimeoutMs, idleTimeoutMs, requestTimeoutMs } = this.#credentials
+    return { connectTimeoutMs, idleTimeoutMs, requestTimeoutMs }
   }
 
   /** The newest credentials this session knows (refreshed ones included). */
@@ -78,12 +88,38 @@ export class SalesforceSession {
   }
 
   /**
-   * A REST request through the connection (401 → refresh, Sforce-Limit-Info read) with a
-   * response timeout. `options` reaches jsforce's HTTP layer (responseType, transport).
+   * A REST request through the connection (Sforce-Limit-Info read) under the deadlines and the
+   * retry policy: transient failures are retried, an expired session is refreshed once (when the
+   * new token can be stored), anything else is thrown as jsforce or our transport raised it.
    */
-  async request<T = unknown>(request: string | HttpRequest, options: object = {}): Promise<T> {
-    this.throwIfAborted()
-    return this.conn.request<T>(request, { timeout: REQUEST_TIMEOUT_MS, ...options })
+  async request<T = unknown>(
+    request: string | HttpRequest,
+    options: RequestOptions = {},
+  ): Promise<T> {
+    const { onRetry, ...httpOptions } = options
+    let sentWith: string | undefined
+    return withRetry(
+      async () => {
+        this.throwIfAborted()
+        sentWith = this.conn.accessToken ?? undefined
+        try {
+          return await this.conn.request<T>(request, httpOptions)
+        } catch (err) {
+          throw classify(err)
+        }
+      },
+      {
+        vendor: 'Salesforce',
+        what: describeCall(request),
+        signal: this.options.signal,
+        log: this.options.log,
+        onRetry: (event) => {
+          this.options.onRetry?.(event)
+          onRetry?.(event)
+        },
+        ...(this.canRefresh ? { refreshSession: () => this.#renew(sentWith) } : {}),
+      },
+    )
   }
 
   /**
@@ -91,16 +127,25 @@ export class SalesforceSession {
    * session). Undefined when it cannot be read.
    */
   async serverTime(): Promise<number | undefined> {
+    const base = this.#credentials.instanceUrl.replace(/\/$/, '')
     try {
-      const base = this.#credentials.instanceUrl.replace(/\/$/, '')
-      const res = await fetch(`${base}/services/data/`, {
-        signal: AbortSignal.any([
-          ...(this.options.signal ? [this.options.signal] : []),
-          AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-        ]),
-      })
-      await res.body?.cancel()
-      const date = Date.parse(res.headers.get('date') ?? '')
+      const answer = await withRetry(
+        () =>
+          sendHttp({
+            vendor: 'Salesforce',
+            url: `${base}/services/data/`,
+            signal: this.options.signal,
+            timeouts: this.timeouts,
+          }),
+        {
+          vendor: 'Salesforce',
+          what: 'GET /services/data/',
+          signal: this.options.signal,
+          log: this.options.log,
+          onRetry: this.options.onRetry,
+        },
+      )
+      const date = Date.parse(answer.headers.date ?? '')
       return Number.isNaN(date) ? undefined : date
     } catch {
       this.throwIfAborted()
@@ -110,6 +155,20 @@ export class SalesforceSession {
 
   throwIfAborted(): void {
     this.options.signal?.throwIfAborted()
+  }
+
+  /** After a 401: a new access token, unless another request of this session got one meanwhile. */
+  async #renew(stale: string | undefined): Promise<void> {
+    if (this.conn.accessToken && this.conn.accessToken !== stale) return
+    this.#renewing ??= this.#refresh()
+      .then((next) => {
+        this.conn.accessToken = next.accessToken
+        this.conn.instanceUrl = next.instanceUrl
+      })
+      .finally(() => {
+        this.#renewing = undefined
+      })
+    await this.#renewing
   }
 
   async #refresh(): Promise<SalesforceCredentials> {
@@ -162,7 +221,12 @@ export class SalesforceSession {
         clientSecret: current.clientSecret,
         refreshToken: current.refreshToken,
       },
-      this.options.signal,
+      {
+        signal: this.options.signal,
+        timeouts: this.timeouts,
+        log: this.options.log,
+        onRetry: this.options.onRetry,
+      },
     )
     return {
       ...current,
@@ -182,4 +246,25 @@ export function parseStored(credentials: Credentials): SalesforceCredentials {
     'vendor_auth_failed',
     `The stored Salesforce credentials are incomplete ("${issue?.path.join('.') ?? ''}": ${issue?.message ?? 'invalid'}). Reconnect Salesforce.`,
   )
+}
+
+/**
+ * What a failed jsforce request means to the retry policy: our transport's VendorErrors as they
+ * are, a 401 as an expired session, Salesforce's transient codes (UNABLE_TO_LOCK_ROW…) as
+ * retryable; anything else unchanged, for the caller to read its Salesforce code.
+ */
+function classify(err: unknown): unknown {
+  if (err instanceof AppError) return err
+  const { code } = salesforceError(err)
+  if (code === 'INVALID_SESSION_ID' || code === 'ERROR_HTTP_401') {
+    return new SessionExpiredError('Salesforce', { cause: err })
+  }
+  if (TRANSIENT.has(code)) return toVendorError(err, 'calling Salesforce')
+  return err
+}
+
+/** A request for the log: method and path, never the query string (or a header). */
+function describeCall(request: string | HttpRequest): string {
+  const { method, url } = typeof request === 'string' ? { method: 'GET', url: request } : request
+  return `${method} ${url.replace(/^https?:\/\/[^/]+/, '').split('?')[0] ?? ''}`
 }
