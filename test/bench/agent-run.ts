@@ -57,6 +57,7 @@ const { values } = parseArgs({
     transport: { type: 'string', default: 'bulk' },
     'page-size': { type: 'string', default: '2000' },
     incremental: { type: 'boolean', default: false },
+    'idle-timeout-ms': { type: 'string' },
     'log-file': { type: 'string' },
   },
 })
@@ -96,7 +97,11 @@ try {
     {
       tenantId,
       connectorType: 'salesforce',
-      configJson: benchConnectConfig(fake, transport),
+      configJson: benchConnectConfig(
+        fake,
+        transport,
+        values['idle-timeout-ms'] ? { idleTimeoutMs: Number(values['idle-timeout-ms']) } : {},
+      ),
       userId: deps.userId,
     },
   )

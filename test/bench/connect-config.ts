@@ -5,8 +5,13 @@ import type { FakeReady } from './fake-server.js'
  * The Salesforce connection config of a benchmark run: REST keyset pages throughout, or Bulk 2.0
  * CSV for every object read from scratch. The pipeline run and the source ceiling share it.
  */
-export function benchConnectConfig(fake: FakeReady, transport: Transport) {
+export function benchConnectConfig(
+  fake: FakeReady,
+  transport: Transport,
+  extra: { idleTimeoutMs?: number } = {},
+) {
   return {
+    ...extra,
     instanceUrl: fake.url,
     loginUrl: fake.url,
     clientId: fake.clientId,

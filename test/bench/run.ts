@@ -30,6 +30,7 @@ import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../../db/embedded.js'
 import { migrateDatabase } from '../../db/migrate.js'
+import { startFaultProxy } from '../fakes/fault-proxy.js'
 import type { AgentRunReport, Transport } from './agent-run.js'
 import type { CeilingReport } from './ceilings.js'
 import type { FakeReady } from './fake-server.js'
@@ -67,6 +68,8 @@ interface TransportResult {
   pipeline: AgentRunReport[]
   sink: CeilingReport[]
   small: AgentRunReport[]
+  /** Full syncs at the small size through the fault proxy, with the faults each met. */
+  faulted: Array<AgentRunReport & { faults: number }>
 }
 
 /**
@@ -114,6 +117,7 @@ async function main(): Promise<number> {
     pipeline: [],
     sink: [],
     small: [],
+    faulted: [],
   }))
   let dbSerial = 0
   const database = () => server.database(`gtm_bench_${process.pid}_${++dbSerial}`)
@@ -203,6 +207,14 @@ async function main(): Promise<number> {
           } finally {
             await db.drop()
           }
+          result.faulted.push(
+            await faultedRun(fake.ready, result.transport, {
+              database,
+              pageSize,
+              tag: `${result.transport} ${count(total(small))} run ${run}/${runs}`,
+              logFile: path.join(tmp, `agent-${result.transport}-faulted-${run}.log`),
+            }),
+          )
         }
       }
     } finally {
@@ -222,6 +234,48 @@ async function main(): Promise<number> {
     return 1
   } finally {
     await server.stop().catch(() => undefined)
+  }
+}
+
+/**
+ * One full sync at the small size through a fault proxy that breaks 10% of the data requests
+ * (seeded, so runs compare), with a 1 s idle timeout so that stalls are cut and retried.
+ */
+async function faultedRun(
+  ready: FakeReady,
+  transport: Transport,
+  options: {
+    database: () => Promise<{ url: string; drop: () => Promise<void> }>
+    pageSize: number
+    tag: string
+    logFile: string
+  },
+): Promise<AgentRunReport & { faults: number }> {
+  const proxy = await startFaultProxy(ready.url, { seed: 7, share: 0.1, stallMs: 1_500 })
+  const db = await options.database()
+  try {
+    const report = await child<AgentRunReport>(
+      `faulted pipeline (${options.tag})`,
+      'agent-run.ts',
+      [
+        '--db',
+        db.url,
+        '--fake',
+        JSON.stringify({ ...ready, url: proxy.url }),
+        '--transport',
+        transport,
+        '--page-size',
+        String(options.pageSize),
+        '--idle-timeout-ms',
+        '1000',
+        '--log-file',
+        options.logFile,
+      ],
+    )
+    return { ...report, faults: proxy.injected.length }
+  } finally {
+    await db.drop()
+    await proxy.close()
   }
 }
 
@@ -341,6 +395,44 @@ function report(input: {
   out.push(
     'Live heap: what the V8 heap still holds after the full sync and a forced full GC, i.e. what the',
     'sync retained; equal at both sizes means pages stream. The peaks above include uncollected garbage.',
+  )
+  out.push('')
+
+  const faultRows: string[][] = [
+    [
+      `full sync at ${count(smallRecords)}, 10% of data requests faulted`,
+      'faults met',
+      'clean',
+      'faulted',
+      'faulted / clean',
+      'rows',
+    ],
+  ]
+  for (const r of results) {
+    const clean = median(r.small.map((x) => x.full.ms))
+    const faulted = median(r.faulted.map((x) => x.full.ms))
+    const exact = r.faulted.every(
+      (x) => x.full.status === 'succeeded' && x.full.created === smallRecords,
+    )
+    faultRows.push([
+      label(r.transport),
+      r.faulted.map((x) => x.faults).join(', '),
+      `${range(
+        r.small.map((x) => x.full.ms / 1000),
+        1,
+      )} s`,
+      `${range(
+        r.faulted.map((x) => x.full.ms / 1000),
+        1,
+      )} s`,
+      `${(faulted / clean).toFixed(2)}×`,
+      exact ? 'exact' : r.faulted.map((x) => `${x.full.status} ${x.full.created}`).join(', '),
+    ])
+  }
+  out.push(...table(faultRows))
+  out.push(
+    'Faults: cut bodies, resets, 503 HTML pages, 500s, expired sessions and stalls past a 1 s idle',
+    'timeout (test/fakes/fault-proxy.ts); each is retried or refreshed by the one retry policy.',
   )
   out.push('')
 
