@@ -17,6 +17,8 @@ export interface VendorRequest {
   method?: string
   body?: string
   signal?: AbortSignal | undefined
+  /** No retry after it aborts: the call ends with the attempt in flight (CredentialOptions.stop). */
+  stop?: AbortSignal | undefined
   /** Deadlines of each attempt; the defaults are DEFAULT_TIMEOUTS (10 s, 60 s idle, 5 min). */
   timeouts?: Partial<Timeouts> | undefined
   /** The retry policy (retry.ts); `{ maxAttempts: 1 }` makes a single attempt. */
@@ -48,6 +50,7 @@ export async function vendorJson<T = unknown>(url: string, request: VendorReques
     what: `${request.method ?? 'GET'} ${new URL(url).pathname}`,
     policy: request.retry,
     signal: request.signal,
+    stop: request.stop,
     log: request.log,
     onRetry: request.onRetry,
   })

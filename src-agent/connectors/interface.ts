@@ -20,7 +20,13 @@ export interface AuthResult {
 
 /** What every call that uses (and may refresh) a connection's credentials accepts. */
 export interface CredentialOptions {
+  /** Aborts the request in flight (a second Ctrl-C, a cancelled activity). */
   signal?: AbortSignal
+  /**
+   * Stops softly (a first Ctrl-C or SIGTERM): a request in flight runs to its end, but it is not
+   * retried and no wait (backoff, job polling) continues, so the call ends within one deadline.
+   */
+  stop?: AbortSignal
   log?: Logger
   /** Called when the connector obtained new credentials (a refreshed token) that must be persisted. */
   onCredentialsChanged?: (credentials: Credentials) => Promise<void>

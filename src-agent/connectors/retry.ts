@@ -53,6 +53,12 @@ export interface RetryOptions {
   policy?: Partial<RetryPolicy> | undefined
   /** The caller's cancellation: ends a wait at once and is never retried. */
   signal?: AbortSignal | undefined
+  /**
+   * The caller's stop (a first Ctrl-C or SIGTERM): the attempt in flight runs to its end, but no
+   * new one starts after it. A failure once it is aborted is thrown as it is, and a wait between
+   * attempts ends at once, so a stopped call ends within one request deadline.
+   */
+  stop?: AbortSignal | undefined
   log?: Logger | undefined
   /** Hears every retry (and session refresh) of the call. */
   onRetry?: ((event: RetryEvent) => void) | undefined
@@ -87,10 +93,11 @@ export async function withRetry<T>(
   let transientFailures = 0
   for (let n = 1; ; n++) {
     options.signal?.throwIfAborted()
+    if (n > 1) options.stop?.throwIfAborted()
     try {
       return await attempt(n)
     } catch (err) {
-      if (options.signal?.aborted) throw err
+      if (options.signal?.aborted || options.stop?.aborted) throw err
       if (err instanceof SessionExpiredError) {
         if (refreshed || !options.refreshSession) throw err
         refreshed = true
@@ -104,7 +111,8 @@ export async function withRetry<T>(
       const delayMs = retryDelay(err, transientFailures, policy, options.random ?? Math.random)
       if (delayMs === undefined) throw err
       report(options, { attempt: n, ...failureReason(err), delayMs }, err)
-      await sleep(delayMs, options.signal)
+      // Stopped during the wait: the failure that started it is the call's answer.
+      if (!(await wait(delayMs, options.signal, options.stop))) throw err
     }
   }
 }
@@ -186,18 +194,37 @@ function report(options: RetryOptions, event: RetryEvent, err: VendorError): voi
   options.onRetry?.(event)
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+/**
+ * Waits `ms`, or less when `stop` aborts first (then resolves false); an aborted `signal`
+ * rejects with its reason. Every wait between vendor calls (backoff, Bulk job polls) is one.
+ */
+export function wait(
+  ms: number,
+  signal: AbortSignal | undefined,
+  stop?: AbortSignal,
+): Promise<boolean> {
   signal?.throwIfAborted()
-  if (ms <= 0) return Promise.resolve()
+  if (stop?.aborted) return Promise.resolve(false)
+  if (ms <= 0) return Promise.resolve(true)
   return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
+    const done = (): void => {
       clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      stop?.removeEventListener('abort', onStop)
+    }
+    const onAbort = (): void => {
+      done()
       reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
     }
+    const onStop = (): void => {
+      done()
+      resolve(false)
+    }
     const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
+      done()
+      resolve(true)
     }, ms)
     signal?.addEventListener('abort', onAbort, { once: true })
+    stop?.addEventListener('abort', onStop, { once: true })
   })
 }

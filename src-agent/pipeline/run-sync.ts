@@ -242,6 +242,7 @@ export async function runPages(
     ...(start.mode === 'full' ? { full: true } : {}),
     ...(request.pageSize ? { pageSize: request.pageSize } : {}),
     ...(request.signal ? { signal: request.signal } : {}),
+    ...(request.stop ? { stop: request.stop } : {}),
     log: runLog,
     // Token refreshes of one connection take turns across processes (rotation-safe).
     credentialLock: hooks.credentialLock,

@@ -210,7 +210,7 @@ export interface WritebackFailure {
  */
 export async function sendWritebackBatch(
   deps: WritebackDeps,
-  input: WritebackBatchInput & { signal?: AbortSignal },
+  input: WritebackBatchInput & { signal?: AbortSignal; stop?: AbortSignal },
 ): Promise<WritebackBatchResult & { failures: WritebackFailure[] }> {
   const { tenantId, connectorType } = input
   const { connector, capability } = writebackConnector(deps.registry, connectorType)
@@ -262,6 +262,7 @@ export async function sendWritebackBatch(
         : await capability.send(credentials, sendable, {
             log,
             ...(input.signal ? { signal: input.signal } : {}),
+            ...(input.stop ? { stop: input.stop } : {}),
             ...credentialHooks(deps, { tenantId, connector, connectorId: row.id }),
           })
     const answers = matchResults(

@@ -144,6 +144,60 @@ describe('the retry policy', () => {
     expect(calls).toEqual([1])
   })
 
+  it('starts no new attempt after a stop: the attempt in flight finishes, its failure is the answer', async () => {
+    const stop = new AbortController()
+    const failure = outage('idle_timeout', '2000 ms')
+    const events: RetryEvent[] = []
+    const calls: number[] = []
+    const pending = withRetry(
+      (n) => {
+        calls.push(n)
+        // The stop arrives while the first attempt is in flight.
+        stop.abort()
+        return Promise.reject(failure)
+      },
+      {
+        vendor: 'Acme',
+        what: 'GET /',
+        stop: stop.signal,
+        policy: FAST,
+        onRetry: (e) => events.push(e),
+      },
+    )
+    await expect(pending).rejects.toBe(failure)
+    expect(calls).toEqual([1])
+    expect(events).toEqual([])
+
+    // A success in flight when the stop comes is still the answer.
+    const late = new AbortController()
+    await expect(
+      withRetry(
+        () => {
+          late.abort()
+          return Promise.resolve('page')
+        },
+        { vendor: 'Acme', what: 'GET /', stop: late.signal },
+      ),
+    ).resolves.toBe('page')
+  })
+
+  it('ends a backoff wait at once when a stop comes, with the failure that started it', async () => {
+    const stop = new AbortController()
+    const { fn, calls } = flaky(outage('http_503'), outage())
+    const pending = withRetry(fn, {
+      vendor: 'Acme',
+      what: 'GET /',
+      stop: stop.signal,
+      policy: { baseDelayMs: 60_000, maxDelayMs: 60_000 },
+      random: () => 0.99,
+    })
+    setTimeout(() => stop.abort(), 20)
+    const started = Date.now()
+    await expect(pending).rejects.toMatchObject({ code: 'vendor_unavailable' })
+    expect(Date.now() - started).toBeLessThan(1_000)
+    expect(calls).toEqual([1])
+  })
+
   it('backs off exponentially with full jitter, capped', () => {
     const policy = { ...DEFAULT_RETRY_POLICY, baseDelayMs: 500, maxDelayMs: 3_000 }
     const top = (retry: number) => retryDelay(outage(), retry, policy, () => 0.999_999)!

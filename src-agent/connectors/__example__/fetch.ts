@@ -5,7 +5,7 @@ import { examplePageSchema, type ExampleConfig } from './schemas.js'
 
 /**
  * One page of contacts after `cursor`. Link the vendor's endpoint docs here. vendorJson applies
- * the deadlines and the retry policy; the caller's signal, logger and onRetry go with it.
+ * the deadlines and the retry policy; the caller's signal, stop, logger and onRetry go with it.
  */
 export async function fetchContacts(
   config: ExampleConfig,
@@ -18,6 +18,7 @@ export async function fetchContacts(
     vendor: 'Example',
     headers: { authorization: `Bearer ${config.apiKey}` },
     signal: options.signal,
+    stop: options.stop,
     log: options.log,
     onRetry: options.onRetry,
   })

@@ -27,6 +27,8 @@ export interface TokenSet {
 /** Options of a token call: the caller's signal, the deadlines, and who hears its retries. */
 export interface TokenCallOptions {
   signal?: AbortSignal | undefined
+  /** No retry after it aborts (CredentialOptions.stop). */
+  stop?: AbortSignal | undefined
   timeouts?: Partial<Timeouts> | undefined
   log?: Logger | undefined
   onRetry?: ((event: RetryEvent) => void) | undefined
@@ -147,6 +149,7 @@ async function postToken(
     vendor: LOGIN,
     what: 'POST /services/oauth2/token',
     signal: options.signal,
+    stop: options.stop,
     log: options.log,
     onRetry: options.onRetry,
   })

@@ -4,7 +4,8 @@
  * page is one pipeline page and the cursor can resume at any locator.
  * https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/queries.htm
  */
-import { VendorError } from '../../../shared/errors.js'
+import { AppError, VendorError } from '../../../shared/errors.js'
+import { wait } from '../retry.js'
 import { salesforceError } from './errors.js'
 import { incomplete, parse } from './fetch.js'
 import { jobInfoSchema, type JobInfo } from './schemas.js'
@@ -83,10 +84,19 @@ export async function waitForJob(
         { retryable: true },
       )
     }
-    await sleep(
+    const waited = await wait(
       Math.min(options.intervalMs, Math.max(0, deadline - Date.now())),
       session.options.signal,
+      session.options.stop,
     )
+    if (!waited) {
+      // Stopped while Salesforce works: the job is dropped (the next run starts a new one).
+      await abortJob(session, jobId)
+      throw new AppError(
+        'sync_cancelled',
+        `Stopped while waiting for Salesforce's Bulk query job ${jobId} for ${options.object}; the job was aborted.`,
+      )
+    }
   }
 }
 
@@ -301,20 +311,6 @@ async function requestText(
     responseType: 'text/plain',
   })
   return { body: typeof body === 'string' ? body : String(body), headers }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms)
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer)
-        reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
-      },
-      { once: true },
-    )
-  })
 }
 
 function duration(ms: number): string {

@@ -18,6 +18,8 @@ import { salesforceTransport } from './transport.js'
 
 export interface SessionOptions {
   signal?: AbortSignal | undefined
+  /** No retry, and no wait between requests, after it aborts (see CredentialOptions.stop). */
+  stop?: AbortSignal | undefined
   log?: Logger | undefined
   /** Persists refreshed credentials. Without it the session never refreshes (see `canRefresh`). */
   onCredentialsChanged?: ((credentials: Credentials) => Promise<void>) | undefined
@@ -112,6 +114,7 @@ export class SalesforceSession {
         vendor: 'Salesforce',
         what: describeCall(request),
         signal: this.options.signal,
+        stop: this.options.stop,
         log: this.options.log,
         onRetry: (event) => {
           this.options.onRetry?.(event)
@@ -141,6 +144,7 @@ export class SalesforceSession {
           vendor: 'Salesforce',
           what: 'GET /services/data/',
           signal: this.options.signal,
+          stop: this.options.stop,
           log: this.options.log,
           onRetry: this.options.onRetry,
         },
@@ -223,6 +227,7 @@ export class SalesforceSession {
       },
       {
         signal: this.options.signal,
+        stop: this.options.stop,
         timeouts: this.timeouts,
         log: this.options.log,
         onRetry: this.options.onRetry,

@@ -290,6 +290,68 @@ describe('gtm-agent salesforce through a faulty network', () => {
     expect(events.map((e) => e.reason)).toEqual(proxy.injected.map((f) => REASON[f.kind]))
   })
 
+  it(
+    'stops on the first SIGTERM within one request deadline when every data request stalls: no retry starts, the run is recorded cancelled',
+    { timeout: 60_000 },
+    async () => {
+      // Every data request stalls far past the 2 s idle timeout: each attempt fails with
+      // idle_timeout, which the retry policy would try again up to five times (over 10 s).
+      const stalling = await startFaultProxy(fake.url, {
+        seed: SEED,
+        share: 0,
+        every: 1,
+        kinds: ['stall_headers'],
+        stallMs: 60_000,
+      })
+      proxies.push(stalling)
+      stalling.setEnabled(false)
+      const { tenant, connected } = await connectTenant('sf-stop', stalling)
+      expect(connected.code, connected.stderr).toBe(0)
+      stalling.setEnabled(true)
+
+      let signalledAt = 0
+      let requestsAtSignal = 0
+      const result = await runCli(
+        ['sync', 'salesforce', '--tenant', tenant, '--full', '--json'],
+        env(),
+        {
+          onStart: (child) => {
+            children.add(child)
+            const timer = setInterval(() => {
+              // A data request is stalled in the proxy: signal once, and only once.
+              if (stalling.injected.length === 0) return
+              clearInterval(timer)
+              signalledAt = Date.now()
+              requestsAtSignal = stalling.dataRequests
+              child.kill('SIGTERM')
+            }, 20)
+            child.on('exit', () => {
+              clearInterval(timer)
+              children.delete(child)
+            })
+          },
+        },
+      )
+      const exitedAfterMs = Date.now() - signalledAt
+      expect(signalledAt).toBeGreaterThan(0)
+      // The request in flight ran into its idle deadline; nothing was sent after the signal.
+      expect(stalling.dataRequests).toBe(requestsAtSignal)
+      expect(retries(result)).toEqual([])
+      // One idle deadline (2 s) and the time to record the stop; five attempts take over 10 s.
+      expect(exitedAfterMs).toBeLessThan(TIMEOUTS.idleTimeoutMs + 6_000)
+      expect(result.code).toBe(1)
+      noSecrets(result)
+      expect(result.stderr.trim().split('\n').at(-1)).toMatch(/^error: The sync was cancelled\. /)
+      expect(JSON.parse(result.stdout)).toMatchObject({ status: 'failed', pages: 0 })
+      const runs = await withTenant(db.db, tenant, (tx) =>
+        tx.select({ status: syncRuns.status, error: syncRuns.error }).from(syncRuns),
+      )
+      expect(runs).toEqual([
+        { status: 'failed', error: expect.stringMatching(/^The sync was cancelled\./) as string },
+      ])
+    },
+  )
+
   it.each(FAULT_KINDS)(
     'connects and checks health when every other data request fails with %s',
     { timeout: 60_000 },
