@@ -14,14 +14,20 @@ import type { CanonicalRecord, EntityType } from '../../shared/schemas.js'
 import type { PreparedBatch, PreparedReject, PreparedUpsert } from './prepare.js'
 import { boundedMessage, storableValue } from './storable.js'
 
-/** One page's prepared records, written with the connector's new cursor in one transaction. */
-export interface PageWrite {
+/** Prepared records to write, from a sync page or a webhook event. */
+export interface RecordsWrite {
   tenantId: string
-  connectorId: string
   /** The connector type: the `source` of every row. */
   source: string
-  runId: string
+  /** The run the records came from (quarantined rejects point to it); null for webhook events. */
+  runId: string | null
   batches: { [E in EntityType]: PreparedBatch<E> }
+}
+
+/** One page's prepared records, written with the connector's new cursor in one transaction. */
+export interface PageWrite extends RecordsWrite {
+  connectorId: string
+  runId: string
   cursor: string | null
 }
 
@@ -33,43 +39,12 @@ export interface PageCounts {
 }
 
 /**
- * Writes one page: a set-based upsert per table keyed by (tenant_id, source, external_id),
- * soft deletes, quarantined rejects, the connector's cursor and the run's counters. The caller's
- * transaction makes it all-or-nothing, so a crash resumes from the last committed cursor. When
- * Postgres refuses a value in a table's upsert (a data error), that table's records are written
- * one by one instead, and those it refuses are quarantined with the rest of the page's rejects.
+ * Writes one page: its records (persistRecords), the connector's cursor and the run's counters.
+ * The caller's transaction makes it all-or-nothing, so a crash resumes from the last committed
+ * cursor.
  */
 export async function persistPage(tx: Tx, page: PageWrite): Promise<PageCounts> {
-  const counts: PageCounts = { created: 0, updated: 0, deleted: 0, errors: 0 }
-  const { person, account, activity } = page.batches
-  const upserted = {
-    person: await upsertRows(tx, personTarget, page, person.upserts),
-    account: await upsertRows(tx, accountTarget, page, account.upserts),
-    activity: await upsertRows(tx, activityTarget, page, activity.upserts),
-  }
-  for (const result of Object.values(upserted)) {
-    counts.created += result.created
-    counts.updated += result.updated
-  }
-  counts.deleted += await markDeleted(tx, personTarget, page, person.deletions)
-  counts.deleted += await markDeleted(tx, accountTarget, page, account.deletions)
-  counts.deleted += await markDeleted(tx, activityTarget, page, activity.deletions)
-
-  const rejects = (['person', 'account', 'activity'] as const).flatMap((entityType) =>
-    [...page.batches[entityType].rejects, ...upserted[entityType].refused].map((r) => ({
-      tenantId: page.tenantId,
-      connector: page.source,
-      syncRunId: page.runId,
-      entityType,
-      externalId: r.externalId,
-      // The quality step already cleaned these; a caller that skipped it must not fail the page.
-      reason: boundedMessage(`${r.field}: ${r.reason}`),
-      rawPayload: storableValue(r.raw) as Record<string, unknown>,
-    })),
-  )
-  for (const chunk of chunks(rejects, 1000)) await tx.insert(quarantine).values(chunk)
-  counts.errors = rejects.length
-
+  const counts = await persistRecords(tx, page)
   await tx
     .update(connectors)
     .set({ cursor: page.cursor, updatedAt: sql`now()` })
@@ -84,6 +59,45 @@ export async function persistPage(tx: Tx, page: PageWrite): Promise<PageCounts> 
       deleted: sql`${syncRuns.deleted} + ${counts.deleted}`,
     })
     .where(eq(syncRuns.id, page.runId))
+  return counts
+}
+
+/**
+ * Writes prepared records: a set-based upsert per table keyed by (tenant_id, source,
+ * external_id), soft deletes and quarantined rejects, in the caller's transaction. When Postgres
+ * refuses a value in a table's upsert (a data error), that table's records are written one by
+ * one instead, and those it refuses are quarantined with the rest of the rejects.
+ */
+export async function persistRecords(tx: Tx, write: RecordsWrite): Promise<PageCounts> {
+  const counts: PageCounts = { created: 0, updated: 0, deleted: 0, errors: 0 }
+  const { person, account, activity } = write.batches
+  const upserted = {
+    person: await upsertRows(tx, personTarget, write, person.upserts),
+    account: await upsertRows(tx, accountTarget, write, account.upserts),
+    activity: await upsertRows(tx, activityTarget, write, activity.upserts),
+  }
+  for (const result of Object.values(upserted)) {
+    counts.created += result.created
+    counts.updated += result.updated
+  }
+  counts.deleted += await markDeleted(tx, personTarget, write, person.deletions)
+  counts.deleted += await markDeleted(tx, accountTarget, write, account.deletions)
+  counts.deleted += await markDeleted(tx, activityTarget, write, activity.deletions)
+
+  const rejects = (['person', 'account', 'activity'] as const).flatMap((entityType) =>
+    [...write.batches[entityType].rejects, ...upserted[entityType].refused].map((r) => ({
+      tenantId: write.tenantId,
+      connector: write.source,
+      syncRunId: write.runId,
+      entityType,
+      externalId: r.externalId,
+      // The quality step already cleaned these; a caller that skipped it must not fail the page.
+      reason: boundedMessage(`${r.field}: ${r.reason}`),
+      rawPayload: storableValue(r.raw) as Record<string, unknown>,
+    })),
+  )
+  for (const chunk of chunks(rejects, 1000)) await tx.insert(quarantine).values(chunk)
+  counts.errors = rejects.length
   return counts
 }
 
@@ -244,7 +258,7 @@ interface Upserted {
 async function upsertRows<E extends EntityType>(
   tx: Tx,
   target: UpsertTarget<E>,
-  page: PageWrite,
+  page: RecordsWrite,
   upserts: ReadonlyArray<PreparedUpsert<E>>,
 ): Promise<Upserted> {
   if (upserts.length === 0) return { created: 0, updated: 0, refused: [] }
@@ -264,7 +278,7 @@ async function upsertRows<E extends EntityType>(
 async function upsertSet<E extends EntityType>(
   tx: Tx,
   target: UpsertTarget<E>,
-  page: PageWrite,
+  page: RecordsWrite,
   upserts: ReadonlyArray<PreparedUpsert<E>>,
 ): Promise<{ created: number; updated: number }> {
   const n = upserts.length
@@ -293,7 +307,7 @@ async function upsertSet<E extends EntityType>(
 async function upsertOneByOne<E extends EntityType>(
   tx: Tx,
   target: UpsertTarget<E>,
-  page: PageWrite,
+  page: RecordsWrite,
   upserts: ReadonlyArray<PreparedUpsert<E>>,
 ): Promise<Upserted> {
   const result: Upserted = { created: 0, updated: 0, refused: [] }
@@ -337,7 +351,7 @@ function refusedField<E extends EntityType>(target: UpsertTarget<E>, err: unknow
 async function markDeleted<E extends EntityType>(
   tx: Tx,
   target: UpsertTarget<E>,
-  page: PageWrite,
+  page: RecordsWrite,
   externalIds: readonly string[],
 ): Promise<number> {
   if (externalIds.length === 0) return 0
