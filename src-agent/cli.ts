@@ -226,7 +226,12 @@ function addConnectionCommands(program: Command, ctx: CliContext): void {
     .command('sync <type>')
     .description('run one sync now and print its counts')
     .requiredOption('--tenant <id>', 'tenant id')
-    .option('--full', 'read everything instead of resuming from the last sync')
+    .option('--stream <id>', 'read only this stream (see `connectors`); every stream by default')
+    .option('--partition <p>', 'read only this partition of the stream (a mailbox, a team)')
+    .option(
+      '--full',
+      'read everything (of the streams read) instead of resuming from the last sync',
+    )
     .option('--page-size <n>', 'records per page to ask the source for', positiveInt)
     .option(
       '--via-temporal',
@@ -238,12 +243,20 @@ function addConnectionCommands(program: Command, ctx: CliContext): void {
         type: string,
         opts: {
           tenant: string
+          stream?: string
+          partition?: string
           full?: boolean
           pageSize?: number
           json?: boolean
           viaTemporal?: boolean
         },
       ) => {
+        if (opts.partition !== undefined && opts.stream === undefined) {
+          throw new AppError(
+            'config_invalid',
+            '--partition needs --stream: name the stream it belongs to.',
+          )
+        }
         if (opts.viaTemporal) {
           await syncViaTemporal(ctx, { type, ...opts })
           return
@@ -299,11 +312,13 @@ function addMappingCommands(program: Command, ctx: CliContext): void {
       .addOption(
         new Option('--entity <type>', 'entity type').choices(entityTypes).makeOptionMandatory(),
       )
-  type TargetOpts = { tenant: string; entity: EntityType }
+      .option('--stream <id>', 'one stream only (its overrides win); every stream by default')
+  type TargetOpts = { tenant: string; entity: EntityType; stream?: string }
   const targetOf = (type: string, opts: TargetOpts) => ({
     tenantId: opts.tenant,
     connectorType: type,
     entityType: opts.entity,
+    ...pick(opts, 'stream'),
     registry: connectorRegistry,
   })
 
@@ -377,7 +392,14 @@ async function syncWithProgress(
   ctx: CliContext,
   handle: DbHandle,
   keyring: ReturnType<typeof loadKeyring>,
-  opts: { type: string; tenant: string; full?: boolean; pageSize?: number },
+  opts: {
+    type: string
+    tenant: string
+    stream?: string
+    partition?: string
+    full?: boolean
+    pageSize?: number
+  },
 ): Promise<SyncSummary> {
   const tty = process.stderr.isTTY
   let shown = 0
@@ -392,12 +414,14 @@ async function syncWithProgress(
           connectorType: opts.type,
           stop,
           signal: abort,
+          ...pick(opts, 'stream'),
+          ...pick(opts, 'partition'),
           ...(opts.full ? { full: true } : {}),
           ...(opts.pageSize ? { pageSize: opts.pageSize } : {}),
           ...(tty
             ? {
                 onProgress: (p) => {
-                  const line = `${p.phase}: ${p.pages} pages, ${p.created} created, ${p.updated} updated, ${p.deleted} deleted, ${p.errors} errors`
+                  const line = `${p.stream ?? ''} ${p.phase}: ${p.pages} pages, ${p.created} created, ${p.updated} updated, ${p.deleted} deleted, ${p.errors} errors`
                   process.stderr.write(`\r${line.padEnd(shown)}`)
                   shown = line.length
                 },
@@ -413,7 +437,6 @@ async function syncWithProgress(
 
 function printSummary(out: CliOutput, summary: SyncSummary): void {
   const rows: Array<[string, string | number]> = [
-    ['run', summary.runId],
     ['status', summary.status],
     ['mode', summary.mode],
     ['pages', summary.pages],
@@ -423,6 +446,17 @@ function printSummary(out: CliOutput, summary: SyncSummary): void {
     ['errors', summary.errors],
   ]
   out.line(rows.map(([k, v]) => `${`${k}:`.padEnd(9)}${v}`).join('\n'))
+  if (summary.streams.length === 0) return
+  // One line per stream: its run, outcome and counts.
+  const width = Math.max(...summary.streams.map((s) => s.stream.length))
+  out.line(
+    summary.streams
+      .map(
+        (s) =>
+          `  ${s.stream.padEnd(width)}  ${s.status.padEnd(9)} ${s.pages} pages, ${s.created} created, ${s.updated} updated, ${s.deleted} deleted, ${s.errors} errors  (run ${s.runId})`,
+      )
+      .join('\n'),
+  )
 }
 
 function printMappings(

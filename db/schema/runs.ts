@@ -3,7 +3,7 @@ import type { EntityType, SyncMode, SyncRunStatus } from '../../shared/schemas.j
 import { connectors } from './connectors.js'
 import { tenants } from './tenants.js'
 
-/** One sync of one connection: its mode, outcome and counts. */
+/** One sync of one stream of a connection: its mode, outcome and counts. */
 export const syncRuns = pgTable(
   'sync_runs',
   {
@@ -14,6 +14,10 @@ export const syncRuns = pgTable(
     connectorId: uuid('connector_id')
       .notNull()
       .references(() => connectors.id, { onDelete: 'cascade' }),
+    /** The stream read; null for runs made before connections had streams. */
+    stream: text('stream'),
+    /** The one partition read (`sync --partition`); null when the run read all of them. */
+    partition: text('partition'),
     mode: text('mode').$type<SyncMode>().notNull(),
     status: text('status').$type<SyncRunStatus>().notNull().default('running'),
     startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),

@@ -42,6 +42,12 @@ export interface CredentialOptions {
 
 export interface SyncOptions extends CredentialOptions {
   /**
+   * The stream this page belongs to (a connector declaring `streams` always gets one), and its
+   * partition for a partitioned stream. The cursor passed with it is that stream's own.
+   */
+  stream?: string
+  partition?: string | null
+  /**
    * This run reads everything: its first page gets a null cursor, later pages the cursor the
    * connector returned. A connector may pick a bulk strategy for it.
    */
@@ -116,6 +122,37 @@ export interface WritebackCapability {
 export type HealthOptions = CredentialOptions
 
 /**
+ * One feed of a source that is read on its own: its own cursor, stats and sync_runs row, so a
+ * failing stream does not stop the others and one stream can be read again alone.
+ */
+export interface StreamDefinition {
+  /** Stable key (a contract: cursors, mappings and runs are stored under it), e.g. `contacts`. */
+  readonly id: string
+  /** What an admin reads: "Contacts". */
+  readonly name: string
+  /** The canonical shape its records take. */
+  readonly entityType: EntityType
+  /** Its default field mappings; when absent, the connector's `getSchema(entityType)`. */
+  readonly defaultMappings?: readonly FieldMapping[]
+  /**
+   * Read per partition (a mailbox, a team), each with its own cursor: the connector lists them
+   * with `listPartitions`, and each is restartable alone.
+   */
+  readonly partitioned?: boolean
+}
+
+/** A field of a source record, as the mapping editor offers it. */
+export interface SourceField {
+  /** Dotted path into the record's data: what a mapping's `sourceField` names. */
+  path: string
+  label: string
+  /** The source's type name (string, date, picklist…), for display. */
+  type: string
+  /** A field the admin added to the source (a Salesforce custom field). */
+  custom?: boolean
+}
+
+/**
  * A data source. `sync` returns ONE page: the pipeline calls it again with the returned cursor
  * while `hasMore` is true, committing each page's rows and cursor in one transaction.
  * The cursor is opaque to everything but the connector that made it.
@@ -139,6 +176,34 @@ export interface Connector<Config = unknown> {
   healthCheck(credentials: Credentials, options?: HealthOptions): Promise<ConnectorHealthStatus>
   /** Present when the connector can write updates back to its source. */
   readonly writeback?: WritebackCapability
+  /**
+   * The streams it reads. Without them the connector is one stream, `records` (streams.ts), and
+   * its `sync` pages may mix entity types.
+   */
+  readonly streams?: readonly StreamDefinition[]
+  /**
+   * Two streams of one entity type would collide on (tenant_id, source, external_id) unless the
+   * ids they produce are unique across the source (Salesforce ids are): the registry refuses such
+   * streams unless this is set.
+   */
+  readonly idsUniqueAcrossStreams?: boolean
+  /** The partitions of a partitioned stream, read at the start of each run of it. */
+  listPartitions?(
+    credentials: Credentials,
+    stream: string,
+    options?: HealthOptions,
+  ): Promise<string[]>
+  /** The fields a stream's records carry, custom fields included, for the mapping editor. */
+  listSourceFields?(
+    credentials: Credentials,
+    stream: string,
+    options?: HealthOptions,
+  ): Promise<SourceField[]>
+  /**
+   * Splits the one cursor a connection stored before it had streams into a cursor per stream,
+   * so no connected tenant reads everything again. Streams it leaves out start from scratch.
+   */
+  upgradeCursor?(legacy: string): Record<string, string | null>
 }
 
 /** Any connector, whatever its config type. */

@@ -1,6 +1,7 @@
 import { AppError } from '../../shared/errors.js'
 import type { ConnectorInfo } from '../../shared/schemas.js'
 import type { AnyConnector } from './interface.js'
+import { checkStreams } from './streams.js'
 
 const semver = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/
 const connectorId = /^[a-z][a-z0-9_-]{1,62}$/
@@ -18,6 +19,13 @@ export class ConnectorRegistry {
       throw new AppError(
         'internal',
         `Connector "${connector.id}" has version "${connector.version}", which is not SemVer.`,
+      )
+    }
+    const streams = checkStreams(connector)
+    if (streams) {
+      throw new AppError(
+        'internal',
+        `Connector "${connector.id}" cannot be registered: ${streams}.`,
       )
     }
     if (this.#connectors.has(connector.id)) {

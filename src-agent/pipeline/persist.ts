@@ -2,17 +2,11 @@ import { eq, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm'
 import type { PgColumn } from 'drizzle-orm/pg-core'
 import type { Tx } from '../../db/client.js'
 import { describePostgresError, isDataError, postgresError } from '../../db/errors.js'
-import {
-  accounts,
-  activities,
-  connectors,
-  people,
-  quarantine,
-  syncRuns,
-} from '../../db/schema/index.js'
+import { accounts, activities, people, quarantine, syncRuns } from '../../db/schema/index.js'
 import type { CanonicalRecord, EntityType } from '../../shared/schemas.js'
 import type { PreparedBatch, PreparedReject, PreparedUpsert } from './prepare.js'
 import { boundedMessage, storableValue } from './storable.js'
+import { saveCursor, type StreamKey } from './stream-state.js'
 
 /** Prepared records to write, from a sync page or a webhook event. */
 export interface RecordsWrite {
@@ -24,11 +18,15 @@ export interface RecordsWrite {
   batches: { [E in EntityType]: PreparedBatch<E> }
 }
 
-/** One page's prepared records, written with the connector's new cursor in one transaction. */
+/** One page's prepared records, written with its stream's new cursor in one transaction. */
 export interface PageWrite extends RecordsWrite {
-  connectorId: string
   runId: string
+  stream: StreamKey
+  /** The partition read ('' for a stream without partitions). */
+  partition: string
   cursor: string | null
+  /** The page was the partition's last: the run has read it to its end. */
+  finished: boolean
 }
 
 export interface PageCounts {
@@ -39,16 +37,17 @@ export interface PageCounts {
 }
 
 /**
- * Writes one page: its records (persistRecords), the connector's cursor and the run's counters.
+ * Writes one page: its records (persistRecords), the stream's cursor and the run's counters.
  * The caller's transaction makes it all-or-nothing, so a crash resumes from the last committed
  * cursor.
  */
 export async function persistPage(tx: Tx, page: PageWrite): Promise<PageCounts> {
   const counts = await persistRecords(tx, page)
-  await tx
-    .update(connectors)
-    .set({ cursor: page.cursor, updatedAt: sql`now()` })
-    .where(eq(connectors.id, page.connectorId))
+  await saveCursor(tx, page.stream, {
+    partition: page.partition,
+    cursor: page.cursor,
+    ...(page.finished ? { finishedBy: page.runId } : {}),
+  })
   await tx
     .update(syncRuns)
     .set({

@@ -4,26 +4,28 @@ import { describePostgresError } from '../../db/errors.js'
 import { connectors, syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
 import { AppError, VendorError, describeError } from '../../shared/errors.js'
-import {
-  entityTypes,
-  sourceRecordSchema,
-  type EntityType,
-  type FieldMapping,
-  type SyncMode,
-  type SyncResult,
-} from '../../shared/schemas.js'
+import { sourceRecordSchema, type SyncMode, type SyncResult } from '../../shared/schemas.js'
 import { recordAudit } from '../audit/audit.js'
 import type { AnyConnector, Credentials } from '../connectors/interface.js'
 import type { RetryEvent } from '../connectors/retry.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
+import { findStream, streamsOf } from '../connectors/streams.js'
 import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
-import { loadMappings } from '../services/mappings.js'
 import { openConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { persistPage } from './persist.js'
 import { prepareRecords } from './prepare.js'
 import { boundedMessage } from './storable.js'
+import {
+  markFailed,
+  pendingPartitions,
+  resetCursor,
+  runStream,
+  setPartitions,
+  streamMappings,
+  upgradeLegacyCursor,
+} from './stream-state.js'
 
 export interface SyncDeps {
   handle: DbHandle
@@ -37,12 +39,16 @@ export interface SyncDeps {
 export interface SyncRequest {
   tenantId: string
   connectorType: string
-  /** Read everything instead of resuming from the stored cursor. */
+  /** Read only this stream (default: every stream of the connector, in its order). */
+  stream?: string
+  /** Read only this partition of the stream. */
+  partition?: string
+  /** Read everything (of the chosen streams) instead of resuming from the stored cursors. */
   full?: boolean
   pageSize?: number
   /** Aborts the vendor request in flight (and so the run). */
   signal?: AbortSignal
-  /** Stops the run at the next safe point: after the page in hand is committed. */
+  /** Stops the sync at the next safe point: after the page in hand is committed. */
   stop?: AbortSignal
   onProgress?: (progress: SyncProgress) => void
 }
@@ -59,13 +65,28 @@ export interface SyncCounts {
 
 export interface SyncProgress extends SyncCounts {
   phase: SyncPhase
+  /** The stream being read (the counts are the sync's totals so far). */
+  stream: string | null
+}
+
+/** How one stream's run ended. */
+export interface StreamSummary extends SyncCounts {
+  stream: string
+  runId: string
+  status: 'succeeded' | 'failed' | 'paused'
+  /** Its last committed cursor (null when it did not finish). */
+  cursor: string | null
+  error?: string
+  errorCode?: string
+  retryable?: boolean
 }
 
 export interface SyncSummary extends SyncCounts {
-  runId: string
+  /** Failed when any stream failed, paused when the quota paused it, else succeeded. */
   status: 'succeeded' | 'failed' | 'paused'
   mode: SyncMode
-  cursor: string | null
+  /** Each stream read, in order, with its own run. */
+  streams: StreamSummary[]
   error?: string
   errorCode?: string
   /** Whether trying again later may succeed (false for bad credentials or bad config). */
@@ -73,64 +94,113 @@ export interface SyncSummary extends SyncCounts {
 }
 
 /**
- * Runs one sync of one connection to completion: page by page, each page's rows and the new
- * cursor committed in one transaction, so a run killed at any point resumes from the last
- * committed page with nothing lost and nothing duplicated. Failures are recorded on the run and
- * the connector, then returned (status 'failed' or 'paused'), not thrown. The Temporal
- * activities run the same three steps: startRun, runPages (in chunks), finishRun / failRun.
+ * Runs one sync of one connection to completion: each stream (or the one asked for) in turn, as
+ * a run of its own, page by page, each page's rows and the stream's new cursor committed in one
+ * transaction, so a sync killed at any point resumes from the last committed page with nothing
+ * lost and nothing duplicated. A failing stream is recorded and the next one still runs, except
+ * after what stops them all (a stop, refused credentials, an exhausted quota). Failures are
+ * returned, not thrown. The Temporal workflow runs the same steps per stream: startRun, runPages
+ * (in chunks), finishRun / failRun.
  */
 export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<SyncSummary> {
   const { tenantId, connectorType } = request
-  deps.registry.get(connectorType)
+  const connector = deps.registry.get(connectorType)
+  const streams = request.stream ? [findStream(connector, request.stream)] : streamsOf(connector)
+  const mode: SyncMode = request.full ? 'full' : 'incremental'
   return withSyncLock(deps.handle, tenantId, connectorType, async () => {
     const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
-    const progress = (phase: SyncPhase): void => request.onProgress?.({ phase, ...counts })
-    progress('authenticating')
-    const run = await startRun(deps, {
-      tenantId,
-      connectorType,
-      ...(request.full ? { full: true } : {}),
-    })
-    const target = { tenantId, connectorType, runId: run.runId }
-    try {
-      progress('syncing')
-      const result = await runPages(deps, {
-        ...target,
-        ...(request.pageSize ? { pageSize: request.pageSize } : {}),
-        ...(request.signal ? { signal: request.signal } : {}),
-        ...(request.stop ? { stop: request.stop } : {}),
-        onPage: (page) => {
-          addCounts(counts, page)
-          progress('syncing')
-        },
+    let current: string | null = null
+    const progress = (phase: SyncPhase): void =>
+      request.onProgress?.({ phase, stream: current, ...counts })
+    const stopped = (): boolean =>
+      request.signal?.aborted === true || request.stop?.aborted === true
+    const results: StreamSummary[] = []
+    for (const stream of streams) {
+      if (stopped()) break
+      current = stream.id
+      progress('authenticating')
+      const result = await syncStream(deps, { ...request, stream: stream.id }, stopped, (page) => {
+        addCounts(counts, page)
+        progress('syncing')
       })
-      progress('finalizing')
-      await finishRun(deps, target)
-      progress('complete')
-      return {
-        runId: run.runId,
-        status: 'succeeded',
-        mode: run.mode,
-        cursor: result.cursor,
-        ...counts,
-      }
-    } catch (err) {
-      // Stopped on request, wherever the signal caught it (between pages or in a request).
-      const stopped = request.signal?.aborted === true || request.stop?.aborted === true
-      const outcome = await failRun(deps, target, stopped ? cancelled() : err)
-      progress('failed')
-      return {
-        runId: run.runId,
-        status: outcome.runStatus,
-        mode: run.mode,
-        cursor: null,
-        ...counts,
-        error: outcome.message,
-        errorCode: outcome.code,
-        retryable: outcome.retryable,
-      }
+      results.push(result)
+      if (result.status === 'paused' || (result.status === 'failed' && endsSync(result))) break
     }
+    const failed = results.find((r) => r.status !== 'succeeded')
+    progress(failed || stopped() ? 'failed' : 'complete')
+    if (results.length === 0 || (stopped() && !failed)) {
+      const outcome = classifyFailure(cancelled(), connector.name)
+      return { status: 'failed', mode, streams: results, ...counts, ...failureFields(outcome) }
+    }
+    if (!failed) return { status: 'succeeded', mode, streams: results, ...counts }
+    const named = streams.length > 1 && !CONNECTION_WIDE.has(failed.errorCode ?? '')
+    const stream = streams.find((s) => s.id === failed.stream)
+    return {
+      status: failed.status,
+      mode,
+      streams: results,
+      ...counts,
+      error: named ? `${stream?.name ?? failed.stream}: ${failed.error}` : failed.error,
+      errorCode: failed.errorCode,
+      retryable: failed.retryable,
+    } as SyncSummary
   })
+}
+
+/** Failures that concern the connection, not one stream: they are told without a stream name. */
+const CONNECTION_WIDE = new Set(['sync_cancelled', 'vendor_auth_failed', 'vendor_quota_exhausted'])
+
+/** Whether a stream's failure ends the whole sync: the next streams would fail the same way. */
+function endsSync(result: StreamSummary): boolean {
+  return CONNECTION_WIDE.has(result.errorCode ?? '')
+}
+
+/** One stream, as one run: open it, read its pages, record how it ended. */
+async function syncStream(
+  deps: SyncDeps,
+  request: SyncRequest & { stream: string },
+  stopped: () => boolean,
+  onPage: (page: SyncCounts) => void,
+): Promise<StreamSummary> {
+  const { tenantId, connectorType, stream } = request
+  const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
+  const run = await startRun(deps, {
+    tenantId,
+    connectorType,
+    stream,
+    ...(request.partition !== undefined ? { partition: request.partition } : {}),
+    ...(request.full ? { full: true } : {}),
+  })
+  const target = { tenantId, connectorType, runId: run.runId }
+  try {
+    const result = await runPages(deps, {
+      ...target,
+      ...(request.pageSize ? { pageSize: request.pageSize } : {}),
+      ...(request.signal ? { signal: request.signal } : {}),
+      ...(request.stop ? { stop: request.stop } : {}),
+      onPage: (page) => {
+        addCounts(counts, page)
+        onPage(page)
+      },
+    })
+    await finishRun(deps, target)
+    return { stream, runId: run.runId, status: 'succeeded', cursor: result.cursor, ...counts }
+  } catch (err) {
+    // Stopped on request, wherever the signal caught it (between pages or in a request).
+    const outcome = await failRun(deps, target, stopped() ? cancelled() : err)
+    return {
+      stream,
+      runId: run.runId,
+      status: outcome.runStatus,
+      cursor: null,
+      ...counts,
+      ...failureFields(outcome),
+    }
+  }
+}
+
+function failureFields(outcome: SyncOutcome) {
+  return { error: outcome.message, errorCode: outcome.code, retryable: outcome.retryable }
 }
 
 export interface RunTarget {
@@ -140,17 +210,37 @@ export interface RunTarget {
 }
 
 /**
- * Opens a sync_runs row (status running), marks the connection syncing and audits the trigger.
- * A full run clears the stored cursor in the same transaction, so a crashed full run resumes
+ * Opens a sync_runs row for one stream (status running), marks the connection syncing and
+ * audits the trigger. A partitioned stream's partitions are listed from the source first. A full
+ * run clears the stream's stored cursors in the same transaction, so a crashed full run resumes
  * where its last committed page left off rather than starting again.
  */
 export async function startRun(
   deps: SyncDeps,
-  request: { tenantId: string; connectorType: string; full?: boolean },
-): Promise<{ runId: string; connectorId: string; mode: SyncMode }> {
+  request: {
+    tenantId: string
+    connectorType: string
+    /** Default: the connector's first (or only) stream. */
+    stream?: string
+    partition?: string
+    full?: boolean
+  },
+): Promise<{ runId: string; connectorId: string; mode: SyncMode; stream: string }> {
   const { tenantId, connectorType } = request
   const connector = deps.registry.get(connectorType)
+  const stream = request.stream ? findStream(connector, request.stream) : streamsOf(connector)[0]!
   const mode: SyncMode = request.full ? 'full' : 'incremental'
+  const partitions = stream.partitioned
+    ? await listPartitions(deps, { tenantId, connector, stream: stream.id })
+    : undefined
+  if (request.partition !== undefined && !partitions?.includes(request.partition)) {
+    throw new AppError(
+      'config_invalid',
+      stream.partitioned
+        ? `${connector.name}'s stream "${stream.id}" has no partition "${request.partition}". Its partitions: ${partitions?.join(', ') || 'none'}.`
+        : `${connector.name}'s stream "${stream.id}" has no partitions.`,
+    )
+  }
   return withTenant(deps.handle.db, tenantId, async (tx) => {
     const { row } = await openConnection(
       tx,
@@ -170,13 +260,23 @@ export async function startRun(
           'Interrupted: the agent stopped before this run finished. A later run resumed from its last committed page.',
       })
       .where(and(eq(syncRuns.connectorId, row.id), eq(syncRuns.status, 'running')))
+    await upgradeLegacyCursor(tx, connector, row)
+    const key = { tenantId, connectorId: row.id, stream: stream.id }
+    if (partitions) await setPartitions(tx, key, partitions)
+    if (request.full) await resetCursor(tx, key, request.partition)
     const [run] = await tx
       .insert(syncRuns)
-      .values({ tenantId, connectorId: row.id, mode })
+      .values({
+        tenantId,
+        connectorId: row.id,
+        mode,
+        stream: stream.id,
+        partition: request.partition ?? null,
+      })
       .returning({ id: syncRuns.id })
     await tx
       .update(connectors)
-      .set({ status: 'syncing', updatedAt: sql`now()`, ...(request.full ? { cursor: null } : {}) })
+      .set({ status: 'syncing', updatedAt: sql`now()` })
       .where(eq(connectors.id, row.id))
     await recordAudit(tx, {
       tenantId,
@@ -184,10 +284,40 @@ export async function startRun(
       action: 'sync.trigger',
       resource: 'connector',
       resourceId: row.id,
-      metadata: { connectorType, mode, runId: run!.id },
+      metadata: {
+        connectorType,
+        mode,
+        runId: run!.id,
+        stream: stream.id,
+        ...(request.partition !== undefined ? { partition: request.partition } : {}),
+      },
     })
-    return { runId: run!.id, connectorId: row.id, mode }
+    return { runId: run!.id, connectorId: row.id, mode, stream: stream.id }
   })
+}
+
+/** The partitions of a partitioned stream, as the source lists them now. */
+async function listPartitions(
+  deps: SyncDeps,
+  input: { tenantId: string; connector: AnyConnector; stream: string },
+): Promise<string[]> {
+  const { tenantId, connector } = input
+  const opened = await withTenant(deps.handle.db, tenantId, (tx) =>
+    openConnection(tx, deps.keyring, tenantId, connector.id, connector.secretConfigKeys),
+  )
+  const hooks = credentialHooks(deps, { tenantId, connector, connectorId: opened.row.id })
+  const partitions = await connector.listPartitions!(opened.credentials, input.stream, {
+    log: deps.log.child({ tenantId, connector: connector.id, stream: input.stream }),
+    ...hooks,
+  })
+  if (!Array.isArray(partitions) || partitions.some((p) => typeof p !== 'string' || p === '')) {
+    throw new VendorError(
+      'vendor_bad_response',
+      `${connector.name} listed the partitions of "${input.stream}" in a form we do not understand.`,
+      { retryable: false },
+    )
+  }
+  return partitions
 }
 
 export interface RunPagesRequest extends RunTarget {
@@ -199,12 +329,13 @@ export interface RunPagesRequest extends RunTarget {
   /** Stops before the next page: the page in hand is finished and committed first. */
   stop?: AbortSignal
   /** After each committed page, with that page's counts and the committed cursor. */
-  onPage?: (page: SyncCounts & { cursor: string | null }) => void
+  onPage?: (page: SyncCounts & { cursor: string | null; partition: string }) => void
 }
 
 /**
- * Fetches and commits pages from the connection's last committed cursor until the source has
- * no more (done) or `maxPages` pages were committed.
+ * Fetches and commits pages of the run's stream, partition after partition, each from its last
+ * committed cursor, until every partition is read to its end (done) or `maxPages` pages were
+ * committed.
  */
 export async function runPages(
   deps: SyncDeps,
@@ -221,28 +352,38 @@ export async function runPages(
       connector.secretConfigKeys,
     )
     const [run] = await tx
-      .select({ mode: syncRuns.mode })
+      .select({ mode: syncRuns.mode, stream: syncRuns.stream, partition: syncRuns.partition })
       .from(syncRuns)
       .where(eq(syncRuns.id, runId))
     if (!run)
       throw new AppError('internal', `Sync run ${runId} does not exist for tenant "${tenantId}".`)
-    const mappings = new Map<EntityType, FieldMapping[]>()
-    for (const entityType of entityTypes) {
-      mappings.set(entityType, await loadMappings(tx, connector, opened.row.id, entityType))
-    }
-    return { ...opened, mode: run.mode, mappings }
+    const stream = runStream(connector, run.stream)
+    const key = { tenantId, connectorId: opened.row.id, stream: stream.id }
+    const mappings = await streamMappings(tx, connector, opened.row.id, stream)
+    const partitions = await pendingPartitions(tx, key, {
+      runId,
+      partitioned: stream.partitioned === true,
+      only: run.partition,
+    })
+    return { ...opened, mode: run.mode, stream, key, mappings, partitions }
   })
-  const runLog = deps.log.child({ tenantId, connector: connectorType, runId, mode: start.mode })
+  const runLog = deps.log.child({
+    tenantId,
+    connector: connectorType,
+    runId,
+    mode: start.mode,
+    stream: start.stream.id,
+  })
   const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
-  let cursor = start.row.cursor
   let credentials = start.credentials
   const hooks = credentialHooks(deps, { tenantId, connector, connectorId: start.row.id })
   const retries = retryRecorder(deps, { tenantId, runId }, runLog)
-  const fetchOptions: Parameters<AnyConnector['sync']>[2] = {
+  const baseOptions: Parameters<AnyConnector['sync']>[2] = {
     ...(start.mode === 'full' ? { full: true } : {}),
     ...(request.pageSize ? { pageSize: request.pageSize } : {}),
     ...(request.signal ? { signal: request.signal } : {}),
     ...(request.stop ? { stop: request.stop } : {}),
+    stream: start.stream.id,
     log: runLog,
     // Token refreshes of one connection take turns across processes (rotation-safe).
     credentialLock: hooks.credentialLock,
@@ -252,15 +393,34 @@ export async function runPages(
     },
     onRetry: retries.onRetry,
   }
+  let cursor: string | null = null
   try {
-    return await pageLoop()
+    for (const [index, pending] of start.partitions.entries()) {
+      const last = index === start.partitions.length - 1
+      const result = await pageLoop(pending.partition, pending.cursor)
+      cursor = result.cursor
+      if (!result.done) return { done: false, cursor, counts }
+      if (request.maxPages !== undefined && counts.pages >= request.maxPages && !last) {
+        return { done: false, cursor, counts }
+      }
+    }
+    return { done: true, cursor, counts }
   } finally {
     await retries.flush()
   }
 
-  async function pageLoop(): Promise<{ done: boolean; cursor: string | null; counts: SyncCounts }> {
-    const fetchFrom = (from: string | null): Promise<SyncResult> => {
-      const pending = fetchPage(connector, credentials, from, fetchOptions)
+  /** One partition's pages, from its committed cursor; `done` once it is read to its end. */
+  async function pageLoop(
+    partition: string,
+    from: string | null,
+  ): Promise<{ done: boolean; cursor: string | null }> {
+    let cursor = from
+    const options = {
+      ...baseOptions,
+      ...(start.stream.partitioned ? { partition } : {}),
+    }
+    const fetchFrom = (at: string | null): Promise<SyncResult> => {
+      const pending = fetchPage(connector, credentials, at, options)
       // Awaited later; until then a failure must not count as unhandled.
       pending.catch(() => undefined)
       return pending
@@ -297,19 +457,21 @@ export async function runPages(
       const pageCounts = await withTenant(deps.handle.db, tenantId, (tx) =>
         persistPage(tx, {
           tenantId,
-          connectorId: start.row.id,
           source: connectorType,
           runId,
           batches,
+          stream: start.key,
+          partition,
           cursor: page.cursor,
+          finished: !page.hasMore,
         }),
       )
       addCounts(counts, { pages: 1, ...pageCounts })
-      runLog.debug({ page: counts.pages, ...pageCounts }, 'page committed')
-      request.onPage?.({ pages: 1, ...pageCounts, cursor: page.cursor })
-      if (!page.hasMore) return { done: true, cursor: page.cursor, counts }
+      runLog.debug({ page: counts.pages, partition, ...pageCounts }, 'page committed')
+      request.onPage?.({ pages: 1, ...pageCounts, cursor: page.cursor, partition })
+      if (!page.hasMore) return { done: true, cursor: page.cursor }
       cursor = page.cursor
-      if (chunkFull) return { done: false, cursor, counts }
+      if (chunkFull) return { done: false, cursor }
     }
   }
 }
@@ -355,12 +517,19 @@ export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<Sync
       .where(eq(syncRuns.id, target.runId))
       .returning()
     if (!run) throw new AppError('internal', `Sync run ${target.runId} does not exist.`)
+    // The connection's error stays while another stream's latest run failed.
+    const failing = await tx.execute<{ stream: string }>(sql`
+      select stream from (
+        select distinct on (stream) stream, status from sync_runs
+        where connector_id = ${run.connectorId} and stream is not null and status <> 'running'
+        order by stream, started_at desc
+      ) latest where status = 'failed'`)
     await tx
       .update(connectors)
       .set({
         status: 'connected',
         lastSyncAt: sql`now()`,
-        lastSyncError: null,
+        ...(failing.rows.length === 0 ? { lastSyncError: null } : {}),
         updatedAt: sql`now()`,
       })
       .where(eq(connectors.id, run.connectorId))
@@ -406,8 +575,19 @@ export async function failRun(
       .update(syncRuns)
       .set({ status: outcome.runStatus, finishedAt: sql`now()`, error: outcome.message })
       .where(eq(syncRuns.id, target.runId))
-      .returning({ connectorId: syncRuns.connectorId })
+      .returning({ connectorId: syncRuns.connectorId, stream: syncRuns.stream })
     if (!run) return
+    if (run.stream !== null) {
+      await markFailed(
+        tx,
+        { tenantId: target.tenantId, connectorId: run.connectorId, stream: run.stream },
+        {
+          runId: target.runId,
+          error: outcome.message,
+          partitioned: connector.streams?.find((s) => s.id === run.stream)?.partitioned === true,
+        },
+      )
+    }
     await tx
       .update(connectors)
       .set({

@@ -12,6 +12,7 @@ import { entityTypeSchema, type EntityType, type FieldMapping } from '../../shar
 import { recordAudit } from '../audit/audit.js'
 import type { AnyConnector } from '../connectors/interface.js'
 import { connectorRegistry, type ConnectorRegistry } from '../connectors/registry.js'
+import { defaultMappings, findStream } from '../connectors/streams.js'
 import { findConnection, type ConnectorRow } from '../pipeline/connection.js'
 import { mergeMappings, validateMappings } from '../pipeline/mapping.js'
 import { requireTenant } from './tenants.js'
@@ -28,6 +29,8 @@ export interface MappingTarget {
   tenantId: string
   connectorType: string
   entityType: EntityType
+  /** One stream's overrides, which win over the entity type's; omitted: every stream of it. */
+  stream?: string
   /** Defaults to the process-wide registry. */
   registry?: ConnectorRegistry
 }
@@ -39,7 +42,7 @@ export async function loadMappings(
   connectorId: string,
   entityType: EntityType,
 ): Promise<FieldMapping[]> {
-  const overrides = await readOverrides(tx, connectorId, entityType)
+  const overrides = await readOverrides(tx, connectorId, entityType, '')
   return mergeMappings(connector.getSchema(entityType), overrides?.mappings ?? [])
 }
 
@@ -47,10 +50,11 @@ export async function loadMappings(
 export async function getMappings(db: Db, target: MappingTarget): Promise<MappingView> {
   const connector = (target.registry ?? connectorRegistry).get(target.connectorType)
   const entityType = parseEntityType(target.entityType)
+  const scope = streamScope(connector, target.stream, entityType)
   return withTenant(db, target.tenantId, async (tx) => {
     const row = await requireConnection(tx, target)
-    const overrides = (await readOverrides(tx, row.id, entityType))?.mappings ?? []
-    return view(connector.getSchema(entityType), overrides)
+    const overrides = (await readOverrides(tx, row.id, entityType, scope.stream))?.mappings ?? []
+    return view(await scope.defaults(tx, row.id), overrides)
   })
 }
 
@@ -70,24 +74,31 @@ export async function setMappings(
       `${connector.id} does not produce ${entityType} records (it produces: ${connector.dataTypes.join(', ')}).`,
     )
   }
-  const defaults = connector.getSchema(entityType)
+  const scope = streamScope(connector, input.stream, entityType)
   const overrides = validateMappings(entityType, unwrap(input.mappings), { partial: true })
-  validateMappings(entityType, mergeMappings(defaults, overrides))
   return guard(input, 'storing', () =>
     withTenant(db, input.tenantId, async (tx) => {
       const connection = await requireConnection(tx, input)
-      const before = await readOverrides(tx, connection.id, entityType)
+      const defaults = await scope.defaults(tx, connection.id)
+      validateMappings(entityType, mergeMappings(defaults, overrides))
+      const before = await readOverrides(tx, connection.id, entityType, scope.stream)
       const [row] = await tx
         .insert(fieldMappings)
         .values({
           tenantId: input.tenantId,
           connectorId: connection.id,
           entityType,
+          stream: scope.stream,
           mappings: overrides,
           isDefault: false,
         })
         .onConflictDoUpdate({
-          target: [fieldMappings.tenantId, fieldMappings.connectorId, fieldMappings.entityType],
+          target: [
+            fieldMappings.tenantId,
+            fieldMappings.connectorId,
+            fieldMappings.entityType,
+            fieldMappings.stream,
+          ],
           set: { mappings: overrides, isDefault: false, updatedAt: sql`now()` },
         })
         .returning({ id: fieldMappings.id })
@@ -99,7 +110,11 @@ export async function setMappings(
         resourceId: row?.id ?? null,
         before: before?.mappings ?? [],
         after: overrides,
-        metadata: { connectorType: input.connectorType, entityType },
+        metadata: {
+          connectorType: input.connectorType,
+          entityType,
+          ...(input.stream ? { stream: input.stream } : {}),
+        },
       })
       return view(defaults, overrides)
     }),
@@ -113,11 +128,12 @@ export async function resetMappings(
 ): Promise<MappingView & { removed: boolean }> {
   const connector = (input.registry ?? connectorRegistry).get(input.connectorType)
   const entityType = parseEntityType(input.entityType)
-  const defaults = connector.getSchema(entityType)
+  const scope = streamScope(connector, input.stream, entityType)
   return guard(input, 'resetting', () =>
     withTenant(db, input.tenantId, async (tx) => {
       const connection = await requireConnection(tx, input)
-      const before = await readOverrides(tx, connection.id, entityType)
+      const defaults = await scope.defaults(tx, connection.id)
+      const before = await readOverrides(tx, connection.id, entityType, scope.stream)
       if (!before) return { ...view(defaults, []), removed: false }
       await tx.delete(fieldMappings).where(eq(fieldMappings.id, before.id))
       await recordAudit(tx, {
@@ -128,7 +144,11 @@ export async function resetMappings(
         resourceId: before.id,
         before: before.mappings,
         after: [],
-        metadata: { connectorType: input.connectorType, entityType },
+        metadata: {
+          connectorType: input.connectorType,
+          entityType,
+          ...(input.stream ? { stream: input.stream } : {}),
+        },
       })
       return { ...view(defaults, []), removed: true }
     }),
@@ -137,16 +157,50 @@ export async function resetMappings(
 
 // --- implementation ---
 
+/**
+ * Where overrides are kept: for every stream of the entity type (stream ''), whose defaults are
+ * the connector's, or for one stream, whose defaults are the stream's with the entity-wide
+ * overrides laid over them.
+ */
+function streamScope(
+  connector: AnyConnector,
+  streamId: string | undefined,
+  entityType: EntityType,
+): { stream: string; defaults: (tx: Tx, connectorId: string) => Promise<FieldMapping[]> } {
+  if (streamId === undefined) {
+    return { stream: '', defaults: () => Promise.resolve(connector.getSchema(entityType)) }
+  }
+  const stream = findStream(connector, streamId)
+  if (stream.entityType !== entityType && connector.streams) {
+    throw new ConfigError(
+      'mapping_invalid',
+      `${connector.name}'s stream "${stream.id}" produces ${stream.entityType} records, not ${entityType}.`,
+    )
+  }
+  return {
+    stream: stream.id,
+    defaults: async (tx, connectorId) => {
+      const shared = (await readOverrides(tx, connectorId, entityType, ''))?.mappings ?? []
+      return mergeMappings(defaultMappings(connector, stream, entityType), shared)
+    },
+  }
+}
+
 async function readOverrides(
   tx: Tx,
   connectorId: string,
   entityType: EntityType,
+  stream: string,
 ): Promise<{ id: string; mappings: FieldMapping[] } | undefined> {
   const [row] = await tx
     .select({ id: fieldMappings.id, mappings: fieldMappings.mappings })
     .from(fieldMappings)
     .where(
-      and(eq(fieldMappings.connectorId, connectorId), eq(fieldMappings.entityType, entityType)),
+      and(
+        eq(fieldMappings.connectorId, connectorId),
+        eq(fieldMappings.entityType, entityType),
+        eq(fieldMappings.stream, stream),
+      ),
     )
   if (!row) return undefined
   // The column is jsonb: check it, so a hand-edited row fails here naming the field.

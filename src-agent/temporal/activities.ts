@@ -15,6 +15,7 @@ import { withTenant } from '../../db/tenant.js'
 import { AppError, VendorError, type ErrorCode } from '../../shared/errors.js'
 import type { SyncMode } from '../../shared/schemas.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
+import { findStream, streamsOf } from '../connectors/streams.js'
 import type { Logger } from '../logging/logger.js'
 import { scrubString } from '../logging/redact.js'
 import {
@@ -49,6 +50,8 @@ export interface RunRef {
 export interface StartSyncRunInput {
   tenantId: string
   connectorType: string
+  stream: string
+  partition?: string
   full?: boolean
   /** Who asked for the run (audit log): `schedule`, `cli:<user>`, `system`. */
   triggeredBy: string
@@ -90,6 +93,21 @@ export interface SyncFailureResult {
 export function createActivities(deps: ActivityDeps) {
   const syncDeps = (userId: string): SyncDeps => ({ ...deps, userId })
   return {
+    /** The streams a sync reads: the one asked for (checked), or every stream in order. */
+    planSyncStreams(input: {
+      tenantId: string
+      connectorType: string
+      stream?: string
+    }): Promise<string[]> {
+      try {
+        const connector = deps.registry.get(input.connectorType)
+        const streams = input.stream ? [findStream(connector, input.stream)] : streamsOf(connector)
+        return Promise.resolve(streams.map((s) => s.id))
+      } catch (err) {
+        throw toApplicationFailure(err)
+      }
+    },
+
     /** Opens the run's sync_runs row; taken under the connection's sync lock. */
     async startSyncRun(input: StartSyncRunInput): Promise<{ runId: string; mode: SyncMode }> {
       const { tenantId, connectorType } = input
@@ -98,6 +116,8 @@ export function createActivities(deps: ActivityDeps) {
           const run = await startRun(syncDeps(input.triggeredBy), {
             tenantId,
             connectorType,
+            stream: input.stream,
+            ...(input.partition !== undefined ? { partition: input.partition } : {}),
             ...(input.full ? { full: true } : {}),
           })
           return { runId: run.runId, mode: run.mode }

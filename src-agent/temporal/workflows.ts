@@ -48,20 +48,45 @@ export interface SyncTuning {
 export interface SyncWorkflowInput {
   tenantId: string
   connectorType: string
-  /** Read everything instead of resuming from the stored cursor. */
+  /** Read only this stream (default: every stream of the connector, in its order). */
+  stream?: string
+  /** Read only this partition of the stream. */
+  partition?: string
+  /** Read everything instead of resuming from the stored cursors. */
   full?: boolean
   /** Who asked (audit log): `schedule`, `cli:<user>`, `system`. */
   triggeredBy?: string
   tuning?: SyncTuning
-  /** Set when the workflow continued as new: the run in progress. */
-  resume?: { runId: string; mode: SyncMode; chunks: number; totals: SyncCounts }
+  /** Set when the workflow continued as new: where the sync stands. */
+  resume?: SyncState
+}
+
+/** Where a sync stands: the streams to read, those done, and the run of the current one. */
+export interface SyncState {
+  streams: string[]
+  /** Index in `streams` of the stream being read. */
+  index: number
+  /** The current stream's run, once opened. */
+  run: { runId: string; mode: SyncMode; chunks: number; totals: SyncCounts } | null
+  done: StreamRunView[]
+}
+
+/** How one stream's run ended (or stands). */
+export interface StreamRunView extends SyncCounts {
+  stream: string
+  runId: string
+  status: 'running' | 'succeeded' | 'failed' | 'paused'
+  error?: string
+  errorCode?: string
 }
 
 export interface SyncWorkflowResult extends SyncCounts {
+  /** The run of the last stream read. */
   runId: string
   status: 'succeeded' | 'paused'
   mode: SyncMode
   chunks: number
+  streams: StreamRunView[]
   error?: string
   errorCode?: string
 }
@@ -72,6 +97,7 @@ export interface SyncWorkflowFailure extends SyncCounts {
   status: 'failed'
   mode: SyncMode
   chunks: number
+  streams: StreamRunView[]
   error: string
   errorCode: string
 }
@@ -81,17 +107,25 @@ export interface SyncProgressView extends SyncCounts {
   runId: string | null
   mode: SyncMode | null
   chunks: number
+  /** The stream being read. */
+  stream: string | null
+  streams: StreamRunView[]
   error?: string
 }
 
 /** The phase and running counts of a sync (counts advance once per committed chunk). */
 export const syncProgressQuery = defineQuery<SyncProgressView>('syncProgress')
 
+/** Failures that concern the connection, not one stream: the streams after it are not read. */
+const CONNECTION_WIDE = new Set(['sync_cancelled', 'vendor_auth_failed', 'vendor_quota_exhausted'])
+
 /**
- * Syncs one connection: opens a run, then commits chunks of pages until the source has no
- * more, then closes the run. A chunk that fails is retried by Temporal (from the committed
- * cursor); when retries run out, or the failure is final (bad credentials), the run is recorded
- * as failed and the workflow fails with its readable error. An exhausted quota pauses the run.
+ * Syncs one connection: each stream in turn as a run of its own: open it, commit chunks of pages
+ * until the source has no more, close it. A chunk that fails is retried by Temporal (from the
+ * committed cursor); when retries run out, or the failure is final, the stream's run is recorded
+ * as failed and the next stream still runs, unless the failure concerns the whole connection
+ * (bad credentials, an exhausted quota, which pauses the sync). The workflow fails, with the
+ * readable error of the first failed stream, when any stream failed.
  */
 export async function syncConnector(input: SyncWorkflowInput): Promise<SyncWorkflowResult> {
   const tuning = resolveTuning(input.tuning)
@@ -105,81 +139,129 @@ export async function syncConnector(input: SyncWorkflowInput): Promise<SyncWorkf
     retry: retryPolicy(tuning),
   })
   const { tenantId, connectorType } = input
-  const progress: SyncProgressView = {
-    phase: input.resume ? 'syncing' : 'authenticating',
-    runId: input.resume?.runId ?? null,
-    mode: input.resume?.mode ?? null,
-    chunks: input.resume?.chunks ?? 0,
-    ...(input.resume?.totals ?? zeroCounts()),
+  const mode: SyncMode = input.full ? 'full' : 'incremental'
+  const state: SyncState = input.resume ?? {
+    streams: await planStreams(steps, input, tuning.maxAttempts),
+    index: 0,
+    run: null,
+    done: [],
   }
-  setHandler(syncProgressQuery, () => ({ ...progress }))
-
-  const run = input.resume ?? (await openRun(steps, input, tuning.maxAttempts))
-  progress.runId = run.runId
-  progress.mode = run.mode
-  progress.phase = 'syncing'
-  const ref: RunRef = { tenantId, connectorType, runId: run.runId }
-
-  try {
-    let chunksThisRun = 0
-    for (;;) {
-      const chunk = await chunks.syncChunk({
-        ...ref,
-        maxPages: tuning.pagesPerChunk,
-        ...(tuning.pageSize ? { pageSize: tuning.pageSize } : {}),
-      })
-      run.chunks += 1
-      run.totals = chunk.totals
-      chunksThisRun += 1
-      Object.assign(progress, chunk.totals, { chunks: run.chunks })
-      if (chunk.done) break
-      if (chunksThisRun >= tuning.chunksPerRun || workflowInfo().continueAsNewSuggested) {
-        // continueAsNew throws ContinueAsNew, which the catch below passes through.
-        return await continueAsNew<typeof syncConnector>({ ...input, resume: run })
-      }
-    }
-    progress.phase = 'finalizing'
-    const totals = await steps.finishSyncRun(ref)
-    Object.assign(progress, totals, { phase: 'complete' })
-    return { runId: run.runId, status: 'succeeded', mode: run.mode, chunks: run.chunks, ...totals }
-  } catch (err) {
-    if (isCancellation(err)) {
-      await CancellationScope.nonCancellable(() =>
-        steps.recordSyncFailure({
-          ...ref,
-          code: 'internal',
-          message: 'The sync was cancelled.',
-          retryable: true,
-        }),
-      )
-      throw err
-    }
-    if (!(err instanceof ActivityFailure)) throw err
-    const failure = describeFailure(err, tuning.maxAttempts)
-    const recorded = await steps.recordSyncFailure({ ...ref, ...failure })
-    Object.assign(progress, recorded.totals, { error: recorded.message })
-    const summary = {
-      runId: run.runId,
-      mode: run.mode,
-      chunks: run.chunks,
-      ...recorded.totals,
-      error: recorded.message,
-      errorCode: recorded.code,
-    }
-    if (recorded.status === 'paused') {
-      // An exhausted quota ends the run cleanly; the next run resumes from the cursor.
-      progress.phase = 'complete'
-      return { ...summary, status: 'paused' }
-    }
-    progress.phase = 'failed'
-    const details: SyncWorkflowFailure = { ...summary, status: 'failed' }
-    throw ApplicationFailure.create({
-      message: recorded.message,
-      type: recorded.code,
-      nonRetryable: true,
-      details: [details],
+  const progress: SyncProgressView = {
+    phase: state.run ? 'syncing' : 'authenticating',
+    runId: state.run?.runId ?? null,
+    mode: state.run?.mode ?? null,
+    chunks: 0,
+    stream: state.streams[state.index] ?? null,
+    streams: state.done,
+    ...zeroCounts(),
+  }
+  const refresh = (): void => {
+    const current = state.run ? [state.run.totals] : []
+    Object.assign(progress, sumCounts([...state.done, ...current]), {
+      chunks: state.done.length + (state.run?.chunks ?? 0),
+      streams: [...state.done],
     })
   }
+  refresh()
+  setHandler(syncProgressQuery, () => ({ ...progress }))
+
+  let chunksThisRun = 0
+  for (; state.index < state.streams.length; state.index++) {
+    const stream = state.streams[state.index]!
+    progress.stream = stream
+    state.run ??= await openRun(steps, { ...input, stream }, tuning.maxAttempts)
+    const run = state.run
+    progress.runId = run.runId
+    progress.mode = run.mode
+    progress.phase = 'syncing'
+    const ref: RunRef = { tenantId, connectorType, runId: run.runId }
+    let view: StreamRunView
+    try {
+      for (;;) {
+        const chunk = await chunks.syncChunk({
+          ...ref,
+          maxPages: tuning.pagesPerChunk,
+          ...(tuning.pageSize ? { pageSize: tuning.pageSize } : {}),
+        })
+        run.chunks += 1
+        run.totals = chunk.totals
+        chunksThisRun += 1
+        refresh()
+        if (chunk.done) break
+        if (chunksThisRun >= tuning.chunksPerRun || workflowInfo().continueAsNewSuggested) {
+          // continueAsNew throws ContinueAsNew, which the catch below passes through.
+          return await continueAsNew<typeof syncConnector>({ ...input, resume: state })
+        }
+      }
+      progress.phase = 'finalizing'
+      const totals = await steps.finishSyncRun(ref)
+      view = { stream, runId: run.runId, status: 'succeeded', ...totals }
+    } catch (err) {
+      if (isCancellation(err)) {
+        await CancellationScope.nonCancellable(() =>
+          steps.recordSyncFailure({
+            ...ref,
+            code: 'internal',
+            message: 'The sync was cancelled.',
+            retryable: true,
+          }),
+        )
+        throw err
+      }
+      if (!(err instanceof ActivityFailure)) throw err
+      const failure = describeFailure(err, tuning.maxAttempts)
+      const recorded = await steps.recordSyncFailure({ ...ref, ...failure })
+      view = {
+        stream,
+        runId: run.runId,
+        status: recorded.status,
+        ...recorded.totals,
+        error: recorded.message,
+        errorCode: recorded.code,
+      }
+    }
+    state.done.push(view)
+    state.run = null
+    refresh()
+    if (view.status !== 'succeeded' && CONNECTION_WIDE.has(view.errorCode ?? '')) break
+  }
+
+  const last = state.done.at(-1)
+  const failed = state.done.find((v) => v.status !== 'succeeded')
+  const summary = {
+    runId: last?.runId ?? '',
+    mode: last ? (progress.mode ?? mode) : mode,
+    chunks: progress.chunks,
+    streams: state.done,
+    ...sumCounts(state.done),
+  }
+  if (!failed) {
+    progress.phase = 'complete'
+    return { ...summary, status: 'succeeded' }
+  }
+  const error =
+    state.streams.length > 1 && !CONNECTION_WIDE.has(failed.errorCode ?? '')
+      ? `${failed.stream}: ${failed.error ?? ''}`
+      : (failed.error ?? '')
+  progress.error = error
+  if (failed.status === 'paused') {
+    // An exhausted quota ends the sync cleanly; the next one resumes from the cursors.
+    progress.phase = 'complete'
+    return { ...summary, status: 'paused', error, errorCode: failed.errorCode ?? 'internal' }
+  }
+  progress.phase = 'failed'
+  const details: SyncWorkflowFailure = {
+    ...summary,
+    status: 'failed',
+    error,
+    errorCode: failed.errorCode ?? 'internal',
+  }
+  throw ApplicationFailure.create({
+    message: error,
+    type: details.errorCode,
+    nonRetryable: true,
+    details: [details],
+  })
 }
 
 // --- launcher ---
@@ -353,29 +435,64 @@ export async function writeback(input: WritebackInput): Promise<WritebackTotals>
 
 // --- helpers ---
 
-/** Starts the run's sync_runs row; a failure here (no connection) has no run to record it on. */
-async function openRun(
-  steps: Pick<Activities, 'startSyncRun'>,
+/** The streams to read; a failure here (no connection, no such stream) has no run to record it on. */
+async function planStreams(
+  steps: Pick<Activities, 'planSyncStreams'>,
   input: SyncWorkflowInput,
   maxAttempts: number,
-): Promise<NonNullable<SyncWorkflowInput['resume']>> {
+): Promise<string[]> {
+  try {
+    return await steps.planSyncStreams({
+      tenantId: input.tenantId,
+      connectorType: input.connectorType,
+      ...(input.stream ? { stream: input.stream } : {}),
+    })
+  } catch (err) {
+    throw finalFailure(err, maxAttempts)
+  }
+}
+
+/** Starts a stream's sync_runs row; a failure here has no run to record it on. */
+async function openRun(
+  steps: Pick<Activities, 'startSyncRun'>,
+  input: SyncWorkflowInput & { stream: string },
+  maxAttempts: number,
+): Promise<NonNullable<SyncState['run']>> {
   try {
     const { runId, mode } = await steps.startSyncRun({
       tenantId: input.tenantId,
       connectorType: input.connectorType,
+      stream: input.stream,
       triggeredBy: input.triggeredBy ?? 'system',
+      ...(input.partition !== undefined ? { partition: input.partition } : {}),
       ...(input.full ? { full: true } : {}),
     })
     return { runId, mode, chunks: 0, totals: zeroCounts() }
   } catch (err) {
-    if (!(err instanceof ActivityFailure)) throw err
-    const failure = describeFailure(err, maxAttempts)
-    throw ApplicationFailure.create({
-      message: failure.message,
-      type: failure.code,
-      nonRetryable: true,
-    })
+    throw finalFailure(err, maxAttempts)
   }
+}
+
+function finalFailure(err: unknown, maxAttempts: number): unknown {
+  if (!(err instanceof ActivityFailure)) return err
+  const failure = describeFailure(err, maxAttempts)
+  return ApplicationFailure.create({
+    message: failure.message,
+    type: failure.code,
+    nonRetryable: true,
+  })
+}
+
+function sumCounts(list: readonly SyncCounts[]): SyncCounts {
+  const total = zeroCounts()
+  for (const c of list) {
+    total.pages += c.pages
+    total.created += c.created
+    total.updated += c.updated
+    total.deleted += c.deleted
+    total.errors += c.errors
+  }
+  return total
 }
 
 function resolveTuning(tuning: SyncTuning = {}): Required<Omit<SyncTuning, 'pageSize'>> & {

@@ -91,6 +91,11 @@ export interface SalesforceFake {
   /** Invalidates every refresh token: the next refresh gets 400 invalid_grant. */
   revokeRefreshTokens(): void
   setRotation(on: boolean): void
+  /**
+   * Objects the integration user may no longer see (a permission removed): their describe
+   * answers 404 NOT_FOUND, as Salesforce does for an object the user cannot access.
+   */
+  setInaccessible(types: SObjectType[]): void
   setApiUsage(used: number, max?: number): void
   apiUsage(): { used: number; max: number }
   count(type: SObjectType): number
@@ -167,6 +172,9 @@ export async function startSalesforceFake(
     revokeRefreshTokens: () => state.refreshTokens.clear(),
     setRotation: (on) => {
       state.rotate = on
+    },
+    setInaccessible: (types) => {
+      state.inaccessible = new Set(types)
     },
     setApiUsage: (used, max) => {
       state.usage = used
@@ -926,6 +934,7 @@ class FakeState {
   readonly #options: SalesforceFakeOptions
   readonly #stores = new Map<SObjectType, ObjectStore>()
   readonly requests: FakeRequest[] = []
+  inaccessible = new Set<SObjectType>()
   readonly accessTokens = new Set<string>()
   readonly refreshTokens = new Set<string>()
   readonly issued: string[] = []
@@ -1342,7 +1351,7 @@ class FakeState {
 
   #describe(name: string, res: http.ServerResponse): void {
     const type = SOBJECT_TYPES.find((t) => t.toLowerCase() === name.toLowerCase())
-    if (!type)
+    if (!type || this.inaccessible.has(type))
       return sendJson(res, 404, [
         { errorCode: 'NOT_FOUND', message: `The requested resource does not exist` },
       ])

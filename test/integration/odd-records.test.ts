@@ -1,13 +1,7 @@
 import { asc, eq, sql } from 'drizzle-orm'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import {
-  accounts,
-  activities,
-  connectors,
-  people,
-  quarantine,
-  syncRuns,
-} from '../../db/schema/index.js'
+import { accounts, activities, people, quarantine, syncRuns } from '../../db/schema/index.js'
+import { connectionRows } from '../helpers/connections.js'
 import { withTenant } from '../../db/tenant.js'
 import { VendorError } from '../../shared/errors.js'
 import type { EntityType } from '../../shared/schemas.js'
@@ -44,7 +38,7 @@ describe('odd records through the pipeline', () => {
       people: await tx.select().from(people).orderBy(asc(people.externalId)),
       activities: await tx.select().from(activities).orderBy(asc(activities.externalId)),
       quarantine: await tx.select().from(quarantine).orderBy(asc(quarantine.externalId)),
-      connector: (await tx.select().from(connectors))[0]!,
+      connector: (await connectionRows(tx))[0]!,
       runs: await tx.select().from(syncRuns),
     }))
 
@@ -206,10 +200,12 @@ describe('a page Postgres refuses part of', () => {
     const { runId, connectorId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
     const page = (cursor: string, batches: Partial<PageWrite['batches']>): PageWrite => ({
       tenantId,
-      connectorId,
       source: 'test-pages',
       runId,
+      stream: { tenantId, connectorId, stream: 'records' },
+      partition: '',
       cursor,
+      finished: false,
       batches: { person: batch(), account: batch(), activity: batch(), ...batches },
     })
     const write = (p: PageWrite) =>
@@ -266,7 +262,7 @@ describe('a page Postgres refuses part of', () => {
       accounts: await tx.select().from(accounts).orderBy(asc(accounts.externalId)),
       people: await tx.select().from(people),
       quarantine: await tx.select().from(quarantine).orderBy(asc(quarantine.externalId)),
-      connector: (await tx.select().from(connectors).where(eq(connectors.id, connectorId)))[0]!,
+      connector: (await connectionRows(tx)).find((c) => c.id === connectorId)!,
       run: (await tx.select().from(syncRuns).where(eq(syncRuns.id, runId)))[0]!,
     }))
     expect(t.accounts.map((a) => [a.externalId, a.name])).toEqual([
@@ -308,7 +304,7 @@ describe('a page Postgres refuses part of', () => {
     const outcome = await failRun(agent, target, err)
     const t = await withTenant(agent.handle.db, tenantId, async (tx) => ({
       run: (await tx.select().from(syncRuns).where(eq(syncRuns.id, runId)))[0]!,
-      connector: (await tx.select().from(connectors))[0]!,
+      connector: (await connectionRows(tx))[0]!,
     }))
     const logged = agent
       .logLines()

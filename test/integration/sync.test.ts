@@ -12,6 +12,7 @@ import {
 import { withTenant } from '../../db/tenant.js'
 import { finishRun, runPages, runSync, startRun } from '../../src-agent/pipeline/run-sync.js'
 import { startPagerFake, type PagerFake } from '../fakes/pager.js'
+import { connectionRows } from '../helpers/connections.js'
 import { agentFixture, connectedTenant, type AgentFixture } from '../helpers/agent.js'
 
 describe('sync end to end through the pipeline', () => {
@@ -48,7 +49,7 @@ describe('sync end to end through the pipeline', () => {
         ppl: await tx.select().from(people),
         act: await tx.select().from(activities),
         runs: await tx.select().from(syncRuns),
-        conn: await tx.select().from(connectors),
+        conn: await connectionRows(tx),
       }),
     )
     expect(acc).toHaveLength(30)
@@ -189,7 +190,7 @@ describe('sync end to end through the pipeline', () => {
       retryable: true,
       errorCode: 'vendor_unavailable',
     })
-    const conn = await withTenant(agent.handle.db, tenantId, (tx) => tx.select().from(connectors))
+    const conn = await withTenant(agent.handle.db, tenantId, (tx) => connectionRows(tx))
     expect(conn[0]).toMatchObject({ status: 'connected' })
     expect(conn[0]!.lastSyncError).toMatch(/503/)
 
@@ -203,7 +204,7 @@ describe('sync end to end through the pipeline', () => {
     const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
     const failed = await runSync(agent, { tenantId, connectorType: 'test-pages' })
     expect(failed).toMatchObject({ status: 'failed', retryable: true, pages: 1, created: 25 })
-    const conn = await withTenant(agent.handle.db, tenantId, (tx) => tx.select().from(connectors))
+    const conn = await withTenant(agent.handle.db, tenantId, (tx) => connectionRows(tx))
     expect(conn[0]?.cursor).toBe('25')
     const firstRequestOfResume = fake.requests.length
     const resumed = await runSync(agent, { tenantId, connectorType: 'test-pages' })
@@ -229,7 +230,7 @@ describe('sync end to end through the pipeline', () => {
       created: 50,
     })
     expect(stopped.error).toMatch(/^The sync was cancelled\./)
-    const conn = await withTenant(agent.handle.db, tenantId, (tx) => tx.select().from(connectors))
+    const conn = await withTenant(agent.handle.db, tenantId, (tx) => connectionRows(tx))
     expect(conn[0]).toMatchObject({ status: 'connected', cursor: '50' })
     const resumed = await runSync(agent, { tenantId, connectorType: 'test-pages' })
     expect(resumed).toMatchObject({ status: 'succeeded', created: 70 })
@@ -260,7 +261,7 @@ describe('sync end to end through the pipeline', () => {
       retryable: false,
       errorCode: 'vendor_auth_failed',
     })
-    const conn = await withTenant(agent.handle.db, tenantId, (tx) => tx.select().from(connectors))
+    const conn = await withTenant(agent.handle.db, tenantId, (tx) => connectionRows(tx))
     expect(conn[0]?.status).toBe('error')
     expect(conn[0]?.lastSyncError).toMatch(/^needs re-auth: /)
   })
@@ -310,7 +311,11 @@ describe('sync end to end through the pipeline', () => {
     )
     expect(rows).toHaveLength(1)
     expect(rows[0]).toMatchObject({ userId: 'test:runner', resource: 'connector' })
-    expect(rows[0]!.metadata).toMatchObject({ connectorType: 'test-pages', runId: summary.runId })
+    expect(rows[0]!.metadata).toMatchObject({
+      connectorType: 'test-pages',
+      stream: 'records',
+      runId: summary.streams[0]!.runId,
+    })
   })
 
   it('never logs a secret, even at trace level', async () => {

@@ -4,30 +4,28 @@ import {
   SYNC_OBJECTS,
   advance,
   comparePositions,
-  currentObject,
-  finishObject,
   initialCursor,
   parseCursor,
   passEnd,
   positionOf,
   serializeCursor,
+  splitLegacyCursor,
 } from '../../src-agent/connectors/salesforce/cursor.js'
 
 const at = (stamp: string, id: string | null) => ({ stamp, id })
 
 describe('Salesforce sync cursor', () => {
-  it('starts every object from scratch on a null cursor', () => {
-    expect(parseCursor(null)).toEqual({ v: 1, next: 0, positions: {} })
-    expect(currentObject(initialCursor())).toBe('Account')
+  it('starts an object from scratch on a null cursor', () => {
+    expect(parseCursor(null, 'Lead')).toEqual({ v: 2, object: 'Lead', position: null })
+    expect(initialCursor('Account')).toEqual({ v: 2, object: 'Account', position: null })
   })
 
   it('round-trips through its JSON text', () => {
     const cursor = {
-      v: 1 as const,
-      next: 2,
-      positions: { Account: at('2025-01-01T00:00:11.000Z', '001FK0000000011AAA') },
+      v: 2 as const,
+      object: 'Lead' as const,
+      position: at('2025-01-01T00:00:11.000Z', '00QFK0000000011AAA'),
       bulk: {
-        object: 'Lead' as const,
         jobId: '750FK0000000001AAA',
         locator: 'MTAwMDA',
         read: 10_000,
@@ -36,58 +34,65 @@ describe('Salesforce sync cursor', () => {
       },
       quota: { used: 801, max: 1000 },
     }
-    expect(parseCursor(serializeCursor(cursor))).toEqual(cursor)
+    expect(parseCursor(serializeCursor(cursor), 'Lead')).toEqual(cursor)
   })
 
   it('names what is wrong with a damaged cursor', () => {
-    expect(() => parseCursor('{not json')).toThrow(/cannot be read \(it is not JSON\)/)
-    const wrong = JSON.stringify({ v: 1, next: 9, positions: {} })
-    expect(() => parseCursor(wrong)).toThrow(AppError)
-    expect(() => parseCursor(wrong)).toThrow(/"next"/)
-    const badStamp = JSON.stringify({
-      v: 1,
-      next: 0,
-      positions: { Contact: at('yesterday', null) },
-    })
-    expect(() => parseCursor(badStamp)).toThrow(/"positions\.Contact\.stamp"/)
-    expect(() => parseCursor(JSON.stringify({ v: 2, next: 0, positions: {} }))).toThrow(
-      /Run a full sync/,
-    )
+    expect(() => parseCursor('{not json', 'Contact')).toThrow(/cannot be read \(it is not JSON\)/)
+    const badStamp = JSON.stringify({ v: 2, object: 'Contact', position: at('yesterday', null) })
+    expect(() => parseCursor(badStamp, 'Contact')).toThrow(AppError)
+    expect(() => parseCursor(badStamp, 'Contact')).toThrow(/"position\.stamp"/)
+    const other = serializeCursor(initialCursor('Account'))
+    expect(() => parseCursor(other, 'Contact')).toThrow(/belongs to Account, not Contact/)
+    // A version 1 cursor is never a stream's: the connection's upgrade splits it first.
+    const legacy = JSON.stringify({ v: 1, next: 0, positions: {} })
+    expect(() => parseCursor(legacy, 'Contact')).toThrow(/Run a full sync/)
   })
 
-  it('moves within an object, then to the next, and wraps after the last one', () => {
-    const first = advance(initialCursor(), 'Account', at('2025-01-01T00:00:05.000Z', 'a5'))
+  it('moves its position, keeps it when a page read nothing, and drops a finished Bulk read', () => {
+    const first = advance(initialCursor('Account'), at('2025-01-01T00:00:05.000Z', 'a5'))
     expect(first).toEqual({
-      v: 1,
-      next: 0,
-      positions: { Account: at('2025-01-01T00:00:05.000Z', 'a5') },
+      v: 2,
+      object: 'Account',
+      position: at('2025-01-01T00:00:05.000Z', 'a5'),
     })
-    const done = finishObject(first, at('2025-01-01T00:00:09.000Z', 'a9'))
-    expect(done.passComplete).toBe(false)
-    expect(currentObject(done.cursor)).toBe('Contact')
-
-    const last = { ...initialCursor(), next: SYNC_OBJECTS.length - 1 }
-    const wrapped = finishObject(last, null)
-    expect(wrapped).toEqual({ cursor: { v: 1, next: 0, positions: {} }, passComplete: true })
+    const reading = {
+      ...first,
+      bulk: { jobId: 'j', locator: null, read: 0, expected: 0, since: '2026-01-01T00:00:00.000Z' },
+    }
+    const next = advance(reading, null)
+    expect(next.position).toEqual(at('2025-01-01T00:00:05.000Z', 'a5'))
+    expect(next).not.toHaveProperty('bulk')
   })
 
-  it('keeps an object position when a page read nothing, and drops a finished Bulk read', () => {
-    const cursor = {
-      v: 1 as const,
-      next: 1,
-      positions: { Contact: at('2025-01-01T00:00:05.000Z', 'c5') },
+  it('splits a version 1 cursor into one per object, keeping every position', () => {
+    const legacy = JSON.stringify({
+      v: 1,
+      next: 3,
+      positions: {
+        Account: at('2025-01-01T00:00:05.000Z', '001A'),
+        Lead: at('2025-02-01T00:00:00.000Z', null),
+      },
       bulk: {
-        object: 'Contact' as const,
+        object: 'Opportunity',
         jobId: 'j',
-        locator: null,
-        read: 0,
-        expected: 0,
+        locator: 'L',
+        read: 5,
+        expected: 9,
         since: '2026-01-01T00:00:00.000Z',
       },
-    }
-    const { cursor: next } = finishObject(cursor, null)
-    expect(next.positions.Contact).toEqual(at('2025-01-01T00:00:05.000Z', 'c5'))
-    expect(next).not.toHaveProperty('bulk')
+    })
+    const split = splitLegacyCursor(legacy)
+    expect(Object.keys(split).sort()).toEqual(['Account', 'Lead'])
+    expect(parseCursor(split.Account!, 'Account')).toEqual({
+      v: 2,
+      object: 'Account',
+      position: at('2025-01-01T00:00:05.000Z', '001A'),
+    })
+    expect(parseCursor(split.Lead!, 'Lead').position).toEqual(at('2025-02-01T00:00:00.000Z', null))
+    expect(splitLegacyCursor('{damaged')).toEqual({})
+    expect(splitLegacyCursor(JSON.stringify({ v: 1, next: 0, positions: {} }))).toEqual({})
+    expect(SYNC_OBJECTS).toHaveLength(6)
   })
 
   it('reads a record position from REST and Bulk datetimes alike', () => {

@@ -1,19 +1,22 @@
 /**
- * The Salesforce sync cursor: a JSON string the pipeline stores with each committed page.
+ * The Salesforce sync cursor of one stream (one object): a JSON string the pipeline stores with
+ * each committed page.
  *
- * A pass reads the objects in SYNC_OBJECTS order; `next` is the object being read. Each object
- * has a keyset position (SystemModstamp, Id): every record ordered at or before it has been
- * read, so the next query asks for `SystemModstamp > W OR (SystemModstamp = W AND Id > lastId)`
- * and records sharing a timestamp across a page boundary are neither lost nor read twice. A
- * position without an id means "from W inclusive": a look-back, set at the end of a pass whose
- * last changes were too recent to rule out a later commit stamped before them (passEnd).
+ * `position` is a keyset position (SystemModstamp, Id): every record ordered at or before it has
+ * been read, so the next query asks for `SystemModstamp > W OR (SystemModstamp = W AND Id >
+ * lastId)` and records sharing a timestamp across a page boundary are neither lost nor read
+ * twice. A position without an id means "from W inclusive": a look-back, set at the end of a pass
+ * whose last changes were too recent to rule out a later commit stamped before them (passEnd).
  * While a Bulk job's results are read, `bulk` holds the job and the next result locator.
  * `quota` marks that the last page pushed API usage past the threshold.
+ *
+ * Before streams, a connection kept one cursor (version 1) for all six objects; splitLegacyCursor
+ * turns it into one per stream.
  */
 import { z } from 'zod'
 import { AppError } from '../../../shared/errors.js'
 
-/** What a pass reads, in order: accounts first, so people and activities find them. */
+/** The objects read, in the order a sync reads their streams: accounts first, so people and activities find them. */
 export const SYNC_OBJECTS = ['Account', 'Contact', 'Lead', 'Opportunity', 'Task', 'Event'] as const
 export type SyncObject = (typeof SYNC_OBJECTS)[number]
 
@@ -27,10 +30,9 @@ export const positionSchema = z.object({
 export type Position = z.infer<typeof positionSchema>
 
 export const bulkStateSchema = z.object({
-  object: objectSchema,
-  jobId: z.string().min(1),
   /** The next results page; null for the first. */
   locator: z.string().min(1).nullable(),
+  jobId: z.string().min(1),
   /** Rows read so far, and what the job said it found. */
   read: z.number().int().nonnegative(),
   expected: z.number().int().nonnegative(),
@@ -40,26 +42,22 @@ export const bulkStateSchema = z.object({
 export type BulkState = z.infer<typeof bulkStateSchema>
 
 export const cursorSchema = z.object({
-  v: z.literal(1),
-  next: z
-    .number()
-    .int()
-    .min(0)
-    .max(SYNC_OBJECTS.length - 1),
-  positions: z.partialRecord(objectSchema, positionSchema),
+  v: z.literal(2),
+  object: objectSchema,
+  position: positionSchema.nullable(),
   bulk: bulkStateSchema.optional(),
   quota: z.object({ used: z.number(), max: z.number() }).optional(),
 })
 export type SyncCursor = z.infer<typeof cursorSchema>
 
-/** The cursor of a first (or full) sync: every object from scratch. */
-export function initialCursor(): SyncCursor {
-  return { v: 1, next: 0, positions: {} }
+/** The cursor of a first (or full) read of an object: from scratch. */
+export function initialCursor(object: SyncObject): SyncCursor {
+  return { v: 2, object, position: null }
 }
 
-/** Parses a stored cursor; null means from scratch. A damaged cursor names what is wrong. */
-export function parseCursor(text: string | null): SyncCursor {
-  if (text === null) return initialCursor()
+/** Parses a stream's stored cursor; null means from scratch. A damaged cursor names what is wrong. */
+export function parseCursor(text: string | null, object: SyncObject): SyncCursor {
+  if (text === null) return initialCursor(object)
   let json: unknown
   try {
     json = JSON.parse(text)
@@ -67,41 +65,51 @@ export function parseCursor(text: string | null): SyncCursor {
     throw unreadable('it is not JSON')
   }
   const parsed = cursorSchema.safeParse(json)
-  if (parsed.success) return parsed.data
-  const issue = parsed.error.issues[0]
-  throw unreadable(`"${issue?.path.join('.') ?? ''}" ${issue?.message ?? 'is invalid'}`)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw unreadable(`"${issue?.path.join('.') ?? ''}" ${issue?.message ?? 'is invalid'}`)
+  }
+  if (parsed.data.object !== object) {
+    throw unreadable(`it belongs to ${parsed.data.object}, not ${object}`)
+  }
+  return parsed.data
 }
 
 export function serializeCursor(cursor: SyncCursor): string {
   return JSON.stringify(cursor)
 }
 
-/** The object the cursor is reading. */
-export function currentObject(cursor: SyncCursor): SyncObject {
-  return SYNC_OBJECTS[cursor.next]!
+/** The cursor after a page whose last record was at `position` (null: where it was); any Bulk job is done with. */
+export function advance(cursor: SyncCursor, position: Position | null): SyncCursor {
+  const { bulk: _bulk, ...rest } = cursor
+  return position ? { ...rest, position } : rest
 }
 
-/** The cursor after a page of `object` whose last record was at `position` (more may follow). */
-export function advance(
-  cursor: SyncCursor,
-  object: SyncObject,
-  position: Position | null,
-): SyncCursor {
-  const { bulk: _bulk, ...rest } = cursor
-  return position ? { ...rest, positions: { ...cursor.positions, [object]: position } } : rest
-}
+const legacySchema = z.object({
+  v: z.literal(1),
+  positions: z.partialRecord(objectSchema, positionSchema),
+})
 
 /**
- * The cursor after the current object was read to its end; `passComplete` when it was the last
- * object (the cursor then points at the first again, for the next run).
+ * A version 1 cursor (all objects in one) as one cursor per object: each keeps its position, so
+ * nothing is read again; a Bulk job in progress is dropped (its object resumes from its position).
+ * An unreadable one yields nothing: every stream then starts from scratch.
  */
-export function finishObject(
-  cursor: SyncCursor,
-  position: Position | null,
-): { cursor: SyncCursor; passComplete: boolean } {
-  const moved = advance(cursor, currentObject(cursor), position)
-  const passComplete = cursor.next === SYNC_OBJECTS.length - 1
-  return { cursor: { ...moved, next: passComplete ? 0 : cursor.next + 1 }, passComplete }
+export function splitLegacyCursor(text: string): Partial<Record<SyncObject, string>> {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    return {}
+  }
+  const parsed = legacySchema.safeParse(json)
+  if (!parsed.success) return {}
+  const split: Partial<Record<SyncObject, string>> = {}
+  for (const object of SYNC_OBJECTS) {
+    const position = parsed.data.positions[object]
+    if (position) split[object] = serializeCursor({ v: 2, object, position })
+  }
+  return split
 }
 
 /**

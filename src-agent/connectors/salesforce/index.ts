@@ -1,4 +1,4 @@
-import type { Connector, Credentials } from '../interface.js'
+import type { Connector, Credentials, SourceField } from '../interface.js'
 import { connectorRegistry } from '../registry.js'
 import { toVendorError } from './errors.js'
 import { describeObject, readLimits } from './fetch.js'
@@ -11,23 +11,16 @@ import {
   type SalesforceCredentials,
 } from './schemas.js'
 import { SalesforceSession, parseStored, type SessionOptions } from './session.js'
+import { SALESFORCE_STREAMS, streamObject, upgradeCursor } from './streams.js'
 import { syncPage } from './sync.js'
 import { salesforceWriteback } from './writeback.js'
 
-/** A field an admin can map from, as Salesforce describes it. */
-export interface SourceField {
-  name: string
-  label: string
-  type: string
-  custom: boolean
-}
-
 export type SalesforceConnector = Connector<SalesforceConfig> & {
   readonly writeback: typeof salesforceWriteback
-  /** The fields of one object (GET /sobjects/{type}/describe), for the mapping editor. */
+  /** The fields of one stream's object (GET /sobjects/{type}/describe), for the mapping editor. */
   listSourceFields(
     credentials: Credentials,
-    objectName: string,
+    stream: string,
     options?: SessionOptions,
   ): Promise<SourceField[]>
 }
@@ -74,18 +67,24 @@ export const salesforceConnector: SalesforceConnector = {
 
   writeback: salesforceWriteback,
 
-  async listSourceFields(credentials, objectName, options = {}) {
+  streams: SALESFORCE_STREAMS,
+  // Salesforce ids are unique across an org's objects (each object has its own key prefix).
+  idsUniqueAcrossStreams: true,
+  upgradeCursor,
+
+  async listSourceFields(credentials, stream, options = {}) {
+    const object = streamObject(stream)
     const session = new SalesforceSession(parseStored(credentials), options)
     try {
-      const describe = await describeObject(session, objectName)
+      const describe = await describeObject(session, object)
       return describe.fields.map((field) => ({
-        name: field.name,
+        path: field.name,
         label: field.label ?? field.name,
         type: field.type,
         custom: field.custom ?? false,
       }))
     } catch (err) {
-      throw toVendorError(err, `describing ${objectName}`, session)
+      throw toVendorError(err, `describing ${object}`, session)
     }
   },
 }

@@ -11,8 +11,6 @@ import { createQueryJob, readResultPage, waitForJob, type ResultPage } from './b
 import {
   advance,
   comparePositions,
-  currentObject,
-  finishObject,
   passEnd,
   parseCursor,
   positionOf,
@@ -26,6 +24,7 @@ import { countRecords, objectFields, readLimits, runQuery } from './fetch.js'
 import { toSourceRecord } from './map.js'
 import type { SalesforceConfig } from './schemas.js'
 import { SalesforceSession, parseStored } from './session.js'
+import { streamObject } from './streams.js'
 import { bulkQuery, fitsInUrl, keysetQuery, KEY_FIELDS, type ObjectFields } from './soql.js'
 
 /** Records per REST page (Salesforce's largest query batch) and per Bulk result page. */
@@ -56,7 +55,7 @@ interface Context {
   log: SyncOptions['log']
 }
 
-/** Reads the page after `cursorText` (null: from scratch). */
+/** Reads the page of the stream's object after `cursorText` (null: from scratch). */
 export async function syncPage(
   credentials: Credentials,
   cursorText: string | null,
@@ -71,7 +70,8 @@ export async function syncPage(
     bulkPageSize: options.pageSize ?? DEFAULT_BULK_PAGE_SIZE,
     log: options.log,
   }
-  let cursor = parseCursor(cursorText)
+  const object = streamObject(options.stream)
+  let cursor = parseCursor(cursorText, object)
   try {
     if (cursor.quota) {
       await ensureQuota(session, config.quotaThreshold)
@@ -80,7 +80,7 @@ export async function syncPage(
     }
     const records: SourceRecord[] = []
     let passComplete = false
-    // Objects with nothing new are skipped within one call, so an idle org costs one page.
+    // Steps that read nothing (a Bulk job's results gone) are followed at once.
     for (;;) {
       session.throwIfAborted()
       const step = await readStep(ctx, cursor)
@@ -98,7 +98,7 @@ export async function syncPage(
     ctx.log?.debug(
       {
         records: records.length,
-        next: currentObject(cursor),
+        object,
         bulk: cursor.bulk?.jobId,
         apiUsage: usage,
       },
@@ -137,10 +137,10 @@ async function ensureQuota(session: SalesforceSession, threshold: number): Promi
 
 async function readStep(ctx: Context, cursor: SyncCursor): Promise<Step> {
   const { session, config } = ctx
-  const object = currentObject(cursor)
+  const object = cursor.object
   const fields = await objectFields(session, object)
-  if (cursor.bulk?.object === object) return readBulkPage(ctx, cursor, cursor.bulk, fields)
-  const position = cursor.positions[object] ?? null
+  if (cursor.bulk) return readBulkPage(ctx, cursor, cursor.bulk, fields)
+  const position = cursor.position
   const soql = keysetQuery({ object, fields: fields.fields, position, limit: ctx.pageSize })
   const wide = !fitsInUrl(config.instanceUrl, config.apiVersion, soql)
   const large =
@@ -184,7 +184,7 @@ async function readRestPage(
     const settling = lookbackMs > 0 && (read ?? position)?.id
     const readAt = settling ? await serverTimeOfRead(ctx, startedAt) : undefined
     const end = passEnd(position, read, readAt, lookbackMs)
-    return { records, ...finishObject(cursor, end) }
+    return { records, cursor: advance(cursor, end), passComplete: true }
   }
   if (position && reached && comparePositions(reached, position) <= 0) {
     throw new VendorError(
@@ -193,7 +193,7 @@ async function readRestPage(
       { retryable: false },
     )
   }
-  return { records, cursor: advance(cursor, object, reached), passComplete: false }
+  return { records, cursor: advance(cursor, reached), passComplete: false }
 }
 
 /** Salesforce's clock when a query that started locally at `startedAt` ran (or undefined). */
@@ -225,7 +225,6 @@ async function startBulk(
     object,
   })
   return {
-    object,
     jobId: job.id,
     locator: null,
     read: 0,
@@ -258,12 +257,12 @@ async function readBulkPage(
     const { code } = salesforceError(err)
     if (!RESULTS_GONE.has(code)) throw err
     ctx.log?.warn(
-      { object: bulk.object, jobId: bulk.jobId, code },
+      { object: cursor.object, jobId: bulk.jobId, code },
       'salesforce bulk results gone; reading the object again',
     )
-    return { records: [], cursor: advance(cursor, bulk.object, null), passComplete: false }
+    return { records: [], cursor: advance(cursor, null), passComplete: false }
   }
-  const records = page.records.map((record) => toSourceRecord(bulk.object, record))
+  const records = page.records.map((record) => toSourceRecord(cursor.object, record))
   const read = bulk.read + page.records.length
   if (page.next !== null) {
     return {
@@ -275,18 +274,19 @@ async function readBulkPage(
   if (read !== bulk.expected) {
     throw new VendorError(
       'sync_incomplete',
-      `Salesforce's Bulk query job ${bulk.jobId} for ${bulk.object} reported ${bulk.expected} records but its results held ${read}. Nothing after the last complete page was saved.`,
+      `Salesforce's Bulk query job ${bulk.jobId} for ${cursor.object} reported ${bulk.expected} records but its results held ${read}. Nothing after the last complete page was saved.`,
       { retryable: true },
     )
   }
   ctx.log?.info(
-    { object: bulk.object, jobId: bulk.jobId, records: read },
+    { object: cursor.object, jobId: bulk.jobId, records: read },
     'salesforce bulk query read',
   )
   // Changes made while the job ran are read again from its start, and changes in flight when
   // it started (stamped up to the look-back before it) from before that.
   const from = Date.parse(bulk.since) - ctx.config.lookbackSeconds * 1000
-  return { records, ...finishObject(cursor, { stamp: new Date(from).toISOString(), id: null }) }
+  const end = { stamp: new Date(from).toISOString(), id: null }
+  return { records, cursor: advance(cursor, end), passComplete: true }
 }
 
 /**

@@ -768,15 +768,15 @@ describe('Salesforce connector through the real pipeline', () => {
     expect(await refreshAudits(tenantId)).toHaveLength(1)
   })
 
-  it("lists an object's source fields from its describe", async () => {
+  it("lists a stream's source fields from its object's describe", async () => {
     await start({ extraFields: { Contact: 2 } })
     const tenantId = await connected()
-    const fields = await salesforceConnector.listSourceFields(await stored(tenantId), 'Contact')
-    expect(fields.map((f) => f.name)).toEqual(
+    const fields = await salesforceConnector.listSourceFields(await stored(tenantId), 'contacts')
+    expect(fields.map((f) => f.path)).toEqual(
       expect.arrayContaining(['Id', 'Email', 'AccountId', 'Extra_Field_002__c']),
     )
-    expect(fields.find((f) => f.name === 'Email')).toEqual({
-      name: 'Email',
+    expect(fields.find((f) => f.path === 'Email')).toEqual({
+      path: 'Email',
       label: 'Email',
       type: 'email',
       custom: false,

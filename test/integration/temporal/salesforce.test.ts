@@ -48,19 +48,37 @@ describe('Salesforce under Temporal: scheduled syncs and the writeback workflow'
     const target = { tenantId, connectorType: 'salesforce' }
     await ensureSchedule(env.schedulerDeps(), { ...target, cron: '@every 2s' })
     try {
+      // The first sync: one run per stream, each succeeded.
       const first = await waitFor(
-        async () => (await runsOf(tenantId)).find((r) => r.status === 'succeeded'),
-        { what: 'the first scheduled sync', timeoutMs: 30_000 },
+        async () => {
+          const done = (await runsOf(tenantId)).filter((r) => r.status === 'succeeded')
+          return done.length >= 6 ? done.slice(0, 6) : undefined
+        },
+        { what: 'the first scheduled sync of every stream', timeoutMs: 30_000 },
       )
+      expect(first.map((r) => r.stream)).toEqual([
+        'accounts',
+        'contacts',
+        'leads',
+        'opportunities',
+        'tasks',
+        'events',
+      ])
       // 30 accounts, 30 contacts + 8 leads, 10 opportunities + 14 tasks + 6 events.
-      expect(first).toMatchObject({ created: 98, errors: 0 })
+      expect(first.map((r) => r.created)).toEqual([30, 30, 8, 10, 14, 6])
+      expect(first.every((r) => r.errors === 0)).toBe(true)
 
       const changed = fake.update('Account', fake.idOf('Account', 4), { Name: 'Renamed Co' })
       const later = await waitFor(
         async () => (await runsOf(tenantId)).find((r) => r.status === 'succeeded' && r.updated > 0),
         { what: 'a scheduled sync that picks up the change', timeoutMs: 30_000 },
       )
-      expect(later).toMatchObject({ mode: 'incremental', created: 0, updated: 1 })
+      expect(later).toMatchObject({
+        stream: 'accounts',
+        mode: 'incremental',
+        created: 0,
+        updated: 1,
+      })
       const [row] = await withTenant(env.activityDb.db, tenantId, (tx) =>
         tx
           .select()

@@ -8,6 +8,7 @@ import { keyringFromHex } from '../../../src-agent/secrets/crypto.js'
 import { awaitSync, startSync } from '../../../src-agent/temporal/scheduler.js'
 import { launchSync, syncProgressQuery } from '../../../src-agent/temporal/workflows.js'
 import { startPagerFake, type PagerFake } from '../../fakes/pager.js'
+import { connectionRows } from '../../helpers/connections.js'
 import { startWritebackFake } from '../../fakes/writeback.js'
 import { TEST_KEY_HEX } from '../../helpers/agent.js'
 import {
@@ -64,7 +65,7 @@ describe('the sync workflow', () => {
       accounts: await tx.select().from(accounts),
       activities: await tx.select().from(activities),
       runs: await tx.select().from(syncRuns),
-      connection: (await tx.select().from(connectors))[0]!,
+      connection: (await connectionRows(tx))[0]!,
     }))
 
   it('syncs in chunks, continues as new, and reports its phase and counts', async () => {
