@@ -1,19 +1,29 @@
+import type { z } from 'zod'
 import { VendorError } from '../../../shared/errors.js'
 import { vendorJson } from '../http.js'
 import type { CredentialOptions } from '../interface.js'
-import { examplePageSchema, type ExampleConfig } from './schemas.js'
+import {
+  exampleFieldsSchema,
+  exampleMeetingPageSchema,
+  examplePageSchema,
+  exampleTeamsSchema,
+  type ExampleConfig,
+} from './schemas.js'
 
 /**
- * One page of contacts after `cursor`. Link the vendor's endpoint docs here. vendorJson applies
- * the deadlines and the retry policy; the caller's signal, stop, logger and onRetry go with it.
+ * GETs one vendor path and checks its shape. Link the vendor's endpoint docs here. vendorJson
+ * applies the deadlines and the retry policy; the caller's signal, stop, logger and onRetry go
+ * with it.
  */
-export async function fetchContacts(
+async function get<T>(
   config: ExampleConfig,
-  cursor: string | null,
-  options: CredentialOptions = {},
-): Promise<{ contacts: Array<Record<string, unknown>>; next: string | null }> {
-  const url = new URL('/v1/contacts', config.baseUrl)
-  if (cursor) url.searchParams.set('cursor', cursor)
+  path: string,
+  query: Record<string, string | null>,
+  schema: z.ZodType<T>,
+  options: CredentialOptions,
+): Promise<T> {
+  const url = new URL(path, config.baseUrl)
+  for (const [key, value] of Object.entries(query)) if (value) url.searchParams.set(key, value)
   const body = await vendorJson(url.toString(), {
     vendor: 'Example',
     headers: { authorization: `Bearer ${config.apiKey}` },
@@ -22,15 +32,47 @@ export async function fetchContacts(
     log: options.log,
     onRetry: options.onRetry,
   })
-  const page = examplePageSchema.safeParse(body)
-  if (!page.success) {
+  const parsed = schema.safeParse(body)
+  if (!parsed.success) {
     throw new VendorError(
       'vendor_bad_response',
-      'Example returned a contact page we do not understand.',
-      {
-        retryable: false,
-      },
+      `Example returned a ${path} page we do not understand.`,
+      { retryable: false },
     )
   }
-  return { contacts: page.data.contacts, next: page.data.next_cursor }
+  return parsed.data
+}
+
+/** One page of contacts after `cursor`. */
+export function fetchContacts(
+  config: ExampleConfig,
+  cursor: string | null,
+  options: CredentialOptions = {},
+) {
+  return get(config, '/v1/contacts', { cursor }, examplePageSchema, options)
+}
+
+/** One page of a team's meetings after `cursor`. */
+export function fetchMeetings(
+  config: ExampleConfig,
+  team: string,
+  cursor: string | null,
+  options: CredentialOptions = {},
+) {
+  const path = `/v1/teams/${encodeURIComponent(team)}/meetings`
+  return get(config, path, { cursor }, exampleMeetingPageSchema, options)
+}
+
+/** The teams: the partitions of the meetings stream. */
+export async function fetchTeams(config: ExampleConfig, options: CredentialOptions = {}) {
+  return (await get(config, '/v1/teams', {}, exampleTeamsSchema, options)).teams.map((t) => t.id)
+}
+
+/** The fields of one kind of record. */
+export async function fetchFields(
+  config: ExampleConfig,
+  kind: 'contact' | 'meeting',
+  options: CredentialOptions = {},
+) {
+  return (await get(config, `/v1/fields/${kind}`, {}, exampleFieldsSchema, options)).fields
 }
