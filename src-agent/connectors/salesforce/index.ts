@@ -11,6 +11,7 @@ import {
   type SalesforceCredentials,
 } from './schemas.js'
 import { SalesforceSession, parseStored, type SessionOptions } from './session.js'
+import { salesforceSignIn } from './sign-in.js'
 import { syncPage } from './sync.js'
 import { salesforceWriteback } from './writeback.js'
 
@@ -24,6 +25,7 @@ export interface SourceField {
 
 export type SalesforceConnector = Connector<SalesforceConfig> & {
   readonly writeback: typeof salesforceWriteback
+  readonly signIn: typeof salesforceSignIn
   /** The fields of one object (GET /sobjects/{type}/describe), for the mapping editor. */
   listSourceFields(
     credentials: Credentials,
@@ -73,6 +75,8 @@ export const salesforceConnector: SalesforceConnector = {
   healthCheck: checkHealth,
 
   writeback: salesforceWriteback,
+
+  signIn: salesforceSignIn,
 
   async listSourceFields(credentials, objectName, options = {}) {
     const session = new SalesforceSession(parseStored(credentials), options)
