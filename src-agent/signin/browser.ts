@@ -28,8 +28,10 @@ export function browserCommand(
   }
   if (env.CI) return undefined
   if (platform === 'darwin') return { command: 'open', args: [url] }
-  // `start` is a cmd built-in; its first quoted argument is a window title.
-  if (platform === 'win32') return { command: 'cmd', args: ['/c', 'start', '""', url] }
+  // Not `cmd /c start`: cmd would read the URL's "&" as a command separator.
+  if (platform === 'win32') {
+    return { command: 'rundll32', args: ['url.dll,FileProtocolHandler', url] }
+  }
   if (!env.DISPLAY && !env.WAYLAND_DISPLAY) return undefined
   return { command: 'xdg-open', args: [url] }
 }
