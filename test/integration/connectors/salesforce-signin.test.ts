@@ -154,11 +154,13 @@ describe('gtm-agent connect salesforce --browser', () => {
     args: string[],
     browser: (url: string) => Promise<void>,
     extraEnv: Record<string, string> = {},
+    onStart?: (child: ChildProcess) => void,
   ): Promise<CliResult & { url: string | undefined }> {
     let url: string | undefined
     let browsing: Promise<void> | undefined
     const result = await runCli(args, env(extraEnv), {
       onStart: (child: ChildProcess) => {
+        onStart?.(child)
         let seen = ''
         child.stderr?.on('data', (chunk: Buffer | string) => {
           seen += String(chunk)
@@ -316,6 +318,42 @@ describe('gtm-agent connect salesforce --browser', () => {
     const exchanges = fake.requests.filter((r) => r.grantType === 'authorization_code')
     expect(exchanges.at(-1)?.status).toBe(200)
     expect(await storedConnection(tenant)).toHaveLength(1)
+  })
+
+  it('Ctrl-C while waiting cancels the sign-in in one error line and frees the port', async () => {
+    const tenant = await newTenant()
+    const config = await signInConfig()
+    let child: ChildProcess | undefined
+    const result = await connectInBrowser(
+      [
+        'connect',
+        'salesforce',
+        '--tenant',
+        tenant,
+        '--config',
+        config,
+        '--browser',
+        '--redirect-port',
+        String(port),
+      ],
+      async () => {
+        child?.kill('SIGINT')
+      },
+      {},
+      (started) => {
+        child = started
+      },
+    )
+    expect(result.code).toBe(1)
+    const errors = result.stderr.split('\n').filter((line) => line.startsWith('error:'))
+    expect(errors).toEqual(['error: The Salesforce sign-in was cancelled.'])
+    expect(await storedConnection(tenant)).toHaveLength(0)
+    const server = net.createServer()
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, '127.0.0.1', resolve)
+    })
+    await new Promise<void>((resolve) => server.close(() => resolve()))
   })
 
   it('refuses, in one error line and before any sign-in, what sign-in cannot use', async () => {
