@@ -9,7 +9,8 @@ import path from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import type { DbHandle } from '../db/client.js'
 import { migrateDatabase, migrationsFolder } from '../db/migrate.js'
-import { AppError, describeError } from '../shared/errors.js'
+import { withTenant } from '../db/tenant.js'
+import { AppError, ConfigError, describeError } from '../shared/errors.js'
 import { entityTypes, type ConnectorHealthStatus, type EntityType } from '../shared/schemas.js'
 import { cliUserId } from './audit/audit.js'
 import { dataDir, loadConnectorModules, locateDatabase, type Env } from './config.js'
@@ -22,7 +23,9 @@ import { whileInterruptible } from './shutdown.js'
 import { connect, disconnect, health } from './services/connections.js'
 import { rotateKeys } from './services/keys.js'
 import { getMappings, resetMappings, setMappings, type MappingView } from './services/mappings.js'
-import { createTenant, listTenants } from './services/tenants.js'
+import { createTenant, listTenants, requireTenant } from './services/tenants.js'
+import { redirectPortOption, signInWithBrowser } from './signin/cli-flow.js'
+import { DEFAULT_REDIRECT_PORT } from './signin/loopback.js'
 import {
   describeConnectionChange,
   notifyConnectionChange,
@@ -175,13 +178,33 @@ function addConnectionCommands(program: Command, ctx: CliContext): void {
     .description('check a config file, authenticate, and store the connection encrypted')
     .requiredOption('--tenant <id>', 'tenant id')
     .requiredOption('--config <file>', 'JSON config file for the connector')
-    .action(async (type: string, opts: { tenant: string; config: string }) => {
+    .option('--browser', 'sign in through a browser; the config file holds no tokens')
+    .option(
+      '--redirect-port <port>',
+      `port of the sign-in callback on 127.0.0.1 (default ${DEFAULT_REDIRECT_PORT})`,
+      redirectPortOption,
+    )
+    .action(async (type: string, opts: ConnectOptions) => {
       const keyring = loadKeyring(ctx.env)
       await loadConnectorModules(ctx.env)
-      connectorRegistry.get(type)
-      const configJson = await readJsonFile(opts.config, 'config file')
+      const connector = connectorRegistry.get(type)
+      if (opts.redirectPort !== undefined && !opts.browser)
+        throw new ConfigError('config_invalid', '--redirect-port is only used with --browser.')
+      const fileJson = await readJsonFile(opts.config, 'config file')
       await withDatabase(ctx, async (handle) => {
         const { db } = handle
+        // The tenant is checked first, so nobody signs in for nothing.
+        if (opts.browser) await withTenant(db, opts.tenant, (tx) => requireTenant(tx, opts.tenant))
+        const configJson = opts.browser
+          ? await signInWithBrowser({
+              connector,
+              configJson: fileJson,
+              redirectPort: opts.redirectPort,
+              env: ctx.env,
+              log: ctx.log,
+              write: (line) => process.stderr.write(`${line}\n`),
+            })
+          : fileJson
         const deps = { db, registry: connectorRegistry, keyring, log: ctx.log }
         const result = await connect(deps, {
           tenantId: opts.tenant,
@@ -301,6 +324,8 @@ function addConnectionCommands(program: Command, ctx: CliContext): void {
       })
     })
 }
+
+type ConnectOptions = { tenant: string; config: string; browser?: boolean; redirectPort?: number }
 
 function addMappingCommands(program: Command, ctx: CliContext): void {
   const mappings = program

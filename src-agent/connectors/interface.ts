@@ -119,6 +119,51 @@ export interface WritebackCapability {
   ): Promise<WritebackPreview[]>
 }
 
+/** A sign-in in progress: what `begin` made, held in memory until its callback arrives. */
+export interface PendingSignIn {
+  /** Open this in the admin's browser. */
+  readonly url: string
+  /** The callback must carry exactly this value (CSRF protection, RFC 6749 §10.12). */
+  readonly state: string
+  /** Where the browser comes back to; a token exchange must name it again. */
+  readonly redirectUri: string
+  /** What completion needs and nobody else may see (a PKCE verifier). Never logged or shown. */
+  readonly secrets: Readonly<Record<string, string>>
+}
+
+/** What `complete` accepts besides the callback: the deadlines and retries of its vendor calls. */
+export type SignInOptions = Pick<CredentialOptions, 'signal' | 'stop' | 'log' | 'onRetry'>
+
+/**
+ * A connector an admin connects by signing in through a browser: `begin` builds the authorize
+ * URL for a loopback redirect URI, the browser comes back to that URI with query parameters, and
+ * `complete` turns them into the connector's config (tokens included) for the usual connect path
+ * (authenticate, health check, encrypt, store). The loopback listener (signin/loopback.ts) checks
+ * `state` before `complete` sees the parameters; `complete` checks it again.
+ *
+ * It fits both kinds of sign-in we need:
+ * - OAuth code + PKCE (Salesforce): `secrets` holds the verifier; the callback carries `code`,
+ *   which `complete` exchanges for tokens.
+ * - Admin consent (Microsoft 365, `/{tenant}/v2.0/adminconsent`): `secrets` is empty; the
+ *   callback carries `admin_consent=True&tenant=<id>`, and `complete` returns a config with that
+ *   tenant id, whose app-only tokens `authenticate` then gets (client credentials).
+ * Either way, a callback with `error` (and `error_description`) becomes a VendorError
+ * `vendor_auth_failed` that says the sign-in was refused and why.
+ */
+export interface SignInCapability<Config = unknown, SignInConfig = unknown> {
+  /** Parses what sign-in needs (client id, login URL…, never tokens); errors name the key. */
+  readonly configSchema: z.ZodType<SignInConfig>
+  /** A fresh sign-in: the URL to open, its `state` and what completion needs. */
+  begin(config: SignInConfig, options: { redirectUri: string }): PendingSignIn
+  /** Turns the callback's query parameters into the connector's config; refusals throw. */
+  complete(
+    config: SignInConfig,
+    pending: PendingSignIn,
+    callback: URLSearchParams,
+    options?: SignInOptions,
+  ): Promise<Config>
+}
+
 export type HealthOptions = CredentialOptions
 
 /**
@@ -204,6 +249,8 @@ export interface Connector<Config = unknown> {
    * so no connected tenant reads everything again. Streams it leaves out start from scratch.
    */
   upgradeCursor?(legacy: string): Record<string, string | null>
+  /** Present when an admin can connect it by signing in through a browser. */
+  readonly signIn?: SignInCapability<Config>
 }
 
 /** Any connector, whatever its config type. */

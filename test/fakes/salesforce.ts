@@ -42,6 +42,11 @@ export interface SalesforceFakeOptions {
   extraFields?: Partial<Record<SObjectType, number>>
   /** Longest request URL accepted; longer ones get 414 like Salesforce's front end. */
   maxUrlLength?: number
+  /**
+   * The connected app's callback URLs. When set, an authorize request whose redirect_uri is not
+   * exactly one of them is refused with an error page, as Salesforce does.
+   */
+  callbackUrls?: string[]
   /** Delay before answering the token endpoint, to widen refresh races. */
   tokenDelayMs?: number
   /**
@@ -88,6 +93,11 @@ export interface SalesforceFake {
   issuedTokens(): string[]
   /** Invalidates every access token issued so far: the next REST call gets 401 INVALID_SESSION_ID. */
   expireAccessTokens(): void
+  /**
+   * The next authorize request is refused as when the user clicks Deny: the browser is redirected
+   * with `error` and `error_description` (and the request's `state`) instead of a code.
+   */
+  refuseNextSignIn(error?: string, description?: string): void
   /** Invalidates every refresh token: the next refresh gets 400 invalid_grant. */
   revokeRefreshTokens(): void
   setRotation(on: boolean): void
@@ -170,6 +180,9 @@ export async function startSalesforceFake(
     issuedTokens: () => [...state.issued],
     expireAccessTokens: () => state.accessTokens.clear(),
     revokeRefreshTokens: () => state.refreshTokens.clear(),
+    refuseNextSignIn: (error = 'access_denied', description = 'end-user denied authorization') => {
+      state.refusal = { error, description }
+    },
     setRotation: (on) => {
       state.rotate = on
     },
@@ -948,6 +961,7 @@ class FakeState {
   readonly bulkFailures: Array<{ type?: SObjectType; message: string }> = []
   readonly writebackFailures = new Map<string, FakeSaveError>()
   bulkStalled = false
+  refusal: { error: string; description: string } | undefined
   currentRefreshToken: string
   currentAccessToken = ''
   rotate: boolean
@@ -1162,6 +1176,30 @@ class FakeState {
         error_description: 'client identifier invalid',
       })
     }
+    // An untrusted redirect_uri is never redirected to: Salesforce shows its own error page.
+    const registered = this.#options.callbackUrls
+    if (registered && !registered.includes(redirectUri)) {
+      res
+        .writeHead(400, { 'content-type': 'text/html' })
+        .end(
+          '<html><body>error=redirect_uri_mismatch: redirect_uri must match configuration</body></html>',
+        )
+      return
+    }
+    const location = new URL(redirectUri)
+    const state = p.get('state')
+    if (state !== null) location.searchParams.set('state', state)
+    if (this.refusal || p.get('response_type') !== 'code') {
+      const refusal = this.refusal ?? {
+        error: 'unsupported_response_type',
+        description: 'response type not supported',
+      }
+      this.refusal = undefined
+      location.searchParams.set('error', refusal.error)
+      location.searchParams.set('error_description', refusal.description)
+      res.writeHead(302, { location: location.toString() }).end()
+      return
+    }
     const code = `aPrx${randomBytes(16).toString('base64url')}`
     const challenge = p.get('code_challenge')
     this.#codes.set(code, {
@@ -1170,10 +1208,7 @@ class FakeState {
       ...(challenge ? { challenge } : {}),
       method: p.get('code_challenge_method') ?? 'S256',
     })
-    const location = new URL(redirectUri)
     location.searchParams.set('code', code)
-    const state = p.get('state')
-    if (state !== null) location.searchParams.set('state', state)
     res.writeHead(302, { location: location.toString() }).end()
   }
 

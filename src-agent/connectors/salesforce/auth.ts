@@ -51,6 +51,7 @@ export function createAuthorization(
   client: OAuthClient & { redirectUri: string; scope?: string },
 ): Authorization {
   const codeVerifier = randomBytes(64).toString('base64url')
+  registerSecret(codeVerifier)
   const state = randomBytes(16).toString('base64url')
   const url = new URL('services/oauth2/authorize', withSlash(client.loginUrl))
   url.search = new URLSearchParams({
@@ -65,20 +66,25 @@ export function createAuthorization(
   return { url: url.toString(), state, codeVerifier }
 }
 
-/** The authorization code from the loopback callback URL, after checking `state`. */
-export function readCallback(callbackUrl: string, expectedState: string): string {
-  const params = new URL(callbackUrl).searchParams
-  const error = params.get('error')
-  if (error) {
-    throw new VendorError(
-      'vendor_auth_failed',
-      `Salesforce did not grant access (${error}: ${params.get('error_description') ?? 'no reason given'}).`,
-    )
-  }
+/**
+ * The authorization code from the loopback callback (its URL or query parameters), after checking
+ * `state`. A refusal (`error=access_denied`, an admin who clicked Deny) throws with Salesforce's
+ * reason.
+ */
+export function readCallback(callback: string | URLSearchParams, expectedState: string): string {
+  const params = typeof callback === 'string' ? new URL(callback).searchParams : callback
   if (params.get('state') !== expectedState) {
     throw new VendorError(
       'vendor_auth_failed',
       'The Salesforce sign-in answered for a different request (state mismatch). Start the connection again.',
+    )
+  }
+  const error = params.get('error')
+  if (error) {
+    const reason = (params.get('error_description') ?? '').slice(0, 300) || 'no reason given'
+    throw new VendorError(
+      'vendor_auth_failed',
+      `Salesforce sign-in was refused: ${reason} (${error.slice(0, 100)}).`,
     )
   }
   const code = params.get('code')
@@ -88,6 +94,7 @@ export function readCallback(callbackUrl: string, expectedState: string): string
       'The Salesforce sign-in returned no authorization code.',
     )
   }
+  registerSecret(code)
   return code
 }
 

@@ -12,11 +12,13 @@ import {
 } from './schemas.js'
 import { SalesforceSession, parseStored, type SessionOptions } from './session.js'
 import { SALESFORCE_STREAMS, streamObject, upgradeCursor } from './streams.js'
+import { salesforceSignIn } from './sign-in.js'
 import { syncPage } from './sync.js'
 import { salesforceWriteback } from './writeback.js'
 
 export type SalesforceConnector = Connector<SalesforceConfig> & {
   readonly writeback: typeof salesforceWriteback
+  readonly signIn: typeof salesforceSignIn
   /** The fields of one stream's object (GET /sobjects/{type}/describe), for the mapping editor. */
   listSourceFields(
     credentials: Credentials,
@@ -71,6 +73,8 @@ export const salesforceConnector: SalesforceConnector = {
   // Salesforce ids are unique across an org's objects (each object has its own key prefix).
   idsUniqueAcrossStreams: true,
   upgradeCursor,
+
+  signIn: salesforceSignIn,
 
   async listSourceFields(credentials, stream, options = {}) {
     const object = streamObject(stream)

@@ -1,0 +1,43 @@
+import http from 'node:http'
+
+export interface Page {
+  status: number
+  /** Where a redirect pointed (absent when the page was not a redirect). */
+  location?: string
+  body: string
+}
+
+/** One GET on a fresh connection (no pooling, so nothing is left open on the server). */
+export function get(url: string): Promise<Page> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (body += chunk))
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          ...(res.headers.location ? { location: res.headers.location } : {}),
+          body,
+        }),
+      )
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+  })
+}
+
+/**
+ * What a browser does with a sign-in URL, minus the person: load it, follow the vendor's
+ * redirects (to the loopback callback among them), and return the last page.
+ */
+export async function browse(url: string, maxRedirects = 5): Promise<Page & { visited: string[] }> {
+  const visited = [url]
+  let page = await get(url)
+  while (page.location && visited.length <= maxRedirects) {
+    const next = new URL(page.location, visited.at(-1)).toString()
+    visited.push(next)
+    page = await get(next)
+  }
+  return { ...page, visited }
+}
