@@ -4,6 +4,7 @@ import type {
   ConnectorHealthStatus,
   EntityType,
   FieldMapping,
+  SourceRecord,
   SyncResult,
   WritebackFieldMapping,
 } from '../../shared/schemas.js'
@@ -115,6 +116,52 @@ export interface WritebackCapability {
 
 export type HealthOptions = CredentialOptions
 
+/** One webhook request as it arrived: header names lower-cased, the body exactly as sent. */
+export interface WebhookRequest {
+  headers: Readonly<Record<string, string | undefined>>
+  rawBody: Buffer
+  receivedAt: Date
+}
+
+/**
+ * Whether a webhook request comes from the source: 401 for a missing, stale or wrong signature,
+ * 400 for a request too malformed to check. `reason` is logged and must not quote a secret.
+ */
+export type WebhookVerdict = { ok: true } | { ok: false; status: 400 | 401; reason: string }
+
+/** One event read from a webhook body. */
+export interface WebhookEvent {
+  /** The source's id for the event: a redelivery carries the same one, and is stored once. */
+  eventId: string
+  /** The source's name for what happened (`email_opened`, `meeting.ended`). */
+  type: string
+  occurredAt?: Date
+  /** The connector stream the event belongs to, when the connector has streams. */
+  stream?: string
+  /** The event as the source sent it, kept in the inbox. */
+  payload: Record<string, unknown>
+  /** The raw records it carries, shaped as `sync()` returns them; mapped when it is processed. */
+  records: SourceRecord[]
+}
+
+/** A webhook body read into events, or why it could not be (a short sentence, answered with 400). */
+export type WebhookParseResult =
+  { ok: true; events: WebhookEvent[] } | { ok: false; reason: string }
+
+/**
+ * A connector that receives events pushed by its source. The agent checks the body size, finds
+ * the connection, then calls `verify` with its stored credentials (the signing key is a secret
+ * config key) before `parse`; events are stored before the source gets its 2xx.
+ */
+export interface WebhookCapability {
+  /** The largest body accepted; a longer one is answered 413 without being read to its end. */
+  readonly maxBodyBytes: number
+  /** Checks the signature (in constant time) and the timestamp (against replays). */
+  verify(request: WebhookRequest, credentials: Credentials): WebhookVerdict
+  /** Reads a verified body into events. Pure: no I/O, never throws on bad input. */
+  parse(rawBody: Buffer, headers: WebhookRequest['headers']): WebhookParseResult
+}
+
 /**
  * A data source. `sync` returns ONE page: the pipeline calls it again with the returned cursor
  * while `hasMore` is true, committing each page's rows and cursor in one transaction.
@@ -139,6 +186,8 @@ export interface Connector<Config = unknown> {
   healthCheck(credentials: Credentials, options?: HealthOptions): Promise<ConnectorHealthStatus>
   /** Present when the connector can write updates back to its source. */
   readonly writeback?: WritebackCapability
+  /** Present when the connector's source can push events (`gtm-agent webhooks serve`). */
+  readonly webhooks?: WebhookCapability
 }
 
 /** Any connector, whatever its config type. */
