@@ -2,8 +2,12 @@ import { randomBytes } from 'node:crypto'
 import type { ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { eq } from 'drizzle-orm'
 import type { DbHandle } from '../../db/client.js'
+import { connectors, webhookInbox } from '../../db/schema/index.js'
+import { withTenant } from '../../db/tenant.js'
 import { connect } from '../../src-agent/services/connections.js'
+import { processEvent, storeEvents } from '../../src-agent/webhooks/inbox.js'
 import {
   deliverPagerWebhook,
   pagerEvent,
@@ -11,7 +15,12 @@ import {
   type PagerWebhookEvent,
 } from '../fakes/pager-webhooks.js'
 import { startPagerFake, type PagerFake } from '../fakes/pager.js'
-import { agentFixture, TEST_KEY_HEX, type AgentFixture } from '../helpers/agent.js'
+import {
+  agentFixture,
+  connectedTenant as connectedPagerTenant,
+  TEST_KEY_HEX,
+  type AgentFixture,
+} from '../helpers/agent.js'
 import { repoRoot, runCli, type CliResult } from '../helpers/cli.js'
 import { databaseUrl, ownerDb, seedTenant } from '../helpers/db.js'
 
@@ -465,5 +474,63 @@ describe('webhooks serve', () => {
     const refused = requests.find((r) => r.status === 401)
     expect(refused).toMatchObject({ connector: 'test-pages' })
     expect(refused?.reason).toMatch(/signature|timestamp/)
+  })
+})
+
+describe('webhook inbox processing', () => {
+  let agent: AgentFixture
+  let fake: PagerFake
+
+  beforeAll(async () => {
+    agent = agentFixture()
+    fake = await startPagerFake()
+  })
+  afterAll(async () => {
+    await fake?.close()
+    await agent?.close()
+  })
+
+  it('processes an event once when two processors reach for it together', async () => {
+    const deps = { db: agent.handle.db, registry: agent.registry }
+    const tenantId = await connectedPagerTenant(agent, fake)
+    const events = Array.from({ length: 5 }, (_, i) => ({
+      eventId: `evt-${i}`,
+      type: 'records.changed',
+      payload: { i },
+      records: [
+        {
+          entityType: 'person' as const,
+          data: { kind: 'person', id: `p-${i}`, email: `p${i}@example.com` },
+        },
+      ],
+    }))
+    const ids = await withTenant(agent.handle.db, tenantId, async (tx) => {
+      const [connection] = await tx
+        .select({ id: connectors.id })
+        .from(connectors)
+        .where(eq(connectors.type, 'test-pages'))
+      await storeEvents(tx, {
+        tenantId,
+        connectorId: connection!.id,
+        source: 'test-pages',
+        events,
+      })
+      return (await tx.select({ id: webhookInbox.id }).from(webhookInbox)).map((r) => r.id)
+    })
+    expect(ids).toHaveLength(5)
+    const outcomes = await Promise.all(
+      ids.flatMap((id) => [processEvent(deps, tenantId, id), processEvent(deps, tenantId, id)]),
+    )
+    const byOutcome = (name: string) => outcomes.filter((o) => o.outcome === name).length
+    expect({ processed: byOutcome('processed'), skipped: byOutcome('skipped') }).toEqual({
+      processed: 5,
+      skipped: 5,
+    })
+    const rows = await withTenant(agent.handle.db, tenantId, (tx) =>
+      tx
+        .select({ status: webhookInbox.status, attempts: webhookInbox.attempts })
+        .from(webhookInbox),
+    )
+    expect(rows.every((r) => r.status === 'processed' && r.attempts === 1)).toBe(true)
   })
 })
