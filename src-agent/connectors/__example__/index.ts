@@ -2,6 +2,7 @@ import { probeHealth } from '../http.js'
 import type { Connector } from '../interface.js'
 import { fetchContacts } from './fetch.js'
 import { exampleConfigSchema, type ExampleConfig } from './schemas.js'
+import { exampleWebhooks } from './webhooks.js'
 
 /**
  * A template connector. Not registered: a real connector ends with
@@ -15,7 +16,7 @@ export const exampleConnector: Connector<ExampleConfig> = {
   authMethod: 'api_key',
   dataTypes: ['person'],
   configSchema: exampleConfigSchema,
-  secretConfigKeys: ['apiKey'],
+  secretConfigKeys: ['apiKey', 'webhookSigningKey'],
 
   async authenticate(config, options) {
     // A cheap authenticated call proves the key before anything is stored.
@@ -54,4 +55,7 @@ export const exampleConnector: Connector<ExampleConfig> = {
       'Example answered and accepted the API key.',
     )
   },
+
+  // Optional: only for a source that pushes events (see webhooks.ts).
+  webhooks: exampleWebhooks,
 }
