@@ -34,6 +34,7 @@ import {
 } from './temporal/cli-commands.js'
 import { stdoutOutput, type CliOutput } from './cli-output.js'
 import { registerWritebackCommands } from './cli-writeback.js'
+import { registerWebhookCommands } from './webhooks/cli.js'
 import {
   oneLine,
   plural,
@@ -76,6 +77,7 @@ function buildProgram(ctx: CliContext): Command {
   addMappingCommands(program, ctx)
   registerTemporalCommands(program, ctx)
   registerWritebackCommands(program, ctx)
+  registerWebhookCommands(program, ctx)
   return program
 }
 

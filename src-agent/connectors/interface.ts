@@ -4,6 +4,7 @@ import type {
   ConnectorHealthStatus,
   EntityType,
   FieldMapping,
+  SourceRecord,
   SyncResult,
   WritebackFieldMapping,
 } from '../../shared/schemas.js'
@@ -166,6 +167,52 @@ export interface SignInCapability<Config = unknown, SignInConfig = unknown> {
 
 export type HealthOptions = CredentialOptions
 
+/** One webhook request as it arrived: header names lower-cased, the body exactly as sent. */
+export interface WebhookRequest {
+  headers: Readonly<Record<string, string | undefined>>
+  rawBody: Buffer
+  receivedAt: Date
+}
+
+/**
+ * Whether a webhook request comes from the source: 401 for a missing, stale or wrong signature,
+ * 400 for a request too malformed to check. `reason` is logged and must not quote a secret.
+ */
+export type WebhookVerdict = { ok: true } | { ok: false; status: 400 | 401; reason: string }
+
+/** One event read from a webhook body. */
+export interface WebhookEvent {
+  /** The source's id for the event: a redelivery carries the same one, and is stored once. */
+  eventId: string
+  /** The source's name for what happened (`email_opened`, `meeting.ended`). */
+  type: string
+  occurredAt?: Date
+  /** The connector stream the event belongs to, when the connector has streams. */
+  stream?: string
+  /** The event as the source sent it, kept in the inbox. */
+  payload: Record<string, unknown>
+  /** The raw records it carries, shaped as `sync()` returns them; mapped when it is processed. */
+  records: SourceRecord[]
+}
+
+/** A webhook body read into events, or why it could not be (a short sentence, answered with 400). */
+export type WebhookParseResult =
+  { ok: true; events: WebhookEvent[] } | { ok: false; reason: string }
+
+/**
+ * A connector that receives events pushed by its source. The agent checks the body size, finds
+ * the connection, then calls `verify` with its stored credentials (the signing key is a secret
+ * config key) before `parse`; events are stored before the source gets its 2xx.
+ */
+export interface WebhookCapability {
+  /** The largest body accepted; a longer one is answered 413 without being read to its end. */
+  readonly maxBodyBytes: number
+  /** Checks the signature (in constant time) and the timestamp (against replays). */
+  verify(request: WebhookRequest, credentials: Credentials): WebhookVerdict
+  /** Reads a verified body into events. Pure: no I/O, never throws on bad input. */
+  parse(rawBody: Buffer, headers: WebhookRequest['headers']): WebhookParseResult
+}
+
 /**
  * One feed of a source that is read on its own: its own cursor, stats and sync_runs row, so a
  * failing stream does not stop the others and one stream can be read again alone.
@@ -251,6 +298,8 @@ export interface Connector<Config = unknown> {
   upgradeCursor?(legacy: string): Record<string, string | null>
   /** Present when an admin can connect it by signing in through a browser. */
   readonly signIn?: SignInCapability<Config>
+  /** Present when the connector's source can push events (`gtm-agent webhooks serve`). */
+  readonly webhooks?: WebhookCapability
 }
 
 /** Any connector, whatever its config type. */

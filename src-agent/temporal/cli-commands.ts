@@ -27,6 +27,7 @@ import {
   type SyncOutcomeView,
 } from './scheduler.js'
 import { takeOverShutdownSignals } from '../shutdown.js'
+import { portNumber, withWebhookService } from '../webhooks/cli.js'
 import { runWorker } from './worker.js'
 import { wakeWriteback } from './writeback.js'
 import { syncProgressQuery, type SyncProgressView } from './workflows.js'
@@ -40,13 +41,21 @@ export function registerTemporalCommands(program: Command, ctx: CliContext): voi
     .description(
       'run the Temporal worker: scheduled syncs and writebacks (Ctrl-C stops it gracefully)',
     )
-    .action(async () => {
+    .option('--webhooks-port <port>', 'also receive webhooks on this port', portNumber)
+    .option('--webhooks-host <host>', 'address to receive webhooks on', '127.0.0.1')
+    .action(async (opts: { webhooksPort?: number; webhooksHost: string }) => {
       const controller = new AbortController()
       const restoreSignals = takeOverShutdownSignals(controller)
       try {
         // A worker reports what it does at info level unless LOG_LEVEL says otherwise.
         const log = ctx.env.LOG_LEVEL ? ctx.log : ctx.log.child({}, { level: 'info' })
-        await runWorker({ env: ctx.env, log, signal: controller.signal })
+        const webhooks =
+          opts.webhooksPort === undefined
+            ? undefined
+            : { port: opts.webhooksPort, host: opts.webhooksHost }
+        await withWebhookService(ctx, webhooks, () =>
+          runWorker({ env: ctx.env, log, signal: controller.signal }),
+        )
       } finally {
         restoreSignals()
       }

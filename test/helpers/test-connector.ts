@@ -1,7 +1,12 @@
 import { z } from 'zod'
-import type { Connector, Credentials } from '../../src-agent/connectors/interface.js'
+import type {
+  Connector,
+  Credentials,
+  WebhookCapability,
+} from '../../src-agent/connectors/interface.js'
 import { probeHealth, vendorJson } from '../../src-agent/connectors/http.js'
 import { connectorRegistry } from '../../src-agent/connectors/registry.js'
+import { checkHmacSignature } from '../../src-agent/connectors/webhook-signing.js'
 import type { EntityType, FieldMapping, SourceRecord } from '../../shared/schemas.js'
 import type { FakeRecord } from '../fakes/pager.js'
 
@@ -19,6 +24,8 @@ export const testPagesConfigSchema = z.object({
   baseUrl: z.string().url(),
   apiKey: z.string().min(8),
   pageSize: z.number().int().positive().max(1000).optional(),
+  /** Signs the fake's webhooks (test/fakes/pager-webhooks.ts); webhooks are refused without it. */
+  webhookSigningKey: z.string().min(16).optional(),
 })
 export type TestPagesConfig = z.infer<typeof testPagesConfigSchema>
 
@@ -63,6 +70,71 @@ const defaults: Record<EntityType, FieldMapping[]> = {
   ],
 }
 
+/**
+ * One webhook event of the fake (test/fakes/pager-webhooks.ts), signed like Customer.io's: the
+ * hex HMAC-SHA256 of `v0:<X-CIO-Timestamp>:<raw body>` in X-CIO-Signature, 300 s tolerance.
+ */
+const webhookBodySchema = z.object({
+  event_id: z.string().min(1).max(200),
+  event_type: z.string().min(1).max(200),
+  timestamp: z.number().int().nonnegative(),
+  stream: z.string().min(1).max(200).optional(),
+  records: z.array(
+    z.looseObject({
+      kind: z.enum(['person', 'account', 'activity']),
+      id: z.string(),
+      updatedAt: z.string().optional(),
+      deleted: z.boolean().optional(),
+    }),
+  ),
+})
+
+const testWebhooks: WebhookCapability = {
+  maxBodyBytes: 64 * 1024,
+  verify(request, credentials) {
+    return checkHmacSignature({
+      key: credentials.webhookSigningKey,
+      timestamp: request.headers['x-cio-timestamp'],
+      signature: request.headers['x-cio-signature'],
+      signed: (timestamp) => [`v0:${timestamp}:`, request.rawBody],
+      receivedAt: request.receivedAt,
+    })
+  },
+  parse(rawBody) {
+    let json: unknown
+    try {
+      json = JSON.parse(rawBody.toString('utf8'))
+    } catch {
+      return { ok: false, reason: 'the body is not JSON' }
+    }
+    const parsed = webhookBodySchema.safeParse(json)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      const at = issue?.path.length ? issue.path.join('.') : 'body'
+      return { ok: false, reason: `${at}: ${issue?.message ?? 'invalid'}` }
+    }
+    const body = parsed.data
+    return {
+      ok: true,
+      events: [
+        {
+          eventId: body.event_id,
+          type: body.event_type,
+          occurredAt: new Date(body.timestamp * 1000),
+          ...(body.stream ? { stream: body.stream } : {}),
+          payload: json as Record<string, unknown>,
+          records: body.records.map((r) => ({
+            entityType: r.kind,
+            data: r,
+            ...(r.updatedAt ? { modifiedAt: r.updatedAt } : {}),
+            ...(r.deleted ? { deleted: true } : {}),
+          })),
+        },
+      ],
+    }
+  },
+}
+
 export const testConnector: Connector<TestPagesConfig> = {
   id: 'test-pages',
   name: 'Test pages',
@@ -70,7 +142,7 @@ export const testConnector: Connector<TestPagesConfig> = {
   authMethod: 'api_key',
   dataTypes: ['person', 'account', 'activity'],
   configSchema: testPagesConfigSchema,
-  secretConfigKeys: ['apiKey'],
+  secretConfigKeys: ['apiKey', 'webhookSigningKey'],
 
   async authenticate(config, options) {
     await vendorJson(`${config.baseUrl}/health`, {
@@ -130,6 +202,8 @@ export const testConnector: Connector<TestPagesConfig> = {
       'Reachable and authenticated.',
     )
   },
+
+  webhooks: testWebhooks,
 }
 
 function parseCredentials(credentials: Credentials): z.infer<typeof credentialsSchema> {

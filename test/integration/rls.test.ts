@@ -2,7 +2,14 @@ import { sql } from 'drizzle-orm'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DbHandle } from '../../db/client.js'
-import { accounts, auditLog, people, tenants } from '../../db/schema/index.js'
+import {
+  accounts,
+  auditLog,
+  connectors,
+  people,
+  tenants,
+  webhookInbox,
+} from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
 import { agentDb, databaseUrl, seedTenant } from '../helpers/db.js'
 import { expectPgError } from '../helpers/expect-db.js'
@@ -96,6 +103,54 @@ describe('row-level security', () => {
     } finally {
       await c.end()
     }
+  })
+
+  it('keeps each tenant’s webhook inbox to itself', async () => {
+    const inboxRow = async (tenantId: string) =>
+      withTenant(h.db, tenantId, async (tx) => {
+        const [connection] = await tx
+          .insert(connectors)
+          .values({ tenantId, type: 'test' })
+          .returning({ id: connectors.id })
+        await tx.insert(webhookInbox).values({
+          tenantId,
+          connectorId: connection!.id,
+          source: 'test',
+          eventId: 'evt-1',
+          eventType: 'x',
+          payload: { owner: tenantId },
+          records: [],
+        })
+        return connection!.id
+      })
+    const aConnection = await inboxRow(a)
+    await inboxRow(b)
+    const seenByA = await withTenant(h.db, a, (tx) => tx.select().from(webhookInbox))
+    expect(seenByA.map((r) => r.payload)).toEqual([{ owner: a }])
+    expect(await h.db.select().from(webhookInbox)).toHaveLength(0)
+    // A cannot slip an event into B's inbox, not even through its own connection.
+    await expectPgError(
+      withTenant(h.db, a, (tx) =>
+        tx.insert(webhookInbox).values({
+          tenantId: b,
+          connectorId: aConnection,
+          source: 'test',
+          eventId: 'evt-2',
+          eventType: 'x',
+          payload: {},
+          records: [],
+        }),
+      ),
+      /row-level security/,
+    )
+    const changed = await withTenant(h.db, a, (tx) =>
+      tx
+        .update(webhookInbox)
+        .set({ status: 'processed' })
+        .where(sql`${webhookInbox.tenantId} = ${b}`)
+        .returning(),
+    )
+    expect(changed).toHaveLength(0)
   })
 
   it('keeps the tenant setting inside its transaction', async () => {

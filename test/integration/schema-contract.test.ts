@@ -104,6 +104,23 @@ const contract: Record<string, string[]> = {
     'metadata',
     'created_at',
   ],
+  webhook_inbox: [
+    'id',
+    'tenant_id',
+    'connector_id',
+    'source',
+    'event_id',
+    'stream',
+    'event_type',
+    'occurred_at',
+    'payload',
+    'records',
+    'received_at',
+    'status',
+    'attempts',
+    'processed_at',
+    'error',
+  ],
 }
 
 describe('database schema contract', () => {
@@ -157,11 +174,18 @@ describe('database schema contract', () => {
         'activities(tenant_id,source,external_id)',
         'connectors(tenant_id,type)',
         'field_mappings(tenant_id,connector_id,entity_type)',
+        'webhook_inbox(tenant_id,source,event_id)',
       ]),
     )
   })
 
   it('forces row-level security on every tenant table', async () => {
+    const policies = await client.query<{ tablename: string }>(
+      `select tablename from pg_policies where policyname = 'tenant_isolation'`,
+    )
+    expect(policies.rows.map((r) => r.tablename)).toEqual(
+      expect.arrayContaining(Object.keys(contract)),
+    )
     const res = await client.query<{
       relname: string
       relrowsecurity: boolean

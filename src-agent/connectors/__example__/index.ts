@@ -4,6 +4,7 @@ import { probeHealth } from '../http.js'
 import type { Connector, StreamDefinition } from '../interface.js'
 import { fetchContacts, fetchFields, fetchMeetings, fetchTeams } from './fetch.js'
 import { exampleConfigSchema, type ExampleConfig } from './schemas.js'
+import { exampleWebhooks } from './webhooks.js'
 
 /**
  * Its streams: contacts, and meetings read per team (a partitioned stream: each team has its
@@ -48,7 +49,7 @@ export const exampleConnector: Connector<ExampleConfig> = {
   authMethod: 'api_key',
   dataTypes: ['person', 'activity'],
   configSchema: exampleConfigSchema,
-  secretConfigKeys: ['apiKey'],
+  secretConfigKeys: ['apiKey', 'webhookSigningKey'],
   streams: STREAMS,
 
   async authenticate(config, options) {
@@ -111,4 +112,7 @@ export const exampleConnector: Connector<ExampleConfig> = {
       'Example answered and accepted the API key.',
     )
   },
+
+  // Optional: only for a source that pushes events (see webhooks.ts).
+  webhooks: exampleWebhooks,
 }

@@ -4,6 +4,8 @@ import { z } from 'zod'
 export const exampleConfigSchema = z.object({
   baseUrl: z.string().url(),
   apiKey: z.string().min(1),
+  /** Only for webhooks: the key the vendor signs them with (a secret config key). */
+  webhookSigningKey: z.string().min(1).optional(),
 })
 export type ExampleConfig = z.infer<typeof exampleConfigSchema>
 
