@@ -179,6 +179,15 @@ export const connectorInfoSchema = z.object({
   version: z.string(),
   authMethod: authMethodSchema,
   dataTypes: z.array(entityTypeSchema),
+  /** What a sync reads, each as a run of its own. */
+  streams: z.array(
+    z.object({
+      id: z.string(),
+      name: z.string(),
+      entityType: entityTypeSchema,
+      partitioned: z.boolean(),
+    }),
+  ),
 })
 export type ConnectorInfo = z.infer<typeof connectorInfoSchema>
 

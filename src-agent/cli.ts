@@ -170,8 +170,15 @@ function addConnectionCommands(program: Command, ctx: CliContext): void {
       if (opts.json) return ctx.out.json(infos)
       if (infos.length === 0) return ctx.out.line('No connectors are registered.')
       ctx.out.table(
-        ['ID', 'NAME', 'VERSION', 'AUTH', 'DATA TYPES'],
-        infos.map((c) => [c.id, c.name, c.version, c.authMethod, c.dataTypes.join(', ')]),
+        ['ID', 'NAME', 'VERSION', 'AUTH', 'DATA TYPES', 'STREAMS'],
+        infos.map((c) => [
+          c.id,
+          c.name,
+          c.version,
+          c.authMethod,
+          c.dataTypes.join(', '),
+          c.streams.map((s) => s.id).join(', '),
+        ]),
       )
     })
 

@@ -1,7 +1,7 @@
 import { AppError } from '../../shared/errors.js'
 import type { ConnectorInfo } from '../../shared/schemas.js'
 import type { AnyConnector } from './interface.js'
-import { checkStreams } from './streams.js'
+import { checkStreams, streamsOf } from './streams.js'
 
 const semver = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/
 const connectorId = /^[a-z][a-z0-9_-]{1,62}$/
@@ -66,6 +66,12 @@ export class ConnectorRegistry {
       version: c.version,
       authMethod: c.authMethod,
       dataTypes: [...c.dataTypes],
+      streams: streamsOf(c).map((s) => ({
+        id: s.id,
+        name: s.name,
+        entityType: s.entityType,
+        partitioned: s.partitioned === true,
+      })),
     }))
   }
 }

@@ -174,6 +174,8 @@ export async function streamMappings(
   connector: AnyConnector,
   connectorId: string,
   stream: StreamDefinition,
+  /** Only these entity types (a webhook event's): a broken override of another is no concern. */
+  only: Iterable<EntityType> = entityTypes,
 ): Promise<Map<EntityType, FieldMapping[]>> {
   const rows = await tx
     .select({
@@ -189,7 +191,7 @@ export async function streamMappings(
       ),
     )
   const mappings = new Map<EntityType, FieldMapping[]>()
-  for (const entityType of entityTypes) {
+  for (const entityType of new Set(only)) {
     const overrides = (scope: string): FieldMapping[] => {
       const row = rows.find((r) => r.entityType === entityType && r.stream === scope)
       // The column is jsonb: check it, so a hand-edited row fails here naming the field.

@@ -101,7 +101,9 @@ export async function processEvent(
         const records = storedRecordsSchema.parse(row.records)
         // The mappings of the event's stream (the connector's first when it names none).
         const stream = row.stream ? findStream(connector, row.stream) : streamsOf(connector)[0]!
-        const mappings = await streamMappings(savepoint, connector, row.connectorId, stream)
+        // Only the entity types the event carries: a broken mapping of another is no concern.
+        const types = records.map((r) => r.entityType)
+        const mappings = await streamMappings(savepoint, connector, row.connectorId, stream, types)
         const batches = prepareRecords(records, (e) => mappings.get(e) ?? [])
         return persistRecords(savepoint, { tenantId, source: row.source, runId: null, batches })
       })

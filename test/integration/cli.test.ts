@@ -143,6 +143,7 @@ describe('gtm-agent CLI', () => {
       version: '1.0.0',
       authMethod: 'api_key',
       dataTypes: ['person', 'account', 'activity'],
+      streams: [{ id: 'records', name: 'Test pages', entityType: 'person', partitioned: false }],
     })
   })
 

@@ -173,7 +173,8 @@ describe('database schema contract', () => {
         'accounts(tenant_id,source,external_id)',
         'activities(tenant_id,source,external_id)',
         'connectors(tenant_id,type)',
-        'field_mappings(tenant_id,connector_id,entity_type)',
+        'field_mappings(tenant_id,connector_id,entity_type,stream)',
+        'stream_state(tenant_id,connector_id,stream,partition)',
         'webhook_inbox(tenant_id,source,event_id)',
       ]),
     )

@@ -208,7 +208,7 @@ describe('webhooks serve', () => {
   it('stores a signed event before answering, then lands its records', async () => {
     const { tenantId, key } = await connectedTenant()
     const event = pagerEvent('evt-1', [person('p-1'), account('acc-1'), activity('act-1', 'p-1')], {
-      stream: 'changes',
+      stream: 'records',
     })
     const answer = await post(server, tenantId, event, { key })
     expect(answer.status).toBe(202)
@@ -217,7 +217,7 @@ describe('webhooks serve', () => {
     const [stored] = await inbox(tenantId)
     expect(stored).toMatchObject({
       event_id: 'evt-1',
-      stream: 'changes',
+      stream: 'records',
       event_type: 'records.changed',
     })
     expect(stored!.payload).toMatchObject({ event_id: 'evt-1' })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { exampleConnector } from '../../src-agent/connectors/__example__/index.js'
+import type { StreamDefinition } from '../../src-agent/connectors/interface.js'
 import { ConnectorRegistry, connectorRegistry } from '../../src-agent/connectors/registry.js'
 import { validateMappings } from '../../src-agent/pipeline/mapping.js'
 import '../../src-agent/connectors/index.js'
@@ -17,9 +18,42 @@ describe('connector registry', () => {
         name: 'Example',
         version: '0.1.0',
         authMethod: 'api_key',
-        dataTypes: ['person'],
+        dataTypes: ['person', 'activity'],
+        streams: [
+          { id: 'contacts', name: 'Contacts', entityType: 'person', partitioned: false },
+          { id: 'meetings', name: 'Meetings', entityType: 'activity', partitioned: true },
+        ],
       },
     ])
+  })
+
+  it('refuses streams that could not be stored apart', () => {
+    const registry = new ConnectorRegistry()
+    const [contacts, meetings] = exampleConnector.streams!
+    const refused = (streams: StreamDefinition[]) => () =>
+      registry.register({ ...exampleConnector, id: 'streamy', streams })
+    expect(refused([contacts!, { ...contacts!, name: 'Again' }])).toThrow(
+      'Connector "streamy" cannot be registered: stream "contacts" is declared twice.',
+    )
+    expect(refused([{ ...contacts!, id: 'Contacts' }])).toThrow(/stream id "Contacts" is not valid/)
+    expect(refused([{ ...contacts!, entityType: 'account' }])).toThrow(
+      /produces account records, which are not among its data types \(person, activity\)/,
+    )
+    expect(refused([contacts!, { ...contacts!, id: 'leads' }])).toThrow(
+      /streams "contacts" and "leads" both produce person records/,
+    )
+    const { listPartitions: _listed, ...unlisted } = exampleConnector
+    expect(() => registry.register({ ...unlisted, id: 'streamy', streams: [meetings!] })).toThrow(
+      /"meetings" is partitioned but the connector has no listPartitions/,
+    )
+    // Ids unique across the source: two person streams may coexist.
+    registry.register({
+      ...exampleConnector,
+      id: 'streamy',
+      streams: [contacts!, { ...contacts!, id: 'leads' }],
+      idsUniqueAcrossStreams: true,
+    })
+    expect(registry.has('streamy')).toBe(true)
   })
 
   it('refuses an id registered twice', () => {
