@@ -31,7 +31,7 @@ import { recordAudit } from '../audit/audit.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
 import { findConnection } from '../pipeline/connection.js'
-import { hasDueWriteback } from '../pipeline/writeback.js'
+import { hasDueWriteback } from '../pipeline/writeback/send.js'
 import { listTenants } from '../services/tenants.js'
 import {
   launchSync,

@@ -6,7 +6,7 @@ import type { Client } from '@temporalio/client'
 import type { DbHandle } from '../../db/client.js'
 import { writebackWorkflowId } from '../../shared/temporal.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
-import { queueWriteback } from '../pipeline/writeback.js'
+import { queueWriteback } from '../pipeline/writeback/send.js'
 import { writeback, writebackEnqueuedSignal, type WritebackInput } from './workflows.js'
 
 export interface EnqueueDeps {

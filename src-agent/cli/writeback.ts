@@ -3,10 +3,10 @@
  * Results go to stdout, progress and warnings to stderr.
  */
 import { Option, type Command } from 'commander'
-import { AppError, ConfigError, describeError } from '../shared/errors.js'
-import { entityTypes, type EntityType } from '../shared/schemas.js'
-import { WRITEBACK_RETRY } from '../shared/temporal.js'
-import type { CliOutput } from './cli-output.js'
+import { AppError, ConfigError, describeError } from '../../shared/errors.js'
+import { entityTypes, type EntityType } from '../../shared/schemas.js'
+import { WRITEBACK_RETRY } from '../../shared/temporal.js'
+import type { CliOutput } from './output.js'
 import {
   oneLine,
   plural,
@@ -15,10 +15,10 @@ import {
   readTextFile,
   withDatabase,
   type CliContext,
-} from './cli-support.js'
-import { loadConnectorModules } from './config.js'
-import { connectorRegistry } from './connectors/registry.js'
-import { scrubString } from './logging/redact.js'
+} from './context.js'
+import { loadConnectorModules } from '../config.js'
+import { connectorRegistry } from '../connectors/registry.js'
+import { scrubString } from '../logging/redact.js'
 import {
   parseWritebackLines,
   previewQueuedWriteback,
@@ -27,16 +27,16 @@ import {
   type WritebackPreviewReport,
   type WritebackRunSummary,
   writebackStatus,
-} from './pipeline/writeback.js'
-import { loadKeyring } from './secrets/crypto.js'
-import { whileInterruptible } from './shutdown.js'
+} from '../pipeline/writeback/send.js'
+import { loadKeyring } from '../secrets/crypto.js'
+import { whileInterruptible } from '../shutdown.js'
 import {
   listWritebackConfigs,
   setWritebackConfig,
   writebackConnector,
   type WritebackConfigView,
-} from './services/writeback-config.js'
-import { wakeWritebackIfRunning } from './temporal/cli-commands.js'
+} from '../services/writeback-config.js'
+import { wakeWritebackIfRunning } from './schedules.js'
 
 /** Adds `writeback enqueue|run|status|config <type>` to the program. */
 export function registerWritebackCommands(program: Command, ctx: CliContext): void {

@@ -1,6 +1,6 @@
 /**
  * The CLI's Temporal commands: `worker`, `schedule`, `schedules`, and `sync --via-temporal`
- * (syncViaTemporal, called by cli.ts's `sync`). Results go to stdout, progress to stderr.
+ * (syncViaTemporal, called by index.ts's `sync`). Results go to stdout, progress to stderr.
  */
 import type { Command } from 'commander'
 import type { DbHandle } from '../../db/client.js'
@@ -8,8 +8,8 @@ import { AppError, ConfigError } from '../../shared/errors.js'
 import { DEFAULT_SYNC_CRON, syncScheduleId } from '../../shared/temporal.js'
 import { dataDir, loadConnectorModules, openDatabase, type Env } from '../config.js'
 import { connectorRegistry } from '../connectors/registry.js'
-import { readTemporalSettings, withTemporal, type TemporalConnection } from './client.js'
-import { findRunningDevServer } from './dev-server.js'
+import { readTemporalSettings, withTemporal, type TemporalConnection } from '../temporal/client.js'
+import { findRunningDevServer } from '../temporal/dev-server.js'
 import {
   awaitSync,
   deleteSchedule,
@@ -25,13 +25,13 @@ import {
   type SchedulerDeps,
   type ScheduleView,
   type SyncOutcomeView,
-} from './scheduler.js'
+} from '../temporal/scheduler.js'
 import { takeOverShutdownSignals } from '../shutdown.js'
-import { runWorker } from './worker.js'
-import { wakeWriteback } from './writeback.js'
-import { syncProgressQuery, type SyncProgressView } from './workflows.js'
-import type { CliOutput } from '../cli-output.js'
-import type { CliContext } from '../cli-support.js'
+import { runWorker } from '../temporal/worker.js'
+import { wakeWriteback } from '../temporal/writeback.js'
+import { syncProgressQuery, type SyncProgressView } from '../temporal/workflows.js'
+import type { CliOutput } from './output.js'
+import type { CliContext } from './context.js'
 
 /** Adds `worker`, `schedule <type>` and `schedules` to the program. */
 export function registerTemporalCommands(program: Command, ctx: CliContext): void {

@@ -7,30 +7,30 @@
  */
 import { and, asc, eq, inArray, isNull, lte, or, sql, type SQL } from 'drizzle-orm'
 import { z } from 'zod'
-import type { DbHandle, Tx } from '../../db/client.js'
-import { connectors, writebackQueue } from '../../db/schema/index.js'
-import { withTenant } from '../../db/tenant.js'
-import { AppError, ConfigError, VendorError, describeError } from '../../shared/errors.js'
-import { entityTypeSchema, type EntityType } from '../../shared/schemas.js'
-import { recordAudit } from '../audit/audit.js'
+import type { DbHandle, Tx } from '../../../db/client.js'
+import { connectors, writebackQueue } from '../../../db/schema/index.js'
+import { withTenant } from '../../../db/tenant.js'
+import { AppError, ConfigError, VendorError, describeError } from '../../../shared/errors.js'
+import { entityTypeSchema, type EntityType } from '../../../shared/schemas.js'
+import { recordAudit } from '../../audit/audit.js'
 import type {
   AnyConnector,
   WritebackItem,
   WritebackPreview,
   WritebackResult,
-} from '../connectors/interface.js'
-import type { ConnectorRegistry } from '../connectors/registry.js'
-import type { Logger } from '../logging/logger.js'
-import type { Keyring } from '../secrets/crypto.js'
+} from '../../connectors/interface.js'
+import type { ConnectorRegistry } from '../../connectors/registry.js'
+import type { Logger } from '../../logging/logger.js'
+import type { Keyring } from '../../secrets/crypto.js'
 import {
   applyFieldMap,
   loadWritebackConfigs,
   requireWriteback,
   writebackConnector,
   type WritebackConfigView,
-} from '../services/writeback-config.js'
-import { findConnection, openConnection } from './connection.js'
-import { credentialHooks } from './credential-lock.js'
+} from '../../services/writeback-config.js'
+import { findConnection, openConnection } from '../connection.js'
+import { credentialHooks } from '../credential-lock.js'
 
 export const writebackItemSchema = z.object({
   entityType: entityTypeSchema,

@@ -7,30 +7,30 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
-import type { DbHandle } from '../db/client.js'
-import { migrateDatabase, migrationsFolder } from '../db/migrate.js'
-import { AppError, describeError } from '../shared/errors.js'
-import { entityTypes, type ConnectorHealthStatus, type EntityType } from '../shared/schemas.js'
-import { cliUserId } from './audit/audit.js'
-import { dataDir, loadConnectorModules, locateDatabase, type Env } from './config.js'
-import { connectorRegistry } from './connectors/registry.js'
-import { createLogger, type Logger } from './logging/logger.js'
-import { scrubString } from './logging/redact.js'
-import { runSync, type SyncSummary } from './pipeline/run-sync.js'
-import { loadKeyring } from './secrets/crypto.js'
-import { whileInterruptible } from './shutdown.js'
-import { connect, disconnect, health } from './services/connections.js'
-import { rotateKeys } from './services/keys.js'
-import { getMappings, resetMappings, setMappings, type MappingView } from './services/mappings.js'
-import { createTenant, listTenants } from './services/tenants.js'
+import type { DbHandle } from '../../db/client.js'
+import { migrateDatabase, migrationsFolder } from '../../db/migrate.js'
+import { AppError, describeError } from '../../shared/errors.js'
+import { entityTypes, type ConnectorHealthStatus, type EntityType } from '../../shared/schemas.js'
+import { cliUserId } from '../audit/audit.js'
+import { dataDir, loadConnectorModules, locateDatabase, type Env } from '../config.js'
+import { connectorRegistry } from '../connectors/registry.js'
+import { createLogger, type Logger } from '../logging/logger.js'
+import { scrubString } from '../logging/redact.js'
+import { runSync, type SyncSummary } from '../pipeline/run-sync.js'
+import { loadKeyring } from '../secrets/crypto.js'
+import { whileInterruptible } from '../shutdown.js'
+import { connect, disconnect, health } from '../services/connections.js'
+import { rotateKeys } from '../services/keys.js'
+import { getMappings, resetMappings, setMappings, type MappingView } from '../services/mappings.js'
+import { createTenant, listTenants } from '../services/tenants.js'
 import {
   describeConnectionChange,
   notifyConnectionChange,
   registerTemporalCommands,
   syncViaTemporal,
-} from './temporal/cli-commands.js'
-import { stdoutOutput, type CliOutput } from './cli-output.js'
-import { registerWritebackCommands } from './cli-writeback.js'
+} from './schedules.js'
+import { stdoutOutput, type CliOutput } from './output.js'
+import { registerWritebackCommands } from './writeback.js'
 import {
   oneLine,
   plural,
@@ -38,7 +38,7 @@ import {
   readJsonFile,
   withDatabase,
   type CliContext,
-} from './cli-support.js'
+} from './context.js'
 
 /** Runs one command line and returns the exit code. Never throws. */
 export async function main(argv: string[], env: Env = process.env): Promise<number> {
@@ -458,7 +458,9 @@ function migrationNames(): string[] {
 
 function packageVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    const pkg = JSON.parse(
+      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as {
       version?: string
     }
     return pkg.version ?? '0.0.0'
@@ -471,13 +473,3 @@ function packageVersion(): string {
 function pick<T extends object, K extends keyof T>(obj: T, key: K): Partial<Pick<T, K>> {
   return obj[key] === undefined ? {} : ({ [key]: obj[key] } as Partial<Pick<T, K>>)
 }
-
-/** Resolves once everything written so far to a stream has been handed to the OS. */
-function drain(stream: NodeJS.WriteStream): Promise<void> {
-  return new Promise((resolve) => stream.write('', () => resolve()))
-}
-
-// The entry point: run, flush, and exit even if a connector left a socket or timer open.
-const code = await main(process.argv)
-await Promise.all([drain(process.stdout), drain(process.stderr)])
-process.exit(code)

@@ -1,11 +1,11 @@
 /** What the CLI's command modules share: the database for one command, input files, wording. */
 import { readFile } from 'node:fs/promises'
 import { InvalidArgumentError } from 'commander'
-import type { DbHandle } from '../db/client.js'
-import { ConfigError, describeError } from '../shared/errors.js'
-import { openDatabase, type Env } from './config.js'
-import type { CliOutput } from './cli-output.js'
-import type { Logger } from './logging/logger.js'
+import type { DbHandle } from '../../db/client.js'
+import { ConfigError, describeError } from '../../shared/errors.js'
+import { openDatabase, type Env } from '../config.js'
+import type { CliOutput } from './output.js'
+import type { Logger } from '../logging/logger.js'
 
 /**
  * What every command gets: the environment, the logger, who runs it (for the audit log) and
