@@ -96,3 +96,8 @@ export function plural(n: number, noun: string, nouns = `${noun}s`): string {
 export function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim()
 }
+
+/** `{ key: value }` when the option was given, `{}` otherwise (exactOptionalPropertyTypes). */
+export function pick<T extends object, K extends keyof T>(obj: T, key: K): Partial<Pick<T, K>> {
+  return obj[key] === undefined ? {} : ({ [key]: obj[key] } as Partial<Pick<T, K>>)
+}

@@ -36,7 +36,7 @@ import {
   writebackConnector,
   type WritebackConfigView,
 } from '../services/writeback-config.js'
-import { wakeWritebackIfRunning } from './schedules.js'
+import { wakeWritebackIfRunning } from '../temporal/notify.js'
 
 /** Adds `writeback enqueue|run|status|config <type>` to the program. */
 export function registerWritebackCommands(program: Command, ctx: CliContext): void {

@@ -11,7 +11,7 @@ import { syncScheduleId, syncWorkflowId, writebackWorkflowId } from '../../../sh
 import { connectorRegistry } from '../../../src-agent/connectors/registry.js'
 import { queueWriteback } from '../../../src-agent/pipeline/writeback/send.js'
 import { disconnect } from '../../../src-agent/services/connections.js'
-import { notifyConnectionChange } from '../../../src-agent/cli/schedules.js'
+import { notifyConnectionChange } from '../../../src-agent/temporal/notify.js'
 import { DISCONNECTED_NOTE, describeSchedule } from '../../../src-agent/temporal/scheduler.js'
 import { reconcileIntervalSeconds, runWorker } from '../../../src-agent/temporal/worker.js'
 import { startPagerFake, type PagerFake } from '../../fakes/pager.js'
