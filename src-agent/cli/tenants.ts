@@ -1,6 +1,7 @@
 /** `gtm-agent tenants create|list`: the tenant directory. */
 import type { Command } from 'commander'
-import { createTenant, listTenants } from '../services/tenants.js'
+import { listTenants } from '../pipeline/tenants.js'
+import { createTenant } from '../services/tenants.js'
 import { pick, withDatabase, type CliContext } from './context.js'
 
 /** Adds `tenants create <id>` and `tenants list` to the program. */
