@@ -19,23 +19,17 @@ import {
 import { loadConnectorModules } from '../config.js'
 import { connectorRegistry } from '../connectors/registry.js'
 import { scrubString } from '../logging/redact.js'
+import { writebackConnector, type WritebackConfigView } from '../pipeline/writeback/config.js'
 import {
-  parseWritebackLines,
   previewQueuedWriteback,
-  queueWriteback,
-  runWriteback,
   type WritebackPreviewReport,
-  type WritebackRunSummary,
-  writebackStatus,
-} from '../pipeline/writeback/send.js'
+} from '../pipeline/writeback/preview.js'
+import { parseWritebackLines, queueWriteback } from '../pipeline/writeback/queue.js'
+import { runWriteback, type WritebackRunSummary } from '../pipeline/writeback/send.js'
+import { writebackStatus } from '../pipeline/writeback/status.js'
 import { loadKeyring } from '../secrets/crypto.js'
 import { whileInterruptible } from '../shutdown.js'
-import {
-  listWritebackConfigs,
-  setWritebackConfig,
-  writebackConnector,
-  type WritebackConfigView,
-} from '../services/writeback-config.js'
+import { listWritebackConfigs, setWritebackConfig } from '../services/writeback-config.js'
 import { wakeWritebackIfRunning } from '../temporal/notify.js'
 
 /** Adds `writeback enqueue|run|status|config <type>` to the program. */

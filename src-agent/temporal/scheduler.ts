@@ -31,8 +31,8 @@ import { recordAudit } from '../audit/audit.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
 import { findConnection } from '../pipeline/connection.js'
-import { hasDueWriteback } from '../pipeline/writeback/send.js'
-import { listTenants } from '../services/tenants.js'
+import { hasDueWriteback } from '../pipeline/writeback/status.js'
+import { listTenants } from '../pipeline/tenants.js'
 import {
   launchSync,
   syncConnector,

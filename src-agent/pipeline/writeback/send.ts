@@ -1,169 +1,31 @@
 /**
- * Writeback: field updates (scores) queued in writeback_queue with our field names, and sent to
- * the source in batches through the connector's writeback capability after the tenant's field
+ * Sending writeback: the updates queued in writeback_queue (queue.ts) go to the source in batches through the connector's writeback capability after the tenant's field
  * map, each item's outcome recorded. Only entity types whose writeback is enabled are sent; the
  * others wait in the queue. The Temporal writeback workflow and `gtm-agent writeback run` both
  * send through sendWritebackBatch, which claims its items so that two senders never send one.
  */
-import { and, asc, eq, inArray, isNull, lte, or, sql, type SQL } from 'drizzle-orm'
-import { z } from 'zod'
-import type { DbHandle, Tx } from '../../../db/client.js'
+import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm'
+import type { DbHandle } from '../../../db/client.js'
 import { connectors, writebackQueue } from '../../../db/schema/index.js'
 import { withTenant } from '../../../db/tenant.js'
-import { AppError, ConfigError, VendorError, describeError } from '../../../shared/errors.js'
-import { entityTypeSchema, type EntityType } from '../../../shared/schemas.js'
+import { VendorError, describeError } from '../../../shared/errors.js'
+import type { EntityType } from '../../../shared/schemas.js'
 import { recordAudit } from '../../audit/audit.js'
-import type {
-  AnyConnector,
-  WritebackItem,
-  WritebackPreview,
-  WritebackResult,
-} from '../../connectors/interface.js'
+import type { WritebackResult } from '../../connectors/interface.js'
 import type { ConnectorRegistry } from '../../connectors/registry.js'
 import type { Logger } from '../../logging/logger.js'
 import type { Keyring } from '../../secrets/crypto.js'
+import { credentialHooks } from '../credential-lock.js'
 import {
   applyFieldMap,
+  enabledTypes,
   loadWritebackConfigs,
-  requireWriteback,
+  openWriteback,
+  toItem,
   writebackConnector,
-  type WritebackConfigView,
-} from '../../services/writeback-config.js'
-import { findConnection, openConnection } from '../connection.js'
-import { credentialHooks } from '../credential-lock.js'
-
-export const writebackItemSchema = z.object({
-  entityType: entityTypeSchema,
-  externalId: z.string().trim().min(1),
-  fields: z
-    .record(z.string(), z.unknown())
-    .refine((fields) => Object.keys(fields).length > 0, 'must name at least one field'),
-})
-
-/** Items a file may hold. Larger score files are split. */
-export const MAX_ENQUEUE_ITEMS = 1_000_000
-
-/**
- * Checks updates before they are queued: the shape, and whether the connector can ever write the
- * item. `where(index)` names an item in errors ("line 7"). Every problem is collected, the first
- * ten reported; one bad item rejects them all.
- */
-export function parseWritebackItems(
-  connector: AnyConnector,
-  items: readonly unknown[],
-  where: (index: number) => string = (index) => `item ${index}`,
-): WritebackItem[] {
-  const capability = requireWriteback(connector)
-  if (items.length > MAX_ENQUEUE_ITEMS) {
-    throw new ConfigError(
-      'record_invalid',
-      `${items.length} updates are more than ${MAX_ENQUEUE_ITEMS} at once; split the file.`,
-    )
-  }
-  const problems: string[] = []
-  const parsed: WritebackItem[] = []
-  items.forEach((raw, index) => {
-    const result = writebackItemSchema.safeParse(raw)
-    if (!result.success) {
-      const issue = result.error.issues[0]
-      const path = issue?.path.join('.') ?? ''
-      problems.push(`${where(index)}: ${path ? `${path} ` : ''}${issue?.message ?? 'invalid'}`)
-      return
-    }
-    const item = result.data
-    if (!capability.defaults[item.entityType]) {
-      const types = Object.keys(capability.defaults).join(', ')
-      problems.push(
-        `${where(index)}: ${connector.name} cannot write back ${item.entityType} records (only ${types})`,
-      )
-      return
-    }
-    const problem = capability.checkItem?.(item)
-    if (problem) {
-      problems.push(`${where(index)}: ${problem}`)
-      return
-    }
-    parsed.push(item)
-  })
-  if (problems.length > 0) {
-    const more = problems.length > 10 ? ` (and ${problems.length - 10} more)` : ''
-    throw new ConfigError(
-      'record_invalid',
-      `Nothing was queued: ${problems.slice(0, 10).join('; ')}${more}.`,
-    )
-  }
-  return parsed
-}
-
-/**
- * A JSON Lines score file: one `{ entityType, externalId, fields }` a line, blank lines ignored.
- * Errors name the line; nothing is returned unless every line is good.
- */
-export function parseWritebackLines(connector: AnyConnector, text: string): WritebackItem[] {
-  const lines: number[] = []
-  const values: unknown[] = []
-  const problems: string[] = []
-  text.split('\n').forEach((line, index) => {
-    if (line.trim() === '') return
-    try {
-      values.push(JSON.parse(line) as unknown)
-      lines.push(index + 1)
-    } catch {
-      problems.push(`line ${index + 1}: not valid JSON`)
-    }
-  })
-  if (problems.length > 0) {
-    const more = problems.length > 10 ? ` (and ${problems.length - 10} more)` : ''
-    throw new ConfigError(
-      'record_invalid',
-      `Nothing was queued: ${problems.slice(0, 10).join('; ')}${more}.`,
-    )
-  }
-  return parseWritebackItems(connector, values, (index) => `line ${lines[index] ?? index + 1}`)
-}
-
-/**
- * Queues updates for a connection's source: the rows and their audit entry commit together, all
- * or nothing. Throws when the connection does not exist or was disconnected.
- */
-export async function queueWriteback(
-  deps: { handle: DbHandle; registry: ConnectorRegistry; userId: string },
-  input: { tenantId: string; connectorType: string; items: readonly unknown[] },
-): Promise<{ queued: number; connectorId: string }> {
-  const { tenantId, connectorType } = input
-  const { connector } = writebackConnector(deps.registry, connectorType)
-  const items = parseWritebackItems(connector, input.items)
-  return withTenant(deps.handle.db, tenantId, async (tx) => {
-    const row = await findConnection(tx, tenantId, connectorType)
-    if (!row || row.status === 'disconnected') {
-      throw new AppError(
-        'connector_not_connected',
-        `${connector.name} is not connected for tenant "${tenantId}", so nothing can be written back to it.`,
-      )
-    }
-    // Postgres takes at most 65,535 parameters a statement.
-    for (let start = 0; start < items.length; start += 5_000) {
-      await tx.insert(writebackQueue).values(
-        items.slice(start, start + 5_000).map((item) => ({
-          tenantId,
-          connectorType,
-          entityType: item.entityType,
-          externalId: item.externalId,
-          fields: item.fields,
-        })),
-      )
-    }
-    await recordAudit(tx, {
-      tenantId,
-      userId: deps.userId,
-      action: 'writeback.enqueue',
-      resource: 'connector',
-      resourceId: row.id,
-      metadata: { connectorType, items: items.length },
-    })
-    return { queued: items.length, connectorId: row.id }
-  })
-}
+  type QueueRow,
+} from './config.js'
+import { dueNow, pendingCounts, pendingState } from './status.js'
 
 export interface WritebackDeps {
   handle: DbHandle
@@ -297,107 +159,6 @@ export async function sendWritebackBatch(
   return { ...counts, failures, ...state }
 }
 
-/** Whether any queued item of an enabled entity type is due now, inside a tenant transaction. */
-export async function hasDueWriteback(
-  tx: Tx,
-  tenantId: string,
-  connector: AnyConnector,
-): Promise<boolean> {
-  if (!connector.writeback) return false
-  const enabled = enabledTypes(await loadWritebackConfigs(tx, tenantId, connector))
-  if (enabled.length === 0) return false
-  const rows = await tx
-    .select({ id: writebackQueue.id })
-    .from(writebackQueue)
-    .where(and(...dueNow(connector.id, enabled)))
-    .limit(1)
-  return rows.length > 0
-}
-
-/** What a dry run shows: each due item's change, and what waits because its type is disabled. */
-export interface WritebackPreviewReport {
-  items: Array<WritebackPreview & { entityType: EntityType }>
-  /** Pending items of entity types whose writeback is disabled, by type. */
-  disabled: Partial<Record<EntityType, number>>
-  /** Pending items waiting for a retry after a transient failure. */
-  waiting: number
-}
-
-/**
- * A dry run of `writeback run`: the items it would send now, each with the source's current
- * values next to the new ones (read from the source, nothing written there or in the queue).
- */
-export async function previewQueuedWriteback(
-  deps: WritebackDeps,
-  input: { tenantId: string; connectorType: string; signal?: AbortSignal },
-): Promise<WritebackPreviewReport> {
-  const { tenantId, connectorType } = input
-  const { connector, capability } = writebackConnector(deps.registry, connectorType)
-  if (!capability.preview) {
-    throw new ConfigError(
-      'config_invalid',
-      `${connector.name} cannot preview a writeback; run it without --dry-run to send it.`,
-    )
-  }
-  const { row, credentials, configs, due } = await withTenant(
-    deps.handle.db,
-    tenantId,
-    async (tx) => {
-      const opened = await openWriteback(tx, deps.keyring, tenantId, connector)
-      const { enabled } = opened
-      // The latest queued update of each record: what the record would end up with.
-      const due =
-        enabled.length === 0
-          ? []
-          : await tx
-              .selectDistinctOn([writebackQueue.entityType, writebackQueue.externalId])
-              .from(writebackQueue)
-              .where(and(...dueNow(connectorType, enabled)))
-              .orderBy(
-                asc(writebackQueue.entityType),
-                asc(writebackQueue.externalId),
-                sql`${writebackQueue.seq} desc`,
-              )
-      return { ...opened, due }
-    },
-  )
-  due.sort((a, b) => a.seq - b.seq)
-  const planned = due.map((item) =>
-    applyFieldMap(toItem(item), configs.get(item.entityType)!.fieldMap),
-  )
-  const sendable = planned.flatMap((p) => ('item' in p ? [p.item] : []))
-  const log = deps.log.child({ tenantId, connector: connectorType })
-  const previews =
-    sendable.length === 0
-      ? []
-      : await capability.preview(credentials, sendable, {
-          log,
-          ...(input.signal ? { signal: input.signal } : {}),
-          ...credentialHooks(deps, { tenantId, connector, connectorId: row.id }),
-        })
-  const items = planned.map((p, index) => {
-    const { entityType, externalId } = due[index]!
-    const unwritable = (error: string) => ({
-      entityType,
-      externalId,
-      objectType: null,
-      found: false,
-      changes: [],
-      error,
-    })
-    if ('error' in p) return unwritable(p.error)
-    const preview = previews.shift()
-    return preview ? { entityType, ...preview } : unwritable('The source gave no preview of it.')
-  })
-  const counts = await pendingCounts(deps.handle, input)
-  const disabled: Partial<Record<EntityType, number>> = {}
-  for (const [type, config] of configs) {
-    const count = counts.byType.get(type) ?? 0
-    if (!config.enabled && count > 0) disabled[type] = count
-  }
-  return { items, disabled, waiting: counts.waiting }
-}
-
 /** Totals of a `writeback run`: every batch until nothing more is due now. */
 export interface WritebackRunSummary {
   sent: number
@@ -465,79 +226,7 @@ export async function runWriteback(
   return totals
 }
 
-/** The queue of one connection as an operator sees it. */
-export interface WritebackStatus {
-  entityTypes: Array<{
-    entityType: EntityType
-    enabled: boolean
-    /** Pending and due now. */
-    due: number
-    /** Pending, waiting for a retry (or claimed by a sender right now). */
-    waiting: number
-    sent: number
-    failed: number
-    lastSentAt: Date | null
-  }>
-  /** The most recent failures, newest first. */
-  failures: Array<WritebackFailure & { attempts: number; queuedAt: Date }>
-}
-
-/** Counts per entity type and status, and the latest failures, for `writeback status`. */
-export async function writebackStatus(
-  deps: { handle: DbHandle; registry: ConnectorRegistry },
-  input: { tenantId: string; connectorType: string; failures?: number },
-): Promise<WritebackStatus> {
-  const { connector } = writebackConnector(deps.registry, input.connectorType)
-  return withTenant(deps.handle.db, input.tenantId, async (tx) => {
-    const configs = await loadWritebackConfigs(tx, input.tenantId, connector)
-    const q = writebackQueue
-    const rows = await tx
-      .select({
-        entityType: q.entityType,
-        due: sql<number>`count(*) filter (where ${q.status} = 'pending' and (${q.nextAttemptAt} is null or ${q.nextAttemptAt} <= now()))::int`,
-        waiting: sql<number>`count(*) filter (where ${q.status} = 'pending' and ${q.nextAttemptAt} > now())::int`,
-        sent: sql<number>`count(*) filter (where ${q.status} = 'sent')::int`,
-        failed: sql<number>`count(*) filter (where ${q.status} = 'failed')::int`,
-        lastSentAt: sql<string | null>`max(${q.sentAt})`,
-      })
-      .from(q)
-      .where(eq(q.connectorType, input.connectorType))
-      .groupBy(q.entityType)
-    const failed = await tx
-      .select({
-        entityType: q.entityType,
-        externalId: q.externalId,
-        error: q.lastError,
-        attempts: q.attempts,
-        queuedAt: q.createdAt,
-      })
-      .from(q)
-      .where(and(eq(q.connectorType, input.connectorType), eq(q.status, 'failed')))
-      .orderBy(sql`${q.seq} desc`)
-      .limit(input.failures ?? 20)
-    const byType = new Map(rows.map((r) => [r.entityType, r]))
-    const types = [...new Set([...configs.keys(), ...byType.keys()])]
-    return {
-      entityTypes: types.map((entityType) => {
-        const r = byType.get(entityType)
-        return {
-          entityType,
-          enabled: configs.get(entityType)?.enabled ?? false,
-          due: r?.due ?? 0,
-          waiting: r?.waiting ?? 0,
-          sent: r?.sent ?? 0,
-          failed: r?.failed ?? 0,
-          lastSentAt: r?.lastSentAt ? new Date(r.lastSentAt) : null,
-        }
-      }),
-      failures: failed.map((f) => ({ ...f, error: f.error ?? 'unknown error' })),
-    }
-  })
-}
-
 // --- implementation ---
-
-type QueueRow = typeof writebackQueue.$inferSelect
 
 interface ItemOutcome {
   ok: boolean
@@ -551,36 +240,6 @@ interface ItemOutcome {
 const CLAIM_LEASE = '10 minutes'
 
 const MAX_BACKOFF_MS = 60 * 60_000
-
-/** The connection's row and credentials, and its writeback settings, in a tenant transaction. */
-async function openWriteback(tx: Tx, keyring: Keyring, tenantId: string, connector: AnyConnector) {
-  const opened = await openConnection(
-    tx,
-    keyring,
-    tenantId,
-    connector.id,
-    connector.secretConfigKeys,
-  )
-  const configs = await loadWritebackConfigs(tx, tenantId, connector)
-  return { ...opened, configs, enabled: enabledTypes(configs) }
-}
-
-function enabledTypes(configs: Map<EntityType, WritebackConfigView>): EntityType[] {
-  return [...configs.values()].filter((c) => c.enabled).map((c) => c.entityType)
-}
-
-function toItem(row: QueueRow): WritebackItem {
-  return { entityType: row.entityType, externalId: row.externalId, fields: row.fields }
-}
-
-function dueNow(connectorType: string, entityTypes: EntityType[]): SQL[] {
-  return [
-    eq(writebackQueue.connectorType, connectorType),
-    eq(writebackQueue.status, 'pending'),
-    inArray(writebackQueue.entityType, entityTypes),
-    or(isNull(writebackQueue.nextAttemptAt), lte(writebackQueue.nextAttemptAt, sql`now()`))!,
-  ]
-}
 
 /** No earlier update of the same record is still pending (being sent, or waiting for a retry). */
 function oldestOfItsRecord(): SQL {
@@ -712,64 +371,6 @@ async function releaseClaim(handle: DbHandle, tenantId: string, batch: QueueRow[
         ),
       ),
   )
-}
-
-async function pendingState(
-  handle: DbHandle,
-  input: { tenantId: string; connectorType: string },
-  entityTypes: EntityType[],
-): Promise<{ moreDue: boolean; nextDueInMs: number | null }> {
-  if (entityTypes.length === 0) return { moreDue: false, nextDueInMs: null }
-  const [state] = await withTenant(handle.db, input.tenantId, (tx) =>
-    tx
-      .select({
-        due: sql<number>`count(*) filter (where ${writebackQueue.nextAttemptAt} is null or ${writebackQueue.nextAttemptAt} <= now())::int`,
-        nextInMs: sql<
-          string | null
-        >`ceil(extract(epoch from (min(${writebackQueue.nextAttemptAt}) - now())) * 1000)::bigint`,
-      })
-      .from(writebackQueue)
-      .where(
-        and(
-          eq(writebackQueue.connectorType, input.connectorType),
-          eq(writebackQueue.status, 'pending'),
-          inArray(writebackQueue.entityType, entityTypes),
-        ),
-      ),
-  )
-  if (!state) return { moreDue: false, nextDueInMs: null }
-  if (state.due > 0) return { moreDue: true, nextDueInMs: 0 }
-  return {
-    moreDue: false,
-    nextDueInMs: state.nextInMs === null ? null : Math.max(0, Number(state.nextInMs)),
-  }
-}
-
-/** Pending items by entity type, and how many of them wait for a later attempt. */
-async function pendingCounts(
-  handle: DbHandle,
-  input: { tenantId: string; connectorType: string },
-): Promise<{ byType: Map<EntityType, number>; waiting: number }> {
-  const rows = await withTenant(handle.db, input.tenantId, (tx) =>
-    tx
-      .select({
-        entityType: writebackQueue.entityType,
-        pending: sql<number>`count(*)::int`,
-        waiting: sql<number>`count(*) filter (where ${writebackQueue.nextAttemptAt} > now())::int`,
-      })
-      .from(writebackQueue)
-      .where(
-        and(
-          eq(writebackQueue.connectorType, input.connectorType),
-          eq(writebackQueue.status, 'pending'),
-        ),
-      )
-      .groupBy(writebackQueue.entityType),
-  )
-  return {
-    byType: new Map(rows.map((r) => [r.entityType, r.pending])),
-    waiting: rows.reduce((sum, r) => sum + r.waiting, 0),
-  }
 }
 
 async function markNeedsReauth(

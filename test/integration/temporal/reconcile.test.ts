@@ -9,7 +9,7 @@ import { auditLog, connectors, syncRuns, writebackQueue } from '../../../db/sche
 import { withTenant } from '../../../db/tenant.js'
 import { syncScheduleId, syncWorkflowId, writebackWorkflowId } from '../../../shared/temporal.js'
 import { connectorRegistry } from '../../../src-agent/connectors/registry.js'
-import { queueWriteback } from '../../../src-agent/pipeline/writeback/send.js'
+import { queueWriteback } from '../../../src-agent/pipeline/writeback/queue.js'
 import { disconnect } from '../../../src-agent/services/connections.js'
 import { notifyConnectionChange } from '../../../src-agent/temporal/notify.js'
 import { DISCONNECTED_NOTE, describeSchedule } from '../../../src-agent/temporal/scheduler.js'
