@@ -2,7 +2,8 @@
  * `gtm-agent`: the operator's command line. Results go to stdout, logs (pino) and the single
  * `error: ...` line to stderr. Exit codes: 0 success, 1 failure, 2 usage error.
  * Configured by DATABASE_URL, CONNECTOR_ENCRYPTION_KEY(S_PREVIOUS), GTM_DATA_DIR,
- * GTM_CONNECTOR_MODULES and LOG_LEVEL.
+ * GTM_CONNECTOR_MODULES and LOG_LEVEL. Each command group has its own file here; bin/gtm-agent.mjs
+ * runs main and exits with its code.
  */
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
