@@ -10,6 +10,10 @@ import tseslint from 'typescript-eslint'
  * src-main/preload touch ipcMain/ipcRenderer. Temporal workflows run in a deterministic
  * sandbox, so they may not import Node either.
  *
+ * Inside src-agent, folders import only lower layers, so no cycle can form:
+ * infrastructure (config.ts, shutdown.ts, logging/, secrets/, audit/) ← connectors/ ←
+ * pipeline/ ← services/ ← temporal/ ← cli/ (and bin/, which runs the CLI).
+ *
  * Flat config replaces (not merges) a rule's options when several blocks match a file, so
  * each area below lists every restriction that applies to it.
  */
@@ -23,6 +27,8 @@ const electronAll = {
   name: 'electron',
   message: 'Electron belongs to src-main. The agent, db and shared code run under plain Node.',
 }
+// `paths` matches the bare name only: this catches electron/main, electron/renderer, ...
+const electronSubpath = { regex: '^electron/', message: electronAll.message }
 const nodeBuiltins = [
   ...builtinModules
     .filter((name) => !name.startsWith('_'))
@@ -39,6 +45,15 @@ const mainImport = {
   regex: '(^|/)src-main(/|$)',
   allowTypeImports: true,
   message: 'The renderer talks to main through window.gtm only (types may be imported).',
+}
+const agentLayerMessage =
+  'src-agent layers: infrastructure (config, shutdown, logging, secrets, audit) ← connectors ← signin ← pipeline ← services ← temporal, webhooks ← cli. Import only from lower layers: move the code down, or pass it in as a parameter.'
+/** Imports of these src-agent folders, by relative path. */
+const agentLayers = (...folders) =>
+  folders.map((folder) => ({ regex: `(^|/)${folder}(/|$)`, message: agentLayerMessage }))
+const dbUp = {
+  regex: '(^|/)(src-agent|src-main|src-renderer)(/|$)',
+  message: 'db/ sits below the agent: it imports only shared/.',
 }
 const workflowsMessage =
   'Temporal workflows run in a deterministic sandbox: no Node builtins. Do the I/O in an activity.'
@@ -114,8 +129,108 @@ export default tseslint.config(
     rules: { [rule]: restrict({ patterns: [agentImport, dbImport] }) },
   },
   {
-    files: ['src-agent/**', 'db/**'],
-    rules: { [rule]: restrict({ paths: [electronAll] }) },
+    // cli/ and bin/ are the top layer: everything below is theirs to import.
+    files: ['src-agent/**'],
+    rules: { [rule]: restrict({ paths: [electronAll], patterns: [electronSubpath] }) },
+  },
+  {
+    files: ['src-agent/*.ts', 'src-agent/logging/**', 'src-agent/secrets/**', 'src-agent/audit/**'],
+    rules: {
+      [rule]: restrict({
+        paths: [electronAll],
+        patterns: [
+          electronSubpath,
+          ...agentLayers(
+            'connectors',
+            'signin',
+            'pipeline',
+            'services',
+            'temporal',
+            'webhooks',
+            'cli',
+          ),
+        ],
+      }),
+    },
+  },
+  {
+    files: ['src-agent/connectors/**'],
+    rules: {
+      [rule]: restrict({
+        paths: [electronAll],
+        patterns: [
+          electronSubpath,
+          ...agentLayers('signin', 'pipeline', 'services', 'temporal', 'webhooks', 'cli'),
+        ],
+      }),
+    },
+  },
+  {
+    files: ['src-agent/signin/**'],
+    rules: {
+      [rule]: restrict({
+        paths: [electronAll],
+        patterns: [
+          electronSubpath,
+          ...agentLayers('pipeline', 'services', 'temporal', 'webhooks', 'cli'),
+        ],
+      }),
+    },
+  },
+  {
+    files: ['src-agent/pipeline/**'],
+    rules: {
+      [rule]: restrict({
+        paths: [electronAll],
+        patterns: [electronSubpath, ...agentLayers('services', 'temporal', 'webhooks', 'cli')],
+      }),
+    },
+  },
+  {
+    files: ['src-agent/services/**'],
+    rules: {
+      [rule]: restrict({
+        paths: [electronAll],
+        patterns: [electronSubpath, ...agentLayers('temporal', 'webhooks', 'cli')],
+      }),
+    },
+  },
+  {
+    files: ['src-agent/temporal/**'],
+    rules: {
+      [rule]: restrict({
+        paths: [electronAll],
+        patterns: [electronSubpath, ...agentLayers('webhooks', 'cli')],
+      }),
+    },
+  },
+  {
+    files: ['src-agent/webhooks/**'],
+    rules: {
+      [rule]: restrict({
+        paths: [electronAll],
+        patterns: [electronSubpath, ...agentLayers('temporal', 'cli')],
+      }),
+    },
+  },
+  {
+    files: ['db/**'],
+    rules: { [rule]: restrict({ paths: [electronAll], patterns: [electronSubpath, dbUp] }) },
+  },
+  {
+    // Nor by require() or import(), which no-restricted-imports does not see.
+    files: ['src-agent/**', 'db/**', 'shared/**'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        ...['ImportExpression > Literal', "CallExpression[callee.name='require'] > Literal"].map(
+          (node) => ({
+            selector: `${node}[value=/^electron($|\\/)/]`,
+            message: electronAll.message,
+          }),
+        ),
+      ],
+    },
   },
   {
     // shared/ is compiled into the renderer too.
@@ -123,7 +238,7 @@ export default tseslint.config(
     rules: {
       [rule]: restrict({
         paths: [electronAll, ...nodeBuiltins],
-        patterns: [nodeScheme, agentImport, dbImport, mainImport],
+        patterns: [electronSubpath, nodeScheme, agentImport, dbImport, mainImport],
       }),
     },
   },
@@ -144,7 +259,11 @@ export default tseslint.config(
           electronAll,
           ...nodeBuiltins.map((path) => ({ ...path, message: workflowsMessage })),
         ],
-        patterns: [{ ...nodeScheme, message: workflowsMessage }],
+        patterns: [
+          electronSubpath,
+          { ...nodeScheme, message: workflowsMessage },
+          ...agentLayers('cli'),
+        ],
       }),
     },
   },

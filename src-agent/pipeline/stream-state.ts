@@ -194,13 +194,40 @@ export async function streamMappings(
   for (const entityType of new Set(only)) {
     const overrides = (scope: string): FieldMapping[] => {
       const row = rows.find((r) => r.entityType === entityType && r.stream === scope)
-      // The column is jsonb: check it, so a hand-edited row fails here naming the field.
-      return row ? validateMappings(entityType, row.mappings, { partial: true }) : []
+      return row ? checkedOverrides(entityType, row.mappings) : []
     }
     const base = mergeMappings(defaultMappings(connector, stream, entityType), overrides(''))
     mappings.set(entityType, mergeMappings(base, overrides(stream.id)))
   }
   return mappings
+}
+
+/**
+ * The tenant's overrides of one entity type, for every stream of it (stream '') or for one
+ * stream: checked, or undefined when there are none.
+ */
+export async function readOverrides(
+  tx: Tx,
+  connectorId: string,
+  entityType: EntityType,
+  stream: string,
+): Promise<{ id: string; mappings: FieldMapping[] } | undefined> {
+  const [row] = await tx
+    .select({ id: fieldMappings.id, mappings: fieldMappings.mappings })
+    .from(fieldMappings)
+    .where(
+      and(
+        eq(fieldMappings.connectorId, connectorId),
+        eq(fieldMappings.entityType, entityType),
+        eq(fieldMappings.stream, stream),
+      ),
+    )
+  return row ? { id: row.id, mappings: checkedOverrides(entityType, row.mappings) } : undefined
+}
+
+/** The column is jsonb: check it, so a hand-edited row fails here naming the field. */
+function checkedOverrides(entityType: EntityType, mappings: unknown): FieldMapping[] {
+  return validateMappings(entityType, mappings, { partial: true })
 }
 
 /** The stream definition a run reads; a run of a stream the connector no longer has fails. */

@@ -20,7 +20,7 @@ import {
 } from '../pipeline/connection.js'
 import { credentialHooks } from '../pipeline/credential-lock.js'
 import type { Keyring } from '../secrets/crypto.js'
-import { requireTenant } from './tenants.js'
+import { requireTenant } from '../pipeline/tenants.js'
 
 export interface ConnectionDeps {
   db: Db

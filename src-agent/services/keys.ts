@@ -8,7 +8,7 @@ import { AppError, CryptoError, describeError } from '../../shared/errors.js'
 import { recordAudit } from '../audit/audit.js'
 import type { Logger } from '../logging/logger.js'
 import { needsRotation, reencrypt, type Keyring } from '../secrets/crypto.js'
-import { listTenants } from './tenants.js'
+import { listTenants } from '../pipeline/tenants.js'
 
 export interface RotateKeysDeps {
   handle: DbHandle

@@ -1,8 +1,8 @@
 /**
  * Field mappings per tenant, connector and entity type: the connector's defaults overlaid by the
- * tenant's overrides (one field_mappings row). Also the store the sync pipeline reads them from.
+ * tenant's overrides (one field_mappings row). A sync reads them through pipeline/stored-mappings.ts.
  */
-import { and, eq, sql } from 'drizzle-orm'
+import { eq, sql } from 'drizzle-orm'
 import type { Db, Tx } from '../../db/client.js'
 import { toDbError } from '../../db/errors.js'
 import { fieldMappings } from '../../db/schema/index.js'
@@ -15,7 +15,8 @@ import { connectorRegistry, type ConnectorRegistry } from '../connectors/registr
 import { defaultMappings, findStream } from '../connectors/streams.js'
 import { findConnection, type ConnectorRow } from '../pipeline/connection.js'
 import { mergeMappings, validateMappings } from '../pipeline/mapping.js'
-import { requireTenant } from './tenants.js'
+import { readOverrides } from '../pipeline/stream-state.js'
+import { requireTenant } from '../pipeline/tenants.js'
 
 /** A connector's mappings for one entity type, as the tenant sees them. */
 export interface MappingView {
@@ -33,17 +34,6 @@ export interface MappingTarget {
   stream?: string
   /** Defaults to the process-wide registry. */
   registry?: ConnectorRegistry
-}
-
-/** The effective mappings a sync uses, inside the caller's tenant transaction. */
-export async function loadMappings(
-  tx: Tx,
-  connector: AnyConnector,
-  connectorId: string,
-  entityType: EntityType,
-): Promise<FieldMapping[]> {
-  const overrides = await readOverrides(tx, connectorId, entityType, '')
-  return mergeMappings(connector.getSchema(entityType), overrides?.mappings ?? [])
 }
 
 /** The defaults, the tenant's overrides and the effective result. */
@@ -184,27 +174,6 @@ function streamScope(
       return mergeMappings(defaultMappings(connector, stream, entityType), shared)
     },
   }
-}
-
-async function readOverrides(
-  tx: Tx,
-  connectorId: string,
-  entityType: EntityType,
-  stream: string,
-): Promise<{ id: string; mappings: FieldMapping[] } | undefined> {
-  const [row] = await tx
-    .select({ id: fieldMappings.id, mappings: fieldMappings.mappings })
-    .from(fieldMappings)
-    .where(
-      and(
-        eq(fieldMappings.connectorId, connectorId),
-        eq(fieldMappings.entityType, entityType),
-        eq(fieldMappings.stream, stream),
-      ),
-    )
-  if (!row) return undefined
-  // The column is jsonb: check it, so a hand-edited row fails here naming the field.
-  return { id: row.id, mappings: validateMappings(entityType, row.mappings, { partial: true }) }
 }
 
 async function requireConnection(tx: Tx, target: MappingTarget): Promise<ConnectorRow> {

@@ -1,32 +1,31 @@
 /**
- * Writeback settings per tenant, connector type and entity type: whether that entity type is
- * written back to the source, and which of our fields land in which of the source's fields.
- * The connector's defaults apply until the tenant changes them (one writeback_configs row).
+ * Changing writeback settings per tenant, connector type and entity type: whether that entity
+ * type is written back to the source, and which of our fields land in which of the source's
+ * fields. The connector's defaults apply until the tenant changes them (one writeback_configs
+ * row); pipeline/writeback/config.ts reads them.
  */
-import { and, eq, sql } from 'drizzle-orm'
-import type { Db, Tx } from '../../db/client.js'
+import { sql } from 'drizzle-orm'
+import type { Db } from '../../db/client.js'
 import { toDbError } from '../../db/errors.js'
 import { writebackConfigs } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
 import { AppError, ConfigError } from '../../shared/errors.js'
 import {
   entityTypeSchema,
-  writebackFieldMapSchema,
   type EntityType,
-  type WritebackEntityConfig,
   type WritebackFieldMapping,
 } from '../../shared/schemas.js'
 import { recordAudit } from '../audit/audit.js'
-import type { AnyConnector, WritebackCapability, WritebackItem } from '../connectors/interface.js'
+import type { AnyConnector, WritebackCapability } from '../connectors/interface.js'
 import { connectorRegistry, type ConnectorRegistry } from '../connectors/registry.js'
-import { requireTenant } from './tenants.js'
-
-/** One entity type's writeback settings as a tenant sees them. */
-export interface WritebackConfigView extends WritebackEntityConfig {
-  connectorType: string
-  /** True while the tenant has not changed the connector's defaults. */
-  isDefault: boolean
-}
+import { requireTenant } from '../pipeline/tenants.js'
+import {
+  loadWritebackConfigs,
+  parseFieldMap,
+  writebackConnector,
+  writebackDefaults,
+  type WritebackConfigView,
+} from '../pipeline/writeback/config.js'
 
 export interface WritebackConfigTarget {
   tenantId: string
@@ -34,71 +33,6 @@ export interface WritebackConfigTarget {
   entityType: EntityType
   /** Defaults to the process-wide registry. */
   registry?: ConnectorRegistry
-}
-
-/** The connector and its writeback capability; a clear error when it cannot write back. */
-export function writebackConnector(
-  registry: ConnectorRegistry,
-  connectorType: string,
-): { connector: AnyConnector; capability: WritebackCapability } {
-  const connector = registry.get(connectorType)
-  return { connector, capability: requireWriteback(connector) }
-}
-
-/** The connector's writeback capability, or an error saying it has none. */
-export function requireWriteback(connector: AnyConnector): WritebackCapability {
-  if (!connector.writeback) {
-    throw new ConfigError(
-      'config_invalid',
-      `${connector.name} cannot write updates back to its source.`,
-    )
-  }
-  return connector.writeback
-}
-
-/**
- * Every entity type the connector can write, with the tenant's settings (or the defaults),
- * inside the caller's tenant transaction.
- */
-export async function loadWritebackConfigs(
-  tx: Tx,
-  tenantId: string,
-  connector: AnyConnector,
-): Promise<Map<EntityType, WritebackConfigView>> {
-  const capability = connector.writeback
-  const configs = new Map<EntityType, WritebackConfigView>()
-  if (!capability) return configs
-  for (const [entityType, defaults] of entries(capability)) {
-    configs.set(entityType, {
-      connectorType: connector.id,
-      entityType,
-      enabled: defaults.enabled,
-      fieldMap: defaults.fieldMap.map((m) => ({ ...m })),
-      isDefault: true,
-    })
-  }
-  const rows = await tx
-    .select()
-    .from(writebackConfigs)
-    .where(
-      and(
-        eq(writebackConfigs.tenantId, tenantId),
-        eq(writebackConfigs.connectorType, connector.id),
-      ),
-    )
-  for (const row of rows) {
-    if (!configs.has(row.entityType)) continue
-    // The column is jsonb: check it, so a hand-edited row fails here naming the field.
-    const fieldMap = parseFieldMap(row.fieldMap, `the stored ${row.entityType} writeback field map`)
-    configs.set(row.entityType, {
-      connectorType: connector.id,
-      entityType: row.entityType,
-      enabled: row.enabled,
-      fieldMap,
-      isDefault: false,
-    })
-  }
-  return configs
 }
 
 /** The settings of every entity type the connector can write back. */
@@ -189,45 +123,14 @@ export async function setWritebackConfig(
   )
 }
 
-/**
- * An item with our field names turned into the source's by the field map. Fields the map does
- * not name are left out; an item with none of its fields in the map cannot be written.
- */
-export function applyFieldMap(
-  item: WritebackItem,
-  fieldMap: readonly WritebackFieldMapping[],
-): { item: WritebackItem } | { error: string } {
-  const fields: Record<string, unknown> = {}
-  for (const { canonicalField, targetField } of fieldMap) {
-    if (Object.hasOwn(item.fields, canonicalField))
-      fields[targetField] = item.fields[canonicalField]
-  }
-  if (Object.keys(fields).length > 0) return { item: { ...item, fields } }
-  const given = Object.keys(item.fields)
-  return {
-    error:
-      `None of its fields (${given.join(', ') || 'none'}) is in the ${item.entityType} writeback field map ` +
-      `(${fieldMap.map((m) => m.canonicalField).join(', ') || 'empty'}).`,
-  }
-}
-
 // --- implementation ---
-
-type Defaults = { enabled: boolean; fieldMap: WritebackFieldMapping[] }
-
-function entries(capability: WritebackCapability): Array<[EntityType, Defaults]> {
-  return entityTypeSchema.options.flatMap((entityType): Array<[EntityType, Defaults]> => {
-    const defaults = capability.defaults[entityType]
-    return defaults ? [[entityType, defaults]] : []
-  })
-}
 
 function supportedEntityType(
   connector: AnyConnector,
   capability: WritebackCapability,
   value: unknown,
 ): EntityType {
-  const supported = entries(capability).map(([type]) => type)
+  const supported = writebackDefaults(capability).map(([type]) => type)
   const parsed = entityTypeSchema.safeParse(value)
   if (parsed.success && supported.includes(parsed.data)) return parsed.data
   throw new ConfigError(
@@ -249,24 +152,6 @@ function checkFieldMap(capability: WritebackCapability, value: unknown): Writeba
     }
   })
   return fieldMap
-}
-
-function parseFieldMap(value: unknown, what: string): WritebackFieldMapping[] {
-  if (!Array.isArray(value)) {
-    throw new ConfigError(
-      'config_invalid',
-      `${what} must be a list of { "canonicalField", "targetField" } (or { "fieldMap": [...] }).`,
-    )
-  }
-  const parsed = writebackFieldMapSchema.safeParse(value)
-  if (parsed.success) return parsed.data
-  const issue = parsed.error.issues[0]
-  const [index, key] = issue?.path ?? []
-  const where =
-    index === undefined
-      ? ''
-      : `'s entry ${String(index)}${key === undefined ? '' : ` ${String(key)}`}`
-  throw new ConfigError('config_invalid', `${what}${where}: ${issue?.message ?? 'invalid'}.`)
 }
 
 async function guard<T>(

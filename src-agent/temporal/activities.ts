@@ -32,7 +32,7 @@ import {
   sendWritebackBatch,
   type WritebackBatchInput,
   type WritebackBatchResult,
-} from '../pipeline/writeback.js'
+} from '../pipeline/writeback/send.js'
 
 export interface ActivityDeps {
   handle: DbHandle

@@ -6,11 +6,13 @@
 import { readFile } from 'node:fs/promises'
 import { Client, Connection, type TLSConfig } from '@temporalio/client'
 import { z } from 'zod'
+import type { DbHandle } from '../../db/client.js'
 import { AppError, ConfigError } from '../../shared/errors.js'
 import { TASK_QUEUE } from '../../shared/temporal.js'
-import { dataDir, type Env } from '../config.js'
+import { dataDir, openDatabase, type Env } from '../config.js'
 import type { Logger } from '../logging/logger.js'
 import { locateDevServer } from './dev-server.js'
+import type { SchedulerDeps } from './scheduler.js'
 
 /** The environment variables that configure Temporal. */
 export const temporalEnvSchema = z.object({
@@ -145,6 +147,55 @@ export async function withTemporal<T>(
   } finally {
     await temporal.close()
   }
+}
+
+/** Whether a worker polls the task queue for workflow tasks. */
+export async function hasWorker(temporal: TemporalConnection): Promise<boolean> {
+  const { namespace, taskQueue } = temporal.settings
+  const response = await temporal.client.workflowService.describeTaskQueue({
+    namespace,
+    taskQueue: { name: taskQueue },
+    taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
+  })
+  return (response.pollers ?? []).length > 0
+}
+
+/** A workflow started with no worker polling would wait forever: say so instead. */
+export async function requireWorker(temporal: TemporalConnection): Promise<void> {
+  const { taskQueue } = temporal.settings
+  if (!(await hasWorker(temporal))) {
+    throw new AppError(
+      'config_missing',
+      `No worker is serving the task queue "${taskQueue}" on ${temporal.settings.address}. Start one with: gtm-agent worker`,
+    )
+  }
+}
+
+/**
+ * Opens the database and Temporal, runs `fn` with the scheduler's dependencies (mutations are
+ * audited as `userId`), and lets go of both.
+ */
+export async function withScheduler<T>(
+  options: { env: Env; log: Logger; userId: string },
+  fn: (deps: SchedulerDeps, temporal: TemporalConnection) => Promise<T>,
+): Promise<T> {
+  const database = await openDatabase(options)
+  try {
+    return await withTemporal(options, (temporal) =>
+      fn(schedulerDeps(options.userId, database.handle, temporal), temporal),
+    )
+  } finally {
+    await database.close()
+  }
+}
+
+/** What the scheduler needs to act on `temporal` for the user `userId`. */
+export function schedulerDeps(
+  userId: string,
+  handle: DbHandle,
+  temporal: TemporalConnection,
+): SchedulerDeps {
+  return { client: temporal.client, taskQueue: temporal.settings.taskQueue, handle, userId }
 }
 
 async function tlsConfig(vars: TemporalEnv): Promise<TLSConfig | boolean | undefined> {

@@ -31,8 +31,8 @@ import { recordAudit } from '../audit/audit.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
 import { findConnection } from '../pipeline/connection.js'
-import { hasDueWriteback } from '../pipeline/writeback.js'
-import { listTenants } from '../services/tenants.js'
+import { hasDueWriteback } from '../pipeline/writeback/status.js'
+import { listTenants } from '../pipeline/tenants.js'
 import {
   launchSync,
   syncConnector,
@@ -226,7 +226,12 @@ export interface StartedSync {
  */
 export async function startSync(
   deps: SchedulerDeps,
-  target: ConnectionRef & { full?: boolean; tuning?: SyncTuning },
+  target: ConnectionRef & {
+    stream?: string
+    partition?: string
+    full?: boolean
+    tuning?: SyncTuning
+  },
   auditAction: 'sync.request' | 'schedule.trigger' = 'sync.request',
 ): Promise<StartedSync> {
   const workflowId = syncWorkflowId(target.tenantId, target.connectorType)
@@ -241,6 +246,8 @@ export async function startSync(
           tenantId: target.tenantId,
           connectorType: target.connectorType,
           triggeredBy: deps.userId,
+          ...(target.stream !== undefined ? { stream: target.stream } : {}),
+          ...(target.partition !== undefined ? { partition: target.partition } : {}),
           ...(target.full ? { full: true } : {}),
           ...(target.tuning ? { tuning: target.tuning } : {}),
         },

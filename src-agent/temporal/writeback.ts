@@ -1,12 +1,12 @@
 /**
  * Writeback through Temporal: queueing updates wakes (or starts) the one writeback workflow of
- * the connection with signal-with-start; the workflow drains the queue (pipeline/writeback.ts).
+ * the connection with signal-with-start; the workflow drains the queue (pipeline/writeback/send.ts).
  */
 import type { Client } from '@temporalio/client'
 import type { DbHandle } from '../../db/client.js'
 import { writebackWorkflowId } from '../../shared/temporal.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
-import { queueWriteback } from '../pipeline/writeback.js'
+import { queueWriteback } from '../pipeline/writeback/queue.js'
 import { writeback, writebackEnqueuedSignal, type WritebackInput } from './workflows.js'
 
 export interface EnqueueDeps {

@@ -8,7 +8,7 @@ import type { Db } from '../../db/client.js'
 import { describeError } from '../../shared/errors.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
-import { listTenants } from '../services/tenants.js'
+import { listTenants } from '../pipeline/tenants.js'
 import { inboxClock, pendingEvents, processEvent, type InboxPosition } from './inbox.js'
 
 /** How often failed events are tried again unless the caller says otherwise. */

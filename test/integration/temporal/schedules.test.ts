@@ -21,8 +21,8 @@ import {
   startSync,
   triggerSchedule,
 } from '../../../src-agent/temporal/scheduler.js'
-import { cliOutput } from '../../../src-agent/cli-output.js'
-import { syncViaTemporal } from '../../../src-agent/temporal/cli-commands.js'
+import { cliOutput } from '../../../src-agent/cli/output.js'
+import { syncViaTemporal } from '../../../src-agent/cli/sync.js'
 import { startPagerFake, type PagerFake } from '../../fakes/pager.js'
 import { TEST_KEY_HEX } from '../../helpers/agent.js'
 import { databaseUrl } from '../../helpers/db.js'

@@ -3,10 +3,10 @@
  * Results go to stdout, progress and warnings to stderr.
  */
 import { Option, type Command } from 'commander'
-import { AppError, ConfigError, describeError } from '../shared/errors.js'
-import { entityTypes, type EntityType } from '../shared/schemas.js'
-import { WRITEBACK_RETRY } from '../shared/temporal.js'
-import type { CliOutput } from './cli-output.js'
+import { AppError, ConfigError, describeError } from '../../shared/errors.js'
+import { entityTypes, type EntityType } from '../../shared/schemas.js'
+import { WRITEBACK_RETRY } from '../../shared/temporal.js'
+import type { CliOutput } from './output.js'
 import {
   oneLine,
   plural,
@@ -15,28 +15,22 @@ import {
   readTextFile,
   withDatabase,
   type CliContext,
-} from './cli-support.js'
-import { loadConnectorModules } from './config.js'
-import { connectorRegistry } from './connectors/registry.js'
-import { scrubString } from './logging/redact.js'
+} from './context.js'
+import { loadConnectorModules } from '../config.js'
+import { connectorRegistry } from '../connectors/registry.js'
+import { scrubString } from '../logging/redact.js'
+import { writebackConnector, type WritebackConfigView } from '../pipeline/writeback/config.js'
 import {
-  parseWritebackLines,
   previewQueuedWriteback,
-  queueWriteback,
-  runWriteback,
   type WritebackPreviewReport,
-  type WritebackRunSummary,
-  writebackStatus,
-} from './pipeline/writeback.js'
-import { loadKeyring } from './secrets/crypto.js'
-import { whileInterruptible } from './shutdown.js'
-import {
-  listWritebackConfigs,
-  setWritebackConfig,
-  writebackConnector,
-  type WritebackConfigView,
-} from './services/writeback-config.js'
-import { wakeWritebackIfRunning } from './temporal/cli-commands.js'
+} from '../pipeline/writeback/preview.js'
+import { parseWritebackLines, queueWriteback } from '../pipeline/writeback/queue.js'
+import { runWriteback, type WritebackRunSummary } from '../pipeline/writeback/send.js'
+import { writebackStatus } from '../pipeline/writeback/status.js'
+import { loadKeyring } from '../secrets/crypto.js'
+import { whileInterruptible } from '../shutdown.js'
+import { listWritebackConfigs, setWritebackConfig } from '../services/writeback-config.js'
+import { wakeWritebackIfRunning } from '../temporal/notify.js'
 
 /** Adds `writeback enqueue|run|status|config <type>` to the program. */
 export function registerWritebackCommands(program: Command, ctx: CliContext): void {

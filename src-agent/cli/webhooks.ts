@@ -3,13 +3,13 @@
  * (withWebhookService). Its address goes to stdout, one log line per request to stderr.
  */
 import { InvalidArgumentError, type Command } from 'commander'
-import type { CliContext } from '../cli-support.js'
+import type { CliContext } from './context.js'
 import { loadConnectorModules, openDatabase } from '../config.js'
 import { connectorRegistry } from '../connectors/registry.js'
 import { loadKeyring } from '../secrets/crypto.js'
 import { takeOverShutdownSignals } from '../shutdown.js'
-import { startWebhookProcessor } from './processor.js'
-import { startWebhookServer } from './server.js'
+import { startWebhookProcessor } from '../webhooks/processor.js'
+import { startWebhookServer } from '../webhooks/server.js'
 
 export interface WebhookServiceOptions {
   port: number

@@ -1,11 +1,11 @@
 /** What the CLI's command modules share: the database for one command, input files, wording. */
 import { readFile } from 'node:fs/promises'
 import { InvalidArgumentError } from 'commander'
-import type { DbHandle } from '../db/client.js'
-import { ConfigError, describeError } from '../shared/errors.js'
-import { openDatabase, type Env } from './config.js'
-import type { CliOutput } from './cli-output.js'
-import type { Logger } from './logging/logger.js'
+import type { DbHandle } from '../../db/client.js'
+import { ConfigError, describeError } from '../../shared/errors.js'
+import { openDatabase, type Env } from '../config.js'
+import type { CliOutput } from './output.js'
+import type { Logger } from '../logging/logger.js'
 
 /**
  * What every command gets: the environment, the logger, who runs it (for the audit log) and
@@ -95,4 +95,9 @@ export function plural(n: number, noun: string, nouns = `${noun}s`): string {
 
 export function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim()
+}
+
+/** `{ key: value }` when the option was given, `{}` otherwise (exactOptionalPropertyTypes). */
+export function pick<T extends object, K extends keyof T>(obj: T, key: K): Partial<Pick<T, K>> {
+  return obj[key] === undefined ? {} : ({ [key]: obj[key] } as Partial<Pick<T, K>>)
 }

@@ -10,14 +10,14 @@ import type { AnyConnector } from '../connectors/interface.js'
 import type { Logger } from '../logging/logger.js'
 import { registerSecret } from '../logging/redact.js'
 import { whileInterruptible } from '../shutdown.js'
-import { openBrowser, type BrowserEnv } from './browser.js'
+import { openBrowser, type BrowserEnv } from '../signin/browser.js'
 import {
   DEFAULT_REDIRECT_PATH,
   DEFAULT_REDIRECT_PORT,
   DEFAULT_SIGN_IN_TIMEOUT_MS,
   describeMs,
   signInThroughLoopback,
-} from './loopback.js'
+} from '../signin/loopback.js'
 
 export interface BrowserSignInInput {
   connector: AnyConnector
