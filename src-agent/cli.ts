@@ -471,13 +471,3 @@ function packageVersion(): string {
 function pick<T extends object, K extends keyof T>(obj: T, key: K): Partial<Pick<T, K>> {
   return obj[key] === undefined ? {} : ({ [key]: obj[key] } as Partial<Pick<T, K>>)
 }
-
-/** Resolves once everything written so far to a stream has been handed to the OS. */
-function drain(stream: NodeJS.WriteStream): Promise<void> {
-  return new Promise((resolve) => stream.write('', () => resolve()))
-}
-
-// The entry point: run, flush, and exit even if a connector left a socket or timer open.
-const code = await main(process.argv)
-await Promise.all([drain(process.stdout), drain(process.stderr)])
-process.exit(code)
