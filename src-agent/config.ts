@@ -12,6 +12,7 @@ import { startEmbeddedPostgres } from '../db/embedded.js'
 import { migrateDatabase } from '../db/migrate.js'
 import { AppError, ConfigError, DbError, describeError } from '../shared/errors.js'
 import type { Logger } from './logging/logger.js'
+import { runsFromSource } from './layout.js'
 
 export type Env = Record<string, string | undefined>
 
@@ -158,6 +159,13 @@ export async function loadConnectorModules(
       throw new ConfigError(
         'config_invalid',
         `GTM_CONNECTOR_MODULES lists "${entry}", but ${absolute} does not exist.`,
+      )
+    }
+    if (!runsFromSource && /\.[cm]?ts$/i.test(absolute)) {
+      // It would import the agent's TypeScript sources: a second registry the build never reads.
+      throw new ConfigError(
+        'config_invalid',
+        `GTM_CONNECTOR_MODULES lists "${entry}", a TypeScript module: the built agent loads JavaScript modules only (run the agent from its sources, with GTM_AGENT_FROM_SOURCE=1, for a TypeScript one).`,
       )
     }
     try {

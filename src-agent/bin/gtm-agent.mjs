@@ -1,15 +1,16 @@
 #!/usr/bin/env node
-// The `gtm-agent` command: runs the TypeScript CLI through tsx, so no build step is needed.
-import { register } from 'tsx/esm/api'
+// The `gtm-agent` command. It runs the built agent (out/agent, made by `npm run build`) when that
+// build is at least as new as every source file, and the TypeScript sources through tsx
+// otherwise, so a checkout never runs a build older than its code and needs no build step.
+// GTM_AGENT_FROM_SOURCE=1 always runs the sources; so does a TypeScript module in
+// GTM_CONNECTOR_MODULES. An installed package has no sources: it runs its build, without tsx.
+// See chooseAgent in agent-entry.mjs.
+import { chooseAgent } from './agent-entry.mjs'
 
-register()
-const { main } = await import('../cli/index.ts')
-const code = await main(process.argv)
-// Flush, then exit even if a connector left a socket or timer open.
-await Promise.all([drain(process.stdout), drain(process.stderr)])
-process.exit(code)
-
-/** Resolves once everything written so far to a stream has been handed to the OS. */
-function drain(stream) {
-  return new Promise((resolve) => stream.write('', () => resolve()))
+const agent = chooseAgent()
+if (agent.from === 'source') {
+  const { register } = await import('tsx/esm/api')
+  register()
 }
+const { runAgentProcess } = await import(agent.entry.href)
+await runAgentProcess()

@@ -7,13 +7,13 @@
 import { existsSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common'
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker'
 import { createDb } from '../../db/client.js'
 import { ConfigError, describeError } from '../../shared/errors.js'
 import { loadConnectorModules, openDatabase, type Env } from '../config.js'
 import { connectorRegistry } from '../connectors/registry.js'
+import { WORKFLOW_BUNDLE_PATH, WORKFLOWS_SOURCE_PATH } from '../layout.js'
 import type { Logger } from '../logging/logger.js'
 import { loadKeyring } from '../secrets/crypto.js'
 import { createActivities, type Activities } from './activities.js'
@@ -60,6 +60,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
   installRuntimeLogger(log)
   const reconcileSeconds = reconcileIntervalSeconds(env)
   const keyring = loadKeyring(env)
+  const workflows = workflowCode(log, env)
   await loadConnectorModules(env)
   const database = await openDatabase({ env, log })
   try {
@@ -80,6 +81,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
             log,
           }),
           log,
+          workflows,
         })
         const reconcile = async (): Promise<ReconcileCounts | undefined> => {
           let counts: ReconcileCounts | undefined
@@ -114,6 +116,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
             embeddedTemporal: temporal.embedded,
             reconcileSeconds,
             schedules,
+            workflows: describeWorkflowCode(workflows),
           },
           'worker started',
         )
@@ -175,14 +178,18 @@ export interface CreateWorkerOptions {
   log: Logger
   /** Prebuilt workflow code (tests build it once); default: see `workflowCode`. */
   workflowBundle?: WorkerOptions['workflowBundle']
+  /** What `workflowCode` chose, when the caller asked it already. */
+  workflows?: WorkflowCode
 }
 
 /** A worker for our workflows and the given activities. */
 export async function createWorker(options: CreateWorkerOptions): Promise<Worker> {
   installRuntimeLogger(options.log)
-  const code = options.workflowBundle
-    ? { workflowBundle: options.workflowBundle }
-    : workflowCode(options.log)
+  const code =
+    options.workflows ??
+    (options.workflowBundle
+      ? { workflowBundle: options.workflowBundle }
+      : workflowCode(options.log))
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace ?? 'default',
@@ -196,29 +203,40 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Worker
   })
 }
 
-/** Where the bundled workflow code is written at build time (`src-agent/temporal/bundle.ts`). */
-export const WORKFLOW_BUNDLE_PATH = fileURLToPath(
-  new URL('../../out/temporal/workflow-bundle.js', import.meta.url),
-)
-export const WORKFLOWS_SOURCE_PATH = fileURLToPath(new URL('./workflows.ts', import.meta.url))
+export type WorkflowCode = Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'>
 
 /**
- * The prebuilt bundle (GTM_WORKFLOW_BUNDLE or out/temporal/workflow-bundle.js) when present and
- * not older than the workflow source; else the source, bundled when the worker starts.
+ * The prebuilt bundle: GTM_WORKFLOW_BUNDLE, else the one the build writes. From source it is used
+ * when not older than workflows.ts, and the source is bundled at start otherwise; the built agent
+ * has no workflow source, so its bundle must be there.
  */
-export function workflowCode(
-  log?: Logger,
-  env: Env = process.env,
-): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
-  const bundle = env.GTM_WORKFLOW_BUNDLE?.trim() || WORKFLOW_BUNDLE_PATH
+export function workflowCode(log?: Logger, env: Env = process.env): WorkflowCode {
+  const explicit = env.GTM_WORKFLOW_BUNDLE?.trim()
+  const bundle = path.resolve(explicit || WORKFLOW_BUNDLE_PATH)
   const source = WORKFLOWS_SOURCE_PATH
+  if (!source) {
+    if (existsSync(bundle)) return { workflowBundle: { codePath: bundle } }
+    throw new ConfigError(
+      'config_invalid',
+      explicit
+        ? `GTM_WORKFLOW_BUNDLE names ${bundle}, which does not exist.`
+        : `The workflow bundle ${bundle} is missing: rebuild the agent (npm run build:agent).`,
+    )
+  }
   if (existsSync(bundle)) {
-    if (!existsSync(source) || statSync(bundle).mtimeMs >= statSync(source).mtimeMs) {
-      return { workflowBundle: { codePath: path.resolve(bundle) } }
+    if (statSync(bundle).mtimeMs >= statSync(source).mtimeMs) {
+      return { workflowBundle: { codePath: bundle } }
     }
     log?.warn({ bundle }, 'the workflow bundle is older than workflows.ts: bundling from source')
   }
   return { workflowsPath: source }
+}
+
+/** For the log: the bundle's path, or the source bundled at start. */
+function describeWorkflowCode(code: WorkflowCode): string {
+  if (code.workflowsPath) return `bundled from ${code.workflowsPath}`
+  const bundle = code.workflowBundle
+  return bundle && 'codePath' in bundle ? bundle.codePath : 'a prebuilt bundle'
 }
 
 function nativeOptions(settings: TemporalSettings & { address: string }) {

@@ -10,11 +10,14 @@ export interface CliResult {
   stderr: string
 }
 
-/** Runs the real `gtm-agent` in a child process with exactly the agent variables given. */
+/**
+ * Runs the real `gtm-agent` in a child process with exactly the agent variables given.
+ * `options.entry` runs another script than the bin (the built agent's cli.js, an installed bin).
+ */
 export function runCli(
   args: string[],
   env: Record<string, string | undefined>,
-  options: { onStart?: (child: ChildProcess) => void } = {},
+  options: { onStart?: (child: ChildProcess) => void; entry?: string } = {},
 ): Promise<CliResult> {
   const agentVariables = /^(DATABASE_URL|CONNECTOR_ENCRYPTION_KEYS?(_PREVIOUS)?|GTM_.*|LOG_LEVEL)$/
   const childEnv: Record<string, string> = {}
@@ -25,7 +28,7 @@ export function runCli(
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [path.join(repoRoot, 'src-agent/bin/gtm-agent.mjs'), ...args],
+      [options.entry ?? path.join(repoRoot, 'src-agent/bin/gtm-agent.mjs'), ...args],
       {
         cwd: repoRoot,
         env: childEnv,

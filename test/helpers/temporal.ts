@@ -16,11 +16,7 @@ import { connect } from '../../src-agent/services/connections.js'
 import { createActivities } from '../../src-agent/temporal/activities.js'
 import { startDevServer, temporalCliPath } from '../../src-agent/temporal/dev-server.js'
 import type { SchedulerDeps } from '../../src-agent/temporal/scheduler.js'
-import {
-  WORKFLOWS_SOURCE_PATH,
-  createWorker,
-  installRuntimeLogger,
-} from '../../src-agent/temporal/worker.js'
+import { createWorker, installRuntimeLogger } from '../../src-agent/temporal/worker.js'
 import { TEST_KEY_HEX, memoryLogger } from './agent.js'
 import { databaseUrl, seedTenant } from './db.js'
 
@@ -66,7 +62,7 @@ export async function startTemporalTestEnv(
   const connection = await Connection.connect({ address: server.address })
   const nativeConnection = await NativeConnection.connect({ address: server.address })
   const { code } = await bundleWorkflowCode({
-    workflowsPath: WORKFLOWS_SOURCE_PATH,
+    workflowsPath: path.resolve(import.meta.dirname, '../../src-agent/temporal/workflows.ts'),
     logger: quietBundlerLogger,
   })
   const dir = await mkdtemp(path.join(os.tmpdir(), `gtm-${prefix}-`))
