@@ -18,8 +18,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const SOURCES = ['src-agent', 'db', 'shared']
 const NOT_BUILT = [path.join(root, 'src-agent', 'bin')]
 const WORKFLOWS = path.join(root, 'src-agent', 'temporal', 'workflows.ts')
-// Written by hand below; the module they re-export from is src-agent/run.ts.
-const ENTRY_MODULE = './src-agent/run.js'
+// Written by hand below; the module they re-export from is src-agent/cli/run.ts.
+const ENTRY_MODULE = './src-agent/cli/run.js'
 
 async function main() {
   const startedAt = Date.now()

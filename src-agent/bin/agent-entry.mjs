@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url'
 const root = new URL('../../', import.meta.url)
 
 /** The module both entries export `runAgentProcess` from. */
-export const SOURCE_ENTRY = new URL('src-agent/run.ts', root)
-export const BUILT_ENTRY = new URL('out/agent/src-agent/run.js', root)
+export const SOURCE_ENTRY = new URL('src-agent/cli/run.ts', root)
+export const BUILT_ENTRY = new URL('out/agent/src-agent/cli/run.js', root)
 /** Written last by the build: when it started, so an edit made during the build counts as newer. */
 export const BUILD_STAMP = new URL('out/agent/build.json', root)
 

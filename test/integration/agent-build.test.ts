@@ -53,7 +53,7 @@ describe('the built agent', () => {
         'build.json',
         'package.json',
         'workflow-bundle.js',
-        'src-agent/run.js',
+        'src-agent/cli/run.js',
         'src-agent/temporal/worker.js',
         'db/migrations/meta/_journal.json',
         ...(await sqlMigrations()).map((name) => `db/migrations/${name}`),

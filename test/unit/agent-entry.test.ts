@@ -28,10 +28,10 @@ describe('which agent gtm-agent runs', () => {
     const older = BUILT_AT - 60_000
     await utimes(copy, older / 1000, older / 1000)
     await file('package.json', older, '{}')
-    await file('src-agent/run.ts', older)
+    await file('src-agent/cli/run.ts', older)
     await file('db/migrations/0000_init.sql', older)
     await file('shared/errors.ts', older)
-    await file('out/agent/src-agent/run.js', BUILT_AT)
+    await file('out/agent/src-agent/cli/run.js', BUILT_AT)
     await file('out/agent/build.json', BUILT_AT, JSON.stringify({ startedAt: BUILT_AT }))
     entry = (await import(copy)) as AgentEntry
   })
@@ -41,7 +41,9 @@ describe('which agent gtm-agent runs', () => {
 
   it('runs the build when no source is newer than it', () => {
     expect(entry.chooseAgent({})).toMatchObject({ from: 'build' })
-    expect(entry.chooseAgent({}).entry.pathname).toBe(path.join(root, 'out/agent/src-agent/run.js'))
+    expect(entry.chooseAgent({}).entry.pathname).toBe(
+      path.join(root, 'out/agent/src-agent/cli/run.js'),
+    )
   })
 
   it('runs the sources once any of them is newer than the build, a migration included', async () => {
@@ -50,7 +52,7 @@ describe('which agent gtm-agent runs', () => {
       from: 'source',
       why: 'the build is older than the sources',
     })
-    expect(entry.chooseAgent({}).entry.pathname).toBe(path.join(root, 'src-agent/run.ts'))
+    expect(entry.chooseAgent({}).entry.pathname).toBe(path.join(root, 'src-agent/cli/run.ts'))
   })
 
   it('does not count the bin folder, which the build does not contain', async () => {
@@ -75,7 +77,7 @@ describe('which agent gtm-agent runs', () => {
   })
 
   it('runs the build, whatever the environment, when there are no sources (an install)', async () => {
-    await rm(path.join(root, 'src-agent/run.ts'))
+    await rm(path.join(root, 'src-agent/cli/run.ts'))
     expect(entry.chooseAgent({ GTM_AGENT_FROM_SOURCE: '1' })).toMatchObject({ from: 'build' })
   })
 })

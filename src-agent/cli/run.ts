@@ -3,8 +3,8 @@
  * them). Importing this module does nothing by itself, so a host process (the desktop app's
  * utility process) can import it and run commands; only `runAgentProcess` exits.
  */
-import type { Env } from './config.js'
-import { main } from './cli/index.js'
+import type { Env } from '../config.js'
+import { main } from './index.js'
 
 /**
  * Runs one `gtm-agent` command line (`args` without node and script, e.g. `['worker']`) and
