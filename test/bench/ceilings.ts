@@ -46,17 +46,24 @@ export async function sourceCeiling(
 ): Promise<CeilingReport> {
   const config = salesforceConfigSchema.parse(benchConnectConfig(fake, transport))
   const { credentials } = await salesforceConnector.authenticate(config)
-  let cursor: string | null = null
   let records = 0
   let pages = 0
   const started = performance.now()
   const cpu = process.cpuUsage()
-  for (;;) {
-    const page = await salesforceConnector.sync(credentials, cursor, { full: true, pageSize })
-    records += page.records.length
-    pages++
-    cursor = page.cursor
-    if (!page.hasMore) break
+  // Every stream in turn, as a sync reads them.
+  for (const stream of salesforceConnector.streams) {
+    let cursor: string | null = null
+    for (;;) {
+      const page = await salesforceConnector.sync(credentials, cursor, {
+        full: true,
+        pageSize,
+        stream: stream.id,
+      })
+      records += page.records.length
+      pages++
+      cursor = page.cursor
+      if (!page.hasMore) break
+    }
   }
   const ms = performance.now() - started
   const { user, system } = process.cpuUsage(cpu)

@@ -19,6 +19,7 @@ import { salesforceWriteback } from './writeback.js'
 export type SalesforceConnector = Connector<SalesforceConfig> & {
   readonly writeback: typeof salesforceWriteback
   readonly signIn: typeof salesforceSignIn
+  readonly streams: typeof SALESFORCE_STREAMS
   /** The fields of one stream's object (GET /sobjects/{type}/describe), for the mapping editor. */
   listSourceFields(
     credentials: Credentials,
