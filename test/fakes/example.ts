@@ -1,10 +1,12 @@
+import { createHash } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 /**
  * The small vendor the connector scaffold (src-agent/connectors/__example__) reads: contacts, and
  * meetings per team, each paged with an opaque `cursor` (`after:<seq>`: everything changed after
- * it, in change order) and `has_more`; a field list per kind; Bearer API key auth (401 otherwise).
+ * it, in change order) and `has_more`; a field list per kind; Bearer API key auth (401 otherwise), the key also
+ * obtained by OAuth code + PKCE (/oauth/authorize, /oauth/token).
  */
 export interface ExampleFake {
   url: string
@@ -13,6 +15,8 @@ export interface ExampleFake {
   readonly requests: string[]
   addContact(id: string, fields?: Partial<Contact>): void
   addMeeting(team: string, id: string, fields?: Partial<Meeting>): void
+  /** The next sign-ins are refused (error=access_denied). */
+  refuseSignIn(): void
   /** Teams the fake lists (each with its meetings). */
   setTeams(teams: string[]): void
   close(): Promise<void>
@@ -61,6 +65,16 @@ export async function startExampleFake(
       res.writeHead(status, { 'content-type': 'application/json' })
       res.end(JSON.stringify(body))
     }
+    if (url.pathname === '/oauth/authorize') {
+      authorize(url, res)
+      return
+    }
+    if (url.pathname === '/oauth/token' && req.method === 'POST') {
+      let form = ''
+      req.setEncoding('utf8').on('data', (chunk: string) => (form += chunk))
+      req.on('end', () => token(new URLSearchParams(form), send))
+      return
+    }
     if (req.headers.authorization !== `Bearer ${apiKey}`) {
       send(401, { error: 'unauthorized' })
       return
@@ -97,6 +111,37 @@ export async function startExampleFake(
       send(404, { error: 'not found' })
     }
   })
+  // OAuth code + PKCE: the consent screen says yes at once (or no, after refuseSignIn).
+  const codes = new Map<string, { challenge: string; redirectUri: string }>()
+  let refuse = false
+  const authorize = (url: URL, res: http.ServerResponse) => {
+    const redirect = new URL(url.searchParams.get('redirect_uri') ?? '')
+    redirect.searchParams.set('state', url.searchParams.get('state') ?? '')
+    if (refuse) {
+      redirect.searchParams.set('error', 'access_denied')
+      redirect.searchParams.set('error_description', 'The admin said no')
+    } else {
+      const code = `code-${codes.size + 1}`
+      codes.set(code, {
+        challenge: url.searchParams.get('code_challenge') ?? '',
+        redirectUri: url.searchParams.get('redirect_uri') ?? '',
+      })
+      redirect.searchParams.set('code', code)
+    }
+    res.writeHead(302, { location: redirect.toString() })
+    res.end()
+  }
+  const token = (form: URLSearchParams, send: (status: number, body: unknown) => void) => {
+    const grant = codes.get(form.get('code') ?? '')
+    const verifier = form.get('code_verifier') ?? ''
+    const challenge = createHash('sha256').update(verifier).digest('base64url')
+    if (!grant || grant.challenge !== challenge || grant.redirectUri !== form.get('redirect_uri')) {
+      send(400, { error: 'invalid_grant' })
+      return
+    }
+    codes.delete(form.get('code') ?? '')
+    send(200, { access_token: apiKey, token_type: 'bearer' })
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   return {
@@ -127,6 +172,9 @@ export async function startExampleFake(
         ...fields,
         seq: ++seq,
       })
+    },
+    refuseSignIn: () => {
+      refuse = true
     },
     setTeams: (next) => {
       teams = [...next]

@@ -4,6 +4,7 @@ import { probeHealth } from '../http.js'
 import type { Connector, StreamDefinition } from '../interface.js'
 import { fetchContacts, fetchFields, fetchMeetings, fetchTeams } from './fetch.js'
 import { exampleConfigSchema, type ExampleConfig } from './schemas.js'
+import { exampleSignIn } from './sign-in.js'
 import { exampleWebhooks } from './webhooks.js'
 
 /**
@@ -51,6 +52,8 @@ export const exampleConnector: Connector<ExampleConfig> = {
   configSchema: exampleConfigSchema,
   secretConfigKeys: ['apiKey', 'webhookSigningKey'],
   streams: STREAMS,
+  // Optional: only for a vendor an admin connects by signing in (see sign-in.ts).
+  signIn: exampleSignIn,
 
   async authenticate(config, options) {
     // A cheap authenticated call proves the key before anything is stored.

@@ -7,7 +7,9 @@ import { ConnectorRegistry } from '../../../src-agent/connectors/registry.js'
 import { runSync } from '../../../src-agent/pipeline/run-sync.js'
 import { connect } from '../../../src-agent/services/connections.js'
 import { getMappings, setMappings } from '../../../src-agent/services/mappings.js'
+import { signInThroughLoopback } from '../../../src-agent/signin/loopback.js'
 import { startExampleFake, type ExampleFake } from '../../fakes/example.js'
+import { browse } from '../../helpers/browser.js'
 import { agentFixture, type AgentFixture } from '../../helpers/agent.js'
 import { seedTenant } from '../../helpers/db.js'
 
@@ -179,5 +181,44 @@ describe('the connector scaffold (__example__)', () => {
         mappings: [],
       }),
     ).rejects.toThrow(`Example's stream "meetings" produces activity records, not person.`)
+  })
+
+  it('signs in through the loopback with code + PKCE, and a refused sign-in says why', async () => {
+    const signIn = exampleConnector.signIn!
+    const pages: Array<{ status: number; body: string }> = []
+    const config = await signInThroughLoopback(
+      signIn,
+      { baseUrl: fake.url, clientId: 'example-app' },
+      {
+        vendor: 'Example',
+        port: 0,
+        open: async (url) => {
+          pages.push(await browse(url))
+        },
+      },
+    )
+    expect(config).toEqual({ baseUrl: fake.url, apiKey: fake.apiKey })
+    expect(pages[0]!.status).toBe(200)
+    // What sign-in returns connects like a typed-in key.
+    const { credentials } = await exampleConnector.authenticate(config)
+    expect(await exampleConnector.listPartitions!(credentials, 'meetings')).toEqual([
+      'sales',
+      'success',
+    ])
+
+    fake.refuseSignIn()
+    await expect(
+      signInThroughLoopback(
+        signIn,
+        { baseUrl: fake.url, clientId: 'example-app' },
+        {
+          vendor: 'Example',
+          port: 0,
+          open: async (url) => {
+            await browse(url)
+          },
+        },
+      ),
+    ).rejects.toThrow('Example sign-in was refused: The admin said no.')
   })
 })
