@@ -69,6 +69,8 @@ export interface SyncState {
   /** The current stream's run, once opened. */
   run: { runId: string; mode: SyncMode; chunks: number; totals: SyncCounts } | null
   done: StreamRunView[]
+  /** Chunks committed so far, over every stream. */
+  chunks: number
 }
 
 /** How one stream's run ended (or stands). */
@@ -145,6 +147,7 @@ export async function syncConnector(input: SyncWorkflowInput): Promise<SyncWorkf
     index: 0,
     run: null,
     done: [],
+    chunks: 0,
   }
   const progress: SyncProgressView = {
     phase: state.run ? 'syncing' : 'authenticating',
@@ -158,7 +161,7 @@ export async function syncConnector(input: SyncWorkflowInput): Promise<SyncWorkf
   const refresh = (): void => {
     const current = state.run ? [state.run.totals] : []
     Object.assign(progress, sumCounts([...state.done, ...current]), {
-      chunks: state.done.length + (state.run?.chunks ?? 0),
+      chunks: state.chunks,
       streams: [...state.done],
     })
   }
@@ -184,6 +187,7 @@ export async function syncConnector(input: SyncWorkflowInput): Promise<SyncWorkf
           ...(tuning.pageSize ? { pageSize: tuning.pageSize } : {}),
         })
         run.chunks += 1
+        state.chunks += 1
         run.totals = chunk.totals
         chunksThisRun += 1
         refresh()

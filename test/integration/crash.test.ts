@@ -2,10 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { sql } from 'drizzle-orm'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { accounts, activities, connectors, people, syncRuns } from '../../db/schema/index.js'
+import { accounts, activities, people, syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
 import { startPagerFake, type PagerFake } from '../fakes/pager.js'
 import { agentFixture, connectedTenant, TEST_KEY_HEX, type AgentFixture } from '../helpers/agent.js'
+import { connectionRows } from '../helpers/connections.js'
 import { databaseUrl } from '../helpers/db.js'
 
 const CLI = path.resolve('src-agent/bin/gtm-agent.mjs')
@@ -41,7 +42,7 @@ describe('crash safety of a sync killed mid-way', () => {
 
   const committed = (tenantId: string) =>
     withTenant(agent.handle.db, tenantId, async (tx) => {
-      const [conn] = await tx.select({ cursor: connectors.cursor }).from(connectors)
+      const [conn] = await connectionRows(tx)
       const count = async (table: typeof people | typeof accounts | typeof activities) =>
         (await tx.select({ n: sql<number>`count(*)::int` }).from(table))[0]!.n
       return {

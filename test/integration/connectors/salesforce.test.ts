@@ -335,7 +335,7 @@ describe('Salesforce connector through the real pipeline', () => {
     expect(t.activities.find((a) => a.externalId === id('Event', 0))?.deletedAt).toBeInstanceOf(
       Date,
     )
-    // One query per object, each from its stored position: Account 11 was read a day before
+    // One query per object (stream), each from its stored position: Account 11 was read a day before
     // the org's clock, long settled, so its exact keyset.
     expect(fake.requests.filter((r) => r.path.endsWith('/queryAll'))).toHaveLength(6)
     expect(queries('Account')[0]?.query.q).toContain(`Id > '${id('Account', 11)}'`)
@@ -355,7 +355,8 @@ describe('Salesforce connector through the real pipeline', () => {
     fake.advanceClock(11 * 60_000)
     await sync(tenantId)
     fake.requests.length = 0
-    expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', updated: 0, pages: 1 })
+    // One page per stream, each empty.
+    expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', updated: 0, pages: 6 })
     expect(queries('Account')[0]?.query.q).toContain(`Id > '${id('Account', 3)}'`)
   })
 
@@ -419,13 +420,19 @@ describe('Salesforce connector through the real pipeline', () => {
       errorCode: 'vendor_bad_response',
       retryable: true,
     })
-    expect(failed.error).toMatch(/Bulk query job 750\w+ for Contact ended Failed: InvalidBatch/)
+    expect(failed.error).toMatch(
+      /^Contacts: Salesforce's Bulk query job 750\w+ for Contact ended Failed: InvalidBatch/,
+    )
+    // Only the Contacts stream failed: the other streams landed.
+    expect(failed.streams.filter((s) => s.status !== 'succeeded').map((s) => s.stream)).toEqual([
+      'contacts',
+    ])
     const t = await tables(tenantId)
     expect(t.accounts).toHaveLength(12)
-    expect(t.people).toHaveLength(0)
+    expect(t.people).toHaveLength(8) // the leads
     expect(t.connector.lastSyncError).toMatch(/ended Failed/)
 
-    expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', created: 68 })
+    expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', created: 30 })
   })
 
   it('aborts and reports a Bulk job that never finishes', async () => {
@@ -444,8 +451,10 @@ describe('Salesforce connector through the real pipeline', () => {
     expect(
       fake.requests.some((r) => r.method === 'PATCH' && /\/jobs\/query\/750\w+$/.test(r.path)),
     ).toBe(true)
+    // Every stream read with Bulk stalled; Leads (8) and Events (6) are read over REST.
+    expect(stalled).toMatchObject({ created: 14 })
     fake.stallBulkJobs(false)
-    expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', created: 80 })
+    expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', created: 66 })
   })
 
   it('fails the run on a truncated read instead of calling it a success', async () => {
@@ -457,8 +466,8 @@ describe('Salesforce connector through the real pipeline', () => {
     expect(short.error).toMatch(/announced 30 records for the Contact query but sent 3/)
     const t = await tables(tenantId)
     expect(t.accounts).toHaveLength(12)
-    expect(t.people).toHaveLength(0)
-    expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', created: 68 })
+    expect(t.people).toHaveLength(8) // the leads: only the Contacts stream failed
+    expect(await sync(tenantId)).toMatchObject({ status: 'succeeded', created: 30 })
 
     // The same for a Bulk job whose results fall short of what it reported.
     const bulkTenant = await connected({ bulkMinRecords: 10 })

@@ -193,12 +193,12 @@ describe('the sync workflow', () => {
     const started = await sync(tenantId, 'test-pages', { initialRetryMs: 100 })
     const { handle, result } = started
     expect(await result).toMatchObject({ status: 'failed', errorCode: 'vendor_auth_failed' })
-    // One attempt of the chunk, no retry.
+    // One attempt of each step (plan, open, the chunk, record the failure): no retry.
     const history = await handle.fetchHistory()
     const attempts = (history.events ?? []).flatMap((e) =>
       e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt] : [],
     )
-    expect(attempts).toEqual([1, 1, 1])
+    expect(attempts).toEqual([1, 1, 1, 1])
     const rows = await rowsOf(tenantId)
     expect(rows.runs).toHaveLength(1)
     expect(rows.runs[0]!.status).toBe('failed')
