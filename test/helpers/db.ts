@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto'
+import pg from 'pg'
 import { inject } from 'vitest'
+import { migrateDatabase } from '../../db/migrate.js'
 import { createDb, type DbHandle } from '../../db/client.js'
 import { withTenant } from '../../db/tenant.js'
 import { tenants } from '../../db/schema/index.js'
@@ -28,4 +30,30 @@ export function uniqueTenantId(prefix = 't'): string {
 export async function seedTenant(handle: DbHandle, id = uniqueTenantId()): Promise<string> {
   await withTenant(handle.db, id, (tx) => tx.insert(tenants).values({ id, name: id, slug: id }))
   return id
+}
+
+/**
+ * A database of its own on the test server, empty or with the migrations applied: for processes
+ * whose work must not reach other test files' rows (a worker's startup sweep), or a first
+ * `migrate`. `drop` removes it.
+ */
+export async function createDatabase(options: {
+  prefix: string
+  migrated: boolean
+}): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `${options.prefix}_${process.pid}_${randomBytes(3).toString('hex')}`
+  const admin = async (statement: string): Promise<void> => {
+    const client = new pg.Client({ connectionString: databaseUrl() })
+    await client.connect()
+    try {
+      await client.query(statement)
+    } finally {
+      await client.end()
+    }
+  }
+  await admin(`create database ${name}`)
+  const url = new URL(databaseUrl())
+  url.pathname = `/${name}`
+  if (options.migrated) await migrateDatabase(url.toString())
+  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) }
 }

@@ -4,11 +4,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { Client, Connection } from '@temporalio/client'
-import pg from 'pg'
 import { expect } from 'vitest'
 import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker'
 import { createDb, type DbHandle } from '../../db/client.js'
-import { migrateDatabase } from '../../db/migrate.js'
+import { createDatabase } from './db.js'
 import { connectorRegistry } from '../../src-agent/connectors/registry.js'
 import type { Logger } from '../../src-agent/logging/logger.js'
 import { keyringFromHex } from '../../src-agent/secrets/crypto.js'
@@ -137,22 +136,8 @@ export async function connectTenant(
  * A migrated database of its own on the test server, for worker processes whose startup sweep
  * (a schedule for every connection of every tenant) must not reach other test files' tenants.
  */
-export async function createIsolatedDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `gtm_iso_${process.pid}_${randomBytes(3).toString('hex')}`
-  const admin = async (statement: string): Promise<void> => {
-    const client = new pg.Client({ connectionString: databaseUrl() })
-    await client.connect()
-    try {
-      await client.query(statement)
-    } finally {
-      await client.end()
-    }
-  }
-  await admin(`create database ${name}`)
-  const url = new URL(databaseUrl())
-  url.pathname = `/${name}`
-  await migrateDatabase(url.toString())
-  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) }
+export function createIsolatedDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  return createDatabase({ prefix: 'gtm_iso', migrated: true })
 }
 
 /** Polls `check` until it returns a truthy value (which it returns) or the time is up. */

@@ -10,7 +10,7 @@ import { buildTime, newestSource } from '../../src-agent/bin/agent-entry.mjs'
 import { startSalesforceFake, type SalesforceFake } from '../fakes/salesforce.js'
 import { TEST_KEY_HEX } from '../helpers/agent.js'
 import { repoRoot, runCli, stderrLines, type CliResult } from '../helpers/cli.js'
-import { databaseUrl } from '../helpers/db.js'
+import { createDatabase } from '../helpers/db.js'
 import { testTemporalCli, waitFor } from '../helpers/temporal.js'
 
 const run = promisify(execFile)
@@ -22,7 +22,7 @@ const run = promisify(execFile)
 describe('the built agent', () => {
   let dir: string
   let built: string
-  let database: EmptyDatabase
+  let database: Awaited<ReturnType<typeof emptyDatabase>>
   const cli = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
     runCli(args, { ...agentEnv(), ...env }, { entry: path.join(built, 'cli.js') })
   const agentEnv = (): Record<string, string> => ({
@@ -190,7 +190,7 @@ describe('the built agent', () => {
 
 describe('npm pack', () => {
   let dir: string
-  let database: EmptyDatabase
+  let database: Awaited<ReturnType<typeof emptyDatabase>>
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'gtm-pack-'))
@@ -286,27 +286,9 @@ async function linkDependencies(dir: string): Promise<void> {
   }
 }
 
-interface EmptyDatabase {
-  url: string
-  drop(): Promise<void>
-}
-
 /** A new database with nothing in it, on the test server. */
-async function emptyDatabase(): Promise<EmptyDatabase> {
-  const name = `gtm_built_${process.pid}_${randomBytes(3).toString('hex')}`
-  const admin = async (statement: string): Promise<void> => {
-    const client = new pg.Client({ connectionString: databaseUrl() })
-    await client.connect()
-    try {
-      await client.query(statement)
-    } finally {
-      await client.end()
-    }
-  }
-  await admin(`create database ${name}`)
-  const url = new URL(databaseUrl())
-  url.pathname = `/${name}`
-  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) }
+function emptyDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  return createDatabase({ prefix: 'gtm_built', migrated: false })
 }
 
 async function sqlMigrations(): Promise<string[]> {
