@@ -98,11 +98,11 @@ export function createActivities(deps: ActivityDeps) {
       tenantId: string
       connectorType: string
       stream?: string
-    }): Promise<string[]> {
+    }): Promise<Array<{ id: string; name: string }>> {
       try {
         const connector = deps.registry.get(input.connectorType)
         const streams = input.stream ? [findStream(connector, input.stream)] : streamsOf(connector)
-        return Promise.resolve(streams.map((s) => s.id))
+        return Promise.resolve(streams.map((s) => ({ id: s.id, name: s.name })))
       } catch (err) {
         throw toApplicationFailure(err)
       }

@@ -63,7 +63,7 @@ export interface SyncWorkflowInput {
 
 /** Where a sync stands: the streams to read, those done, and the run of the current one. */
 export interface SyncState {
-  streams: string[]
+  streams: Array<{ id: string; name: string }>
   /** Index in `streams` of the stream being read. */
   index: number
   /** The current stream's run, once opened. */
@@ -154,7 +154,7 @@ export async function syncConnector(input: SyncWorkflowInput): Promise<SyncWorkf
     runId: state.run?.runId ?? null,
     mode: state.run?.mode ?? null,
     chunks: 0,
-    stream: state.streams[state.index] ?? null,
+    stream: state.streams[state.index]?.id ?? null,
     streams: state.done,
     ...zeroCounts(),
   }
@@ -170,7 +170,7 @@ export async function syncConnector(input: SyncWorkflowInput): Promise<SyncWorkf
 
   let chunksThisRun = 0
   for (; state.index < state.streams.length; state.index++) {
-    const stream = state.streams[state.index]!
+    const stream = state.streams[state.index]!.id
     progress.stream = stream
     state.run ??= await openRun(steps, { ...input, stream }, tuning.maxAttempts)
     const run = state.run
@@ -245,7 +245,7 @@ export async function syncConnector(input: SyncWorkflowInput): Promise<SyncWorkf
   }
   const error =
     state.streams.length > 1 && !CONNECTION_WIDE.has(failed.errorCode ?? '')
-      ? `${failed.stream}: ${failed.error ?? ''}`
+      ? `${state.streams.find((s) => s.id === failed.stream)?.name ?? failed.stream}: ${failed.error ?? ''}`
       : (failed.error ?? '')
   progress.error = error
   if (failed.status === 'paused') {
@@ -444,7 +444,7 @@ async function planStreams(
   steps: Pick<Activities, 'planSyncStreams'>,
   input: SyncWorkflowInput,
   maxAttempts: number,
-): Promise<string[]> {
+): Promise<SyncState['streams']> {
   try {
     return await steps.planSyncStreams({
       tenantId: input.tenantId,

@@ -5,7 +5,12 @@ import { withTenant } from '../../../db/tenant.js'
 import { writebackWorkflowId } from '../../../shared/temporal.js'
 import '../../../src-agent/connectors/salesforce/index.js'
 import { connectorRegistry } from '../../../src-agent/connectors/registry.js'
-import { deleteSchedule, ensureSchedule } from '../../../src-agent/temporal/scheduler.js'
+import {
+  awaitSync,
+  deleteSchedule,
+  ensureSchedule,
+  startSync,
+} from '../../../src-agent/temporal/scheduler.js'
 import { enqueueWriteback } from '../../../src-agent/temporal/writeback.js'
 import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
 import {
@@ -89,6 +94,47 @@ describe('Salesforce under Temporal: scheduled syncs and the writeback workflow'
     } finally {
       await deleteSchedule(env.schedulerDeps(), target)
     }
+  })
+
+  it('syncs every stream as a run of its own; a failing stream fails the workflow after the others land', async () => {
+    const { fake, tenantId } = await connected()
+    fake.setInaccessible(['Lead'])
+    const started = await startSync(env.schedulerDeps(), { tenantId, connectorType: 'salesforce' })
+    const outcome = await awaitSync(started.handle)
+    expect(outcome).toMatchObject({ status: 'failed' })
+    expect('error' in outcome && outcome.error).toMatch(/^Leads: /)
+    expect('streams' in outcome && outcome.streams.map((s) => [s.stream, s.status])).toEqual([
+      ['accounts', 'succeeded'],
+      ['contacts', 'succeeded'],
+      ['leads', 'failed'],
+      ['opportunities', 'succeeded'],
+      ['tasks', 'succeeded'],
+      ['events', 'succeeded'],
+    ])
+    const runs = await runsOf(tenantId)
+    expect(runs.map((r) => [r.stream, r.status])).toEqual([
+      ['accounts', 'succeeded'],
+      ['contacts', 'succeeded'],
+      ['leads', 'failed'],
+      ['opportunities', 'succeeded'],
+      ['tasks', 'succeeded'],
+      ['events', 'succeeded'],
+    ])
+    // 30 accounts, 30 contacts, 10 opportunities + 14 tasks + 6 events landed without the leads.
+    expect(runs.reduce((sum, r) => sum + r.created, 0)).toBe(90)
+
+    // Once leads can be read, a sync of that one stream reads them and the connection recovers.
+    fake.setInaccessible([])
+    const again = await startSync(env.schedulerDeps(), {
+      tenantId,
+      connectorType: 'salesforce',
+      stream: 'leads',
+    })
+    expect(await awaitSync(again.handle)).toMatchObject({ status: 'succeeded', created: 8 })
+    const [connection] = await withTenant(env.activityDb.db, tenantId, (tx) =>
+      tx.select().from(connectors),
+    )
+    expect(connection).toMatchObject({ status: 'connected', lastSyncError: null })
   })
 
   it('writes scores back through the writeback workflow, holding disabled entity types back', async () => {
