@@ -74,7 +74,7 @@ export function registerMappingCommands(program: Command, ctx: CliContext): void
 
 function printMappings(
   out: CliOutput,
-  target: { tenantId: string; connectorType: string; entityType: EntityType },
+  target: { tenantId: string; connectorType: string; entityType: EntityType; stream?: string },
   view: MappingView,
 ): void {
   const overridden = new Set(view.overrides.map((m) => m.targetField))
@@ -82,6 +82,7 @@ function printMappings(
     tenantId: target.tenantId,
     connectorType: target.connectorType,
     entityType: target.entityType,
+    ...(target.stream !== undefined ? { stream: target.stream } : {}),
     mappings: view.effective.map((m) => ({ ...m, override: overridden.has(m.targetField) })),
   })
 }

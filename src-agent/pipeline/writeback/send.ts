@@ -25,7 +25,7 @@ import {
   writebackConnector,
   type QueueRow,
 } from './config.js'
-import { dueNow, pendingCounts, pendingState } from './status.js'
+import { dueNow, pendingCounts, pendingState, type WritebackFailure } from './status.js'
 
 export interface WritebackDeps {
   handle: DbHandle
@@ -53,13 +53,6 @@ export interface WritebackBatchResult {
   moreDue: boolean
   /** When nothing is due: milliseconds until the next pending item is, or null if none is pending. */
   nextDueInMs: number | null
-}
-
-/** An item given up on, and why. */
-export interface WritebackFailure {
-  entityType: EntityType
-  externalId: string
-  error: string
 }
 
 /**

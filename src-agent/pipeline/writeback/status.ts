@@ -10,9 +10,16 @@ import type { EntityType } from '../../../shared/schemas.js'
 import type { AnyConnector } from '../../connectors/interface.js'
 import type { ConnectorRegistry } from '../../connectors/registry.js'
 import { enabledTypes, loadWritebackConfigs, writebackConnector } from './config.js'
-import type { WritebackFailure } from './send.js'
 
 /** Whether any queued item of an enabled entity type is due now, inside a tenant transaction. */
+
+/** An item given up on, and why. */
+export interface WritebackFailure {
+  entityType: EntityType
+  externalId: string
+  error: string
+}
+
 export async function hasDueWriteback(
   tx: Tx,
   tenantId: string,

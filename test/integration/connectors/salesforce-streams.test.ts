@@ -5,7 +5,7 @@ import path from 'node:path'
 import { asc, eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DbHandle } from '../../../db/client.js'
-import { connectors, streamState, syncRuns } from '../../../db/schema/index.js'
+import { connectors, people, streamState, syncRuns } from '../../../db/schema/index.js'
 import { withTenant } from '../../../db/tenant.js'
 import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
 import { TEST_KEY_HEX } from '../../helpers/agent.js'
@@ -176,6 +176,69 @@ describe('Salesforce streams through gtm-agent', () => {
       status: 'connected',
       lastSyncError: null,
     })
+  })
+
+  it('keeps a stream’s mapping overrides to that stream (mappings --stream)', async () => {
+    const tenant = await connectedTenant()
+    const file = path.join(dir, `${tenant}-leads.json`)
+    await writeFile(
+      file,
+      JSON.stringify([
+        { sourceField: 'LastName', targetField: 'lastName', transform: 'uppercase' },
+      ]),
+    )
+    const target = ['--tenant', tenant, '--entity', 'person']
+    const set = await cli([
+      'mappings',
+      'set',
+      'salesforce',
+      ...target,
+      '--stream',
+      'leads',
+      '--file',
+      file,
+    ])
+    expect(set.code, set.stderr).toBe(0)
+    const lastName = (result: CliResult) =>
+      (
+        JSON.parse(result.stdout) as { stream?: string; mappings: Array<Record<string, unknown>> }
+      ).mappings.find((m) => m.targetField === 'lastName')
+    expect(
+      lastName(await cli(['mappings', 'get', 'salesforce', ...target, '--stream', 'leads'])),
+    ).toMatchObject({
+      transform: 'uppercase',
+      override: true,
+    })
+    expect(lastName(await cli(['mappings', 'get', 'salesforce', ...target]))).toMatchObject({
+      transform: 'trim',
+      override: false,
+    })
+    expect((await sync(tenant)).result.code).toBe(0)
+    const names = await withTenant(db.db, tenant, (tx) =>
+      tx.select({ externalId: people.externalId, lastName: people.lastName }).from(people),
+    )
+    const lead = names.find((p) => p.externalId === fake.idOf('Lead', 0))!
+    const contact = names.find((p) => p.externalId === fake.idOf('Contact', 0))!
+    expect(lead.lastName).toBe(
+      String(fake.record('Lead', fake.idOf('Lead', 0))!.LastName).toUpperCase(),
+    )
+    expect(contact.lastName).toBe(fake.record('Contact', fake.idOf('Contact', 0))!.LastName)
+    expect(contact.lastName).not.toBe(contact.lastName?.toUpperCase())
+
+    const wrong = await cli([
+      'mappings',
+      'get',
+      'salesforce',
+      '--tenant',
+      tenant,
+      '--entity',
+      'account',
+      '--stream',
+      'leads',
+    ])
+    expect(stderrLines(wrong)).toEqual([
+      'error: Salesforce\'s stream "leads" produces person records, not account.',
+    ])
   })
 
   it('moves the one cursor of a connection synced before streams into its streams, reading nothing again', async () => {
