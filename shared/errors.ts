@@ -69,3 +69,29 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message
   return String(err)
 }
+
+/** Failures that concern a whole connection, not one stream: the streams after it are not read. */
+const CONNECTION_WIDE = new Set<string>([
+  'sync_cancelled',
+  'vendor_auth_failed',
+  'vendor_quota_exhausted',
+])
+
+export function endsWholeSync(code: string | undefined): boolean {
+  return CONNECTION_WIDE.has(code ?? '')
+}
+
+/**
+ * A sync's error as the admin reads it: the failed stream's name first when the connector reads
+ * several streams and the failure is that stream's own, not the connection's.
+ */
+export function syncFailureMessage(failure: {
+  streams: number
+  streamName: string
+  code: string | undefined
+  message: string
+}): string {
+  return failure.streams > 1 && !endsWholeSync(failure.code)
+    ? `${failure.streamName}: ${failure.message}`
+    : failure.message
+}

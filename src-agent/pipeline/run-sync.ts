@@ -3,13 +3,19 @@ import type { DbHandle } from '../../db/client.js'
 import { describePostgresError } from '../../db/errors.js'
 import { connectors, syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
-import { AppError, VendorError, describeError } from '../../shared/errors.js'
+import {
+  AppError,
+  VendorError,
+  describeError,
+  endsWholeSync,
+  syncFailureMessage,
+} from '../../shared/errors.js'
 import { sourceRecordSchema, type SyncMode, type SyncResult } from '../../shared/schemas.js'
 import { recordAudit } from '../audit/audit.js'
 import type { AnyConnector, Credentials } from '../connectors/interface.js'
 import type { RetryEvent } from '../connectors/retry.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
-import { findStream, streamsOf } from '../connectors/streams.js'
+import { DEFAULT_STREAM, findStream, streamsOf } from '../connectors/streams.js'
 import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
 import { openConnection } from './connection.js'
@@ -21,7 +27,6 @@ import {
   markFailed,
   pendingPartitions,
   resetCursor,
-  runStream,
   setPartitions,
   streamMappings,
   upgradeLegacyCursor,
@@ -124,7 +129,8 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
         progress('syncing')
       })
       results.push(result)
-      if (result.status === 'paused' || (result.status === 'failed' && endsSync(result))) break
+      // A paused stream ran out of API quota: that, too, ends the whole sync.
+      if (result.status !== 'succeeded' && endsWholeSync(result.errorCode)) break
     }
     const failed = results.find((r) => r.status !== 'succeeded')
     progress(failed || stopped() ? 'failed' : 'complete')
@@ -133,26 +139,21 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
       return { status: 'failed', mode, streams: results, ...counts, ...failureFields(outcome) }
     }
     if (!failed) return { status: 'succeeded', mode, streams: results, ...counts }
-    const named = streams.length > 1 && !CONNECTION_WIDE.has(failed.errorCode ?? '')
-    const stream = streams.find((s) => s.id === failed.stream)
     return {
       status: failed.status,
       mode,
       streams: results,
       ...counts,
-      error: named ? `${stream?.name ?? failed.stream}: ${failed.error}` : failed.error,
+      error: syncFailureMessage({
+        streams: streams.length,
+        streamName: streams.find((s) => s.id === failed.stream)?.name ?? failed.stream,
+        code: failed.errorCode,
+        message: failed.error ?? '',
+      }),
       errorCode: failed.errorCode,
       retryable: failed.retryable,
     } as SyncSummary
   })
-}
-
-/** Failures that concern the connection, not one stream: they are told without a stream name. */
-const CONNECTION_WIDE = new Set(['sync_cancelled', 'vendor_auth_failed', 'vendor_quota_exhausted'])
-
-/** Whether a stream's failure ends the whole sync: the next streams would fail the same way. */
-function endsSync(result: StreamSummary): boolean {
-  return CONNECTION_WIDE.has(result.errorCode ?? '')
 }
 
 /** One stream, as one run: open it, read its pages, record how it ended. */
@@ -357,7 +358,8 @@ export async function runPages(
       .where(eq(syncRuns.id, runId))
     if (!run)
       throw new AppError('internal', `Sync run ${runId} does not exist for tenant "${tenantId}".`)
-    const stream = runStream(connector, run.stream)
+    // A run from before streams read the connector's one stream.
+    const stream = findStream(connector, run.stream ?? DEFAULT_STREAM)
     const key = { tenantId, connectorId: opened.row.id, stream: stream.id }
     const mappings = await streamMappings(tx, connector, opened.row.id, stream)
     const partitions = await pendingPartitions(tx, key, {

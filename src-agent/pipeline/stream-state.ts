@@ -6,7 +6,6 @@
 import { and, asc, eq, isNull, notInArray, or, sql } from 'drizzle-orm'
 import type { Tx } from '../../db/client.js'
 import { connectors, fieldMappings, streamState } from '../../db/schema/index.js'
-import { AppError } from '../../shared/errors.js'
 import { entityTypes, type EntityType, type FieldMapping } from '../../shared/schemas.js'
 import type { AnyConnector, StreamDefinition } from '../connectors/interface.js'
 import { DEFAULT_STREAM, defaultMappings, streamsOf } from '../connectors/streams.js'
@@ -228,17 +227,6 @@ export async function readOverrides(
 /** The column is jsonb: check it, so a hand-edited row fails here naming the field. */
 function checkedOverrides(entityType: EntityType, mappings: unknown): FieldMapping[] {
   return validateMappings(entityType, mappings, { partial: true })
-}
-
-/** The stream definition a run reads; a run of a stream the connector no longer has fails. */
-export function runStream(connector: AnyConnector, stream: string | null): StreamDefinition {
-  const streams = streamsOf(connector)
-  const found = streams.find((s) => s.id === (stream ?? DEFAULT_STREAM))
-  if (found) return found
-  throw new AppError(
-    'config_invalid',
-    `${connector.name} no longer has the stream "${stream ?? DEFAULT_STREAM}" this run was started for.`,
-  )
 }
 
 function ofStream(key: StreamKey) {

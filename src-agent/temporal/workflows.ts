@@ -23,6 +23,7 @@ import {
 } from '@temporalio/workflow'
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common'
 import type { SyncMode } from '../../shared/schemas.js'
+import { endsWholeSync, syncFailureMessage } from '../../shared/errors.js'
 import { WRITEBACK_RETRY, syncWorkflowId, type SyncWorkflowPhase } from '../../shared/temporal.js'
 import type { SyncCounts } from '../pipeline/run-sync.js'
 import type { Activities, RunRef } from './activities.js'
@@ -117,9 +118,6 @@ export interface SyncProgressView extends SyncCounts {
 
 /** The phase and running counts of a sync (counts advance once per committed chunk). */
 export const syncProgressQuery = defineQuery<SyncProgressView>('syncProgress')
-
-/** Failures that concern the connection, not one stream: the streams after it are not read. */
-const CONNECTION_WIDE = new Set(['sync_cancelled', 'vendor_auth_failed', 'vendor_quota_exhausted'])
 
 /**
  * Syncs one connection: each stream in turn as a run of its own: open it, commit chunks of pages
@@ -227,7 +225,7 @@ export async function syncConnector(input: SyncWorkflowInput): Promise<SyncWorkf
     state.done.push(view)
     state.run = null
     refresh()
-    if (view.status !== 'succeeded' && CONNECTION_WIDE.has(view.errorCode ?? '')) break
+    if (view.status !== 'succeeded' && endsWholeSync(view.errorCode)) break
   }
 
   const last = state.done.at(-1)
@@ -243,10 +241,12 @@ export async function syncConnector(input: SyncWorkflowInput): Promise<SyncWorkf
     progress.phase = 'complete'
     return { ...summary, status: 'succeeded' }
   }
-  const error =
-    state.streams.length > 1 && !CONNECTION_WIDE.has(failed.errorCode ?? '')
-      ? `${state.streams.find((s) => s.id === failed.stream)?.name ?? failed.stream}: ${failed.error ?? ''}`
-      : (failed.error ?? '')
+  const error = syncFailureMessage({
+    streams: state.streams.length,
+    streamName: state.streams.find((s) => s.id === failed.stream)?.name ?? failed.stream,
+    code: failed.errorCode,
+    message: failed.error ?? '',
+  })
   progress.error = error
   if (failed.status === 'paused') {
     // An exhausted quota ends the sync cleanly; the next one resumes from the cursors.

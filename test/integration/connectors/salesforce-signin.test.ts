@@ -116,6 +116,18 @@ describe('gtm-agent connect salesforce --browser', () => {
     BROWSER: '',
     ...extra,
   })
+  /** `connect salesforce --browser` for a tenant and sign-in config, on the registered port. */
+  const browserConnect = (tenant: string, config: string) => [
+    'connect',
+    'salesforce',
+    '--tenant',
+    tenant,
+    '--config',
+    config,
+    '--browser',
+    '--redirect-port',
+    String(port),
+  ]
 
   beforeAll(async () => {
     port = await freePort()
@@ -184,22 +196,9 @@ describe('gtm-agent connect salesforce --browser', () => {
     const tenant = await newTenant()
     const config = await signInConfig()
     let page: Awaited<ReturnType<typeof browse>> | undefined
-    const connected = await connectInBrowser(
-      [
-        'connect',
-        'salesforce',
-        '--tenant',
-        tenant,
-        '--config',
-        config,
-        '--browser',
-        '--redirect-port',
-        String(port),
-      ],
-      async (url) => {
-        page = await browse(url)
-      },
-    )
+    const connected = await connectInBrowser(browserConnect(tenant, config), async (url) => {
+      page = await browse(url)
+    })
     expect(connected.code, connected.stderr).toBe(0)
     expect(connected.url).toMatch(new RegExp(`^${fake.url}/services/oauth2/authorize\\?`))
     expect(new URL(connected.url!).searchParams.get('redirect_uri')).toBe(
@@ -236,20 +235,7 @@ describe('gtm-agent connect salesforce --browser', () => {
     const tenant = await newTenant()
     const config = await signInConfig()
     const browser = `${process.execPath} ${path.join(repoRoot, 'test/helpers/browser-command.mjs')}`
-    const result = await runCli(
-      [
-        'connect',
-        'salesforce',
-        '--tenant',
-        tenant,
-        '--config',
-        config,
-        '--browser',
-        '--redirect-port',
-        String(port),
-      ],
-      env({ BROWSER: browser }),
-    )
+    const result = await runCli(browserConnect(tenant, config), env({ BROWSER: browser }))
     expect(result.code, result.stderr).toBe(0)
     expect(result.stderr).toContain('Opened it in your browser.')
     expect(await storedConnection(tenant)).toHaveLength(1)
@@ -259,22 +245,9 @@ describe('gtm-agent connect salesforce --browser', () => {
     const tenant = await newTenant()
     const config = await signInConfig()
     fake.refuseNextSignIn()
-    const result = await connectInBrowser(
-      [
-        'connect',
-        'salesforce',
-        '--tenant',
-        tenant,
-        '--config',
-        config,
-        '--browser',
-        '--redirect-port',
-        String(port),
-      ],
-      async (url) => {
-        await browse(url)
-      },
-    )
+    const result = await connectInBrowser(browserConnect(tenant, config), async (url) => {
+      await browse(url)
+    })
     expect(result.code).toBe(1)
     const errors = result.stderr.split('\n').filter((line) => line.startsWith('error:'))
     expect(errors).toEqual([
@@ -288,30 +261,17 @@ describe('gtm-agent connect salesforce --browser', () => {
     const tenant = await newTenant()
     const config = await signInConfig()
     const pages: number[] = []
-    const result = await connectInBrowser(
-      [
-        'connect',
-        'salesforce',
-        '--tenant',
-        tenant,
-        '--config',
-        config,
-        '--browser',
-        '--redirect-port',
-        String(port),
-      ],
-      async (url) => {
-        const redirectUri = new URL(url).searchParams.get('redirect_uri')!
-        // A forged callback (a code of the attacker's, a state of its own) and a stale one.
-        for (const state of ['forged', '']) {
-          const forged = new URL(redirectUri)
-          forged.searchParams.set('code', 'aPrxATTACKER')
-          if (state) forged.searchParams.set('state', state)
-          pages.push((await get(forged.toString())).status)
-        }
-        pages.push((await browse(url)).status)
-      },
-    )
+    const result = await connectInBrowser(browserConnect(tenant, config), async (url) => {
+      const redirectUri = new URL(url).searchParams.get('redirect_uri')!
+      // A forged callback (a code of the attacker's, a state of its own) and a stale one.
+      for (const state of ['forged', '']) {
+        const forged = new URL(redirectUri)
+        forged.searchParams.set('code', 'aPrxATTACKER')
+        if (state) forged.searchParams.set('state', state)
+        pages.push((await get(forged.toString())).status)
+      }
+      pages.push((await browse(url)).status)
+    })
     expect(pages).toEqual([400, 400, 200])
     expect(result.code, result.stderr).toBe(0)
     // The forged code never reached the token endpoint: only the real one was exchanged.
@@ -325,17 +285,7 @@ describe('gtm-agent connect salesforce --browser', () => {
     const config = await signInConfig()
     let child: ChildProcess | undefined
     const result = await connectInBrowser(
-      [
-        'connect',
-        'salesforce',
-        '--tenant',
-        tenant,
-        '--config',
-        config,
-        '--browser',
-        '--redirect-port',
-        String(port),
-      ],
+      browserConnect(tenant, config),
       async () => {
         child?.kill('SIGINT')
       },

@@ -265,6 +265,10 @@ describe('Salesforce streams through gtm-agent', () => {
     // Only the changed contact is read: no Bulk job, no full read of any object.
     expect(summary).toMatchObject({ status: 'succeeded', created: 0, updated: 1 })
     expect(fake.requests.slice(from).some((r) => r.path.includes('/jobs/query'))).toBe(false)
+    // Every object is queried from its carried-over position, none from the start.
+    const reads = fake.requests.slice(from).filter((r) => r.path.endsWith('/queryAll'))
+    expect(reads).toHaveLength(6)
+    for (const read of reads) expect(read.query.q).toMatch(/ WHERE \(?SystemModstamp /)
     const t = await state(tenant)
     expect(t.connection.cursor).toBeNull()
     expect(t.streams.map((s) => s.stream)).toEqual([...STREAMS].sort())
