@@ -12,7 +12,7 @@ import tseslint from 'typescript-eslint'
  *
  * Inside src-agent, folders import only lower layers, so no cycle can form:
  * infrastructure (config.ts, shutdown.ts, logging/, secrets/, audit/) ← connectors/ ←
- * pipeline/ ← services/ ← temporal/ ← cli/ (and bin/, which runs the CLI).
+ * pipeline/ ← services/ ← temporal/ ← cli/ and rpc/ (and bin/, which runs the CLI).
  *
  * Flat config replaces (not merges) a rule's options when several blocks match a file, so
  * each area below lists every restriction that applies to it.
@@ -47,7 +47,7 @@ const mainImport = {
   message: 'The renderer talks to main through window.gtm only (types may be imported).',
 }
 const agentLayerMessage =
-  'src-agent layers: infrastructure (config, shutdown, logging, secrets, audit) ← connectors ← signin ← pipeline ← services ← temporal, webhooks ← cli. Import only from lower layers: move the code down, or pass it in as a parameter.'
+  'src-agent layers: infrastructure (config, shutdown, logging, secrets, audit) ← connectors ← signin ← pipeline ← services ← temporal, webhooks ← cli, rpc. Import only from lower layers: move the code down, or pass it in as a parameter.'
 /** Imports of these src-agent folders, by relative path. */
 const agentLayers = (...folders) =>
   folders.map((folder) => ({ regex: `(^|/)${folder}(/|$)`, message: agentLayerMessage }))
@@ -148,6 +148,7 @@ export default tseslint.config(
             'temporal',
             'webhooks',
             'cli',
+            'rpc',
           ),
         ],
       }),
@@ -160,7 +161,7 @@ export default tseslint.config(
         paths: [electronAll],
         patterns: [
           electronSubpath,
-          ...agentLayers('signin', 'pipeline', 'services', 'temporal', 'webhooks', 'cli'),
+          ...agentLayers('signin', 'pipeline', 'services', 'temporal', 'webhooks', 'cli', 'rpc'),
         ],
       }),
     },
@@ -172,7 +173,7 @@ export default tseslint.config(
         paths: [electronAll],
         patterns: [
           electronSubpath,
-          ...agentLayers('pipeline', 'services', 'temporal', 'webhooks', 'cli'),
+          ...agentLayers('pipeline', 'services', 'temporal', 'webhooks', 'cli', 'rpc'),
         ],
       }),
     },
@@ -182,7 +183,10 @@ export default tseslint.config(
     rules: {
       [rule]: restrict({
         paths: [electronAll],
-        patterns: [electronSubpath, ...agentLayers('services', 'temporal', 'webhooks', 'cli')],
+        patterns: [
+          electronSubpath,
+          ...agentLayers('services', 'temporal', 'webhooks', 'cli', 'rpc'),
+        ],
       }),
     },
   },
@@ -191,7 +195,7 @@ export default tseslint.config(
     rules: {
       [rule]: restrict({
         paths: [electronAll],
-        patterns: [electronSubpath, ...agentLayers('temporal', 'webhooks', 'cli')],
+        patterns: [electronSubpath, ...agentLayers('temporal', 'webhooks', 'cli', 'rpc')],
       }),
     },
   },
@@ -200,7 +204,7 @@ export default tseslint.config(
     rules: {
       [rule]: restrict({
         paths: [electronAll],
-        patterns: [electronSubpath, ...agentLayers('webhooks', 'cli')],
+        patterns: [electronSubpath, ...agentLayers('webhooks', 'cli', 'rpc')],
       }),
     },
   },
@@ -209,7 +213,26 @@ export default tseslint.config(
     rules: {
       [rule]: restrict({
         paths: [electronAll],
-        patterns: [electronSubpath, ...agentLayers('temporal', 'cli')],
+        patterns: [electronSubpath, ...agentLayers('temporal', 'cli', 'rpc')],
+      }),
+    },
+  },
+  {
+    // The app's RPC and the CLI are two faces of the agent: neither imports the other.
+    files: ['src-agent/rpc/**'],
+    rules: {
+      [rule]: restrict({
+        paths: [electronAll],
+        patterns: [electronSubpath, ...agentLayers('cli')],
+      }),
+    },
+  },
+  {
+    files: ['src-agent/cli/**'],
+    rules: {
+      [rule]: restrict({
+        paths: [electronAll],
+        patterns: [electronSubpath, ...agentLayers('rpc')],
       }),
     },
   },
@@ -262,7 +285,7 @@ export default tseslint.config(
         patterns: [
           electronSubpath,
           { ...nodeScheme, message: workflowsMessage },
-          ...agentLayers('cli'),
+          ...agentLayers('cli', 'rpc'),
         ],
       }),
     },

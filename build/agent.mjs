@@ -5,6 +5,7 @@
 // bundle, and two entry points:
 //   out/agent/cli.js   `node out/agent/cli.js <command>`: the gtm-agent process
 //   out/agent/main.js  exports runAgent(args, env) and does nothing on import
+//   out/agent/service.js  the desktop app's agent process: RPC over the link main hands it
 // The build is made in a scratch folder and moved into place at the end, with build.json (when
 // the build started) written last: src-agent/bin/agent-entry.mjs runs it only when complete and
 // newer than every source file.
@@ -20,6 +21,8 @@ const NOT_BUILT = [path.join(root, 'src-agent', 'bin')]
 const WORKFLOWS = path.join(root, 'src-agent', 'temporal', 'workflows.ts')
 // Written by hand below; the module they re-export from is src-agent/cli/run.ts.
 const ENTRY_MODULE = './src-agent/cli/run.js'
+// The desktop app's agent process (utilityProcess.fork runs out/agent/service.js).
+const SERVICE_MODULE = './src-agent/rpc/process.js'
 
 async function main() {
   const startedAt = Date.now()
@@ -55,6 +58,7 @@ async function main() {
       `#!/usr/bin/env node\nimport { runAgentProcess } from '${ENTRY_MODULE}'\n\nawait runAgentProcess()\n`,
     )
     await writeFile(path.join(scratch, 'main.js'), `export { runAgent } from '${ENTRY_MODULE}'\n`)
+    await writeFile(path.join(scratch, 'service.js'), `import '${SERVICE_MODULE}'\n`)
     const { code } = await bundleWorkflowCode({
       workflowsPath: WORKFLOWS,
       logger: quietLogger,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { drizzle } from 'drizzle-orm/node-postgres'
@@ -54,4 +55,12 @@ async function countApplied(client: pg.Client): Promise<number> {
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err)
+}
+
+/** How many migrations this build ships (the journal's entries): what a current database has applied. */
+export function shippedMigrationCount(): number {
+  const journal = JSON.parse(
+    readFileSync(path.join(migrationsFolder, 'meta', '_journal.json'), 'utf8'),
+  ) as { entries: unknown[] }
+  return journal.entries.length
 }

@@ -23,7 +23,44 @@ export type ErrorCode =
   | 'sync_incomplete'
   | 'sync_in_progress'
   | 'sync_cancelled'
+  | 'signin_in_progress'
   | 'internal'
+
+/**
+ * Whether a failure with this code may succeed when the same step is tried again. Vendor
+ * errors decide for themselves (VendorError.retryable); a quota never refills within a run's
+ * retries, so it ends the run (paused) instead.
+ */
+export const retryableCodes: Record<ErrorCode, boolean> = {
+  config_invalid: false,
+  config_missing: false,
+  encryption_key_missing: false,
+  encryption_key_invalid: false,
+  decryption_failed: false,
+  mapping_invalid: false,
+  record_invalid: false,
+  connector_unknown: false,
+  connector_duplicate: false,
+  connector_not_connected: false,
+  tenant_unknown: false,
+  tenant_exists: false,
+  tenant_required: false,
+  vendor_auth_failed: false,
+  vendor_rate_limited: true,
+  vendor_unavailable: true,
+  vendor_bad_response: false,
+  vendor_quota_exhausted: false,
+  db_unavailable: true,
+  db_query_failed: true,
+  sync_incomplete: true,
+  // Another process (a `gtm-agent sync` without Temporal) holds the connection's lock.
+  sync_in_progress: true,
+  // The activity was cancelled (worker shutdown, workflow cancelled): not tried again here.
+  sync_cancelled: false,
+  // One sign-in at a time: the other one ends (or is cancelled) first.
+  signin_in_progress: true,
+  internal: false,
+}
 
 /** Base error: a code to switch on, a sentence an admin can act on, and the wrapped cause. */
 export class AppError extends Error {

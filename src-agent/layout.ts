@@ -5,6 +5,7 @@
  * package.json's version beside them. A path relative to a module is therefore the same in both;
  * only what the build adds is decided here.
  */
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -23,3 +24,15 @@ export const WORKFLOW_BUNDLE_PATH = runsFromSource
 export const WORKFLOWS_SOURCE_PATH: string | undefined = runsFromSource
   ? path.join(agentRoot, 'src-agent', 'temporal', 'workflows.ts')
   : undefined
+
+/** The agent's version: package.json's, which the build copies beside its files. */
+export function agentVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(path.join(agentRoot, 'package.json'), 'utf8')) as {
+      version?: string
+    }
+    return pkg.version ?? '0.0.0'
+  } catch {
+    return '0.0.0'
+  }
+}

@@ -1,43 +1,20 @@
+import os from 'node:os'
+import path from 'node:path'
 import { app, BrowserWindow, shell } from 'electron'
-import { handleAll } from './ipc/handle.js'
+import { agentEnvironment, DATABASE_PASSWORD_NAME } from './agent/environment.js'
+import { AgentSupervisor } from './agent/supervisor.js'
+import { utilityAgent } from './agent/utility.js'
+import { checkExternalUrl } from './external.js'
+import { handleAll, sendEvent } from './ipc/handle.js'
 import { createHandlers } from './ipc/handlers.js'
+import { createMainLog, errorFields } from './log.js'
 import { preloadPath, rendererUrl } from './renderer-url.js'
+import { provideEncryptionKey, type EncryptionKeySource } from './secrets/encryption-key.js'
+import { osKeychain } from './secrets/keychain.js'
+import { electronStoreSettings } from './settings/electron-store.js'
+import { SettingsStore } from './settings/store.js'
 
 const productName = 'GTM Clarity Connect'
-
-/** Opens the main window with the renderer locked down: isolated, sandboxed, no Node. */
-function createMainWindow(): BrowserWindow {
-  const window = new BrowserWindow({
-    title: productName,
-    width: 1200,
-    height: 800,
-    show: false,
-    webPreferences: {
-      preload: preloadPath(),
-      contextIsolation: true,
-      sandbox: true,
-      nodeIntegration: false,
-      webSecurity: true,
-    },
-  })
-  window.once('ready-to-show', () => window.show())
-
-  // The renderer is one page: new windows open in the browser, navigation elsewhere is refused.
-  window.webContents.setWindowOpenHandler(({ url }) => {
-    if (url.startsWith('https://')) {
-      shell.openExternal(url).catch((err: unknown) => console.error('Could not open link:', err))
-    }
-    return { action: 'deny' }
-  })
-  window.webContents.on('will-navigate', (event, url) => {
-    if (url !== window.webContents.getURL()) event.preventDefault()
-  })
-
-  window.loadURL(rendererUrl()).catch((err: unknown) => {
-    console.error('The window could not load the app:', err)
-  })
-  return window
-}
 
 async function main(): Promise<void> {
   app.setName(productName)
@@ -47,20 +24,173 @@ async function main(): Promise<void> {
     return
   }
   await app.whenReady()
+  const log = createMainLog({ dir: app.getPath('logs') })
+  const settings = new SettingsStore(electronStoreSettings())
+  const keychain = osKeychain(productName)
+  let keySource: EncryptionKeySource | null = null
+  let mainWindow: BrowserWindow | undefined
 
-  handleAll(createHandlers({ app: { name: app.getName(), version: app.getVersion() } }))
-  let mainWindow = createMainWindow()
+  const emit = (event: Parameters<typeof sendEvent>[1], data: unknown): void => {
+    if (mainWindow) sendEvent(mainWindow.webContents, event, data, log)
+  }
+
+  /** The agent's environment, built afresh at every start (settings may have changed). */
+  const agentEnv = async (): Promise<Record<string, string>> => {
+    const { key, source } = await provideEncryptionKey(keychain)
+    keySource = source
+    const current = settings.get()
+    const password =
+      current.database.mode === 'external' ? await keychain.get(DATABASE_PASSWORD_NAME) : null
+    return agentEnvironment({
+      settings: current,
+      encryptionKey: key,
+      databasePassword: password,
+      defaultDataFolder: path.join(app.getPath('userData'), 'agent'),
+      ...(app.isPackaged ? { temporalCliPath: packagedTemporalCli() } : {}),
+    })
+  }
+
+  let env: Record<string, string> | undefined
+  let startProblem: string | undefined
+  try {
+    env = await agentEnv()
+  } catch (err) {
+    startProblem = err instanceof Error ? err.message : String(err)
+    log('error', 'the agent cannot be started', { error: startProblem })
+  }
+
+  const agent = new AgentSupervisor({
+    spawn: () => {
+      if (!env) throw new Error(startProblem ?? 'The agent has no environment.')
+      return utilityAgent({
+        entry: agentEntry(),
+        env,
+        onStderr: (line) => log.agentLine(line),
+      })()
+    },
+    onEvent: (event, data) => emit(event, data),
+    onStatus: (status) => emit('agent:status', status),
+    log: (level, message, fields) => log(level, message, fields),
+  })
+
+  const handlers = createHandlers({
+    app: { name: app.getName(), version: app.getVersion() },
+    agent,
+    settings,
+    keychain: async () => ({ ...(await keychain.probe()), encryptionKeySource: keySource }),
+    openSignInPage: async (url) => {
+      const checked = checkExternalUrl(url)
+      if (!checked.ok) throw new Error(`The sign-in page was not opened: ${checked.reason}.`)
+      await shell.openExternal(checked.url)
+    },
+    onAgentSettingsChanged: () => {
+      void agentEnv()
+        .then((next) => {
+          env = next
+          agent.restart()
+        })
+        .catch((err: unknown) => log('error', 'the agent could not be restarted', errorFields(err)))
+    },
+    log,
+  })
+  handleAll(handlers, log)
+  agent.start()
+  mainWindow = createMainWindow(settings, log)
 
   app.on('second-instance', () => {
+    if (!mainWindow) return
     if (mainWindow.isMinimized()) mainWindow.restore()
     mainWindow.focus()
   })
   app.on('activate', () => {
-    if (BrowserWindow.getAllWindows().length === 0) mainWindow = createMainWindow()
+    if (BrowserWindow.getAllWindows().length === 0) mainWindow = createMainWindow(settings, log)
   })
   app.on('window-all-closed', () => {
     if (process.platform !== 'darwin') app.quit()
   })
+  // Quitting stops the agent gracefully: a sync finishes its page (committed) and resumes later.
+  let stopped = false
+  app.on('before-quit', (event) => {
+    if (stopped) return
+    event.preventDefault()
+    void agent.stop().finally(() => {
+      stopped = true
+      app.quit()
+    })
+  })
+}
+
+/** Opens the main window with the renderer locked down: isolated, sandboxed, no Node. */
+function createMainWindow(
+  settings: SettingsStore,
+  log: ReturnType<typeof createMainLog>,
+): BrowserWindow {
+  const bounds = settings.get().windowBounds
+  const window = new BrowserWindow({
+    title: productName,
+    width: bounds?.width ?? 1200,
+    height: bounds?.height ?? 800,
+    ...(bounds?.x !== undefined && bounds.y !== undefined ? { x: bounds.x, y: bounds.y } : {}),
+    show: false,
+    webPreferences: {
+      preload: preloadPath(),
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      webSecurity: true,
+      allowRunningInsecureContent: false,
+      experimentalFeatures: false,
+      navigateOnDragDrop: false,
+      spellcheck: false,
+    },
+  })
+  window.once('ready-to-show', () => window.show())
+  window.on('close', () => {
+    const { x, y, width, height } = window.getBounds()
+    try {
+      settings.update({ windowBounds: { x, y, width, height } })
+    } catch (err) {
+      log('warn', 'could not keep the window size', errorFields(err))
+    }
+  })
+
+  // The renderer is one page: no new windows, no navigation away, no permission prompts.
+  window.webContents.setWindowOpenHandler(({ url }) => {
+    const checked = checkExternalUrl(url)
+    if (checked.ok) {
+      shell
+        .openExternal(checked.url)
+        .catch((err: unknown) => log('warn', 'could not open a link', errorFields(err)))
+    } else {
+      log('warn', 'refused to open a link', { reason: checked.reason })
+    }
+    return { action: 'deny' }
+  })
+  window.webContents.on('will-navigate', (event) => event.preventDefault())
+  window.webContents.on('will-redirect', (event) => event.preventDefault())
+  window.webContents.on('will-attach-webview', (event) => event.preventDefault())
+  window.webContents.session.setPermissionRequestHandler((_contents, _permission, callback) =>
+    callback(false),
+  )
+
+  window.loadURL(rendererUrl()).catch((err: unknown) => {
+    log('error', 'the window could not load the app', errorFields(err))
+  })
+  return window
+}
+
+/** The built agent: out/agent beside out/main (inside the app's archive when packaged). */
+function agentEntry(): string {
+  return path.join(import.meta.dirname, '..', 'agent', 'service.js')
+}
+
+/** The Temporal CLI the installer ships in resources/bin. */
+function packagedTemporalCli(): string {
+  return path.join(
+    process.resourcesPath,
+    'bin',
+    os.platform() === 'win32' ? 'temporal.exe' : 'temporal',
+  )
 }
 
 main().catch((err: unknown) => {

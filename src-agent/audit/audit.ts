@@ -1,7 +1,7 @@
 import os from 'node:os'
 import type { Tx } from '../../db/client.js'
 import { auditLog } from '../../db/schema/index.js'
-import { redact } from '../logging/redact.js'
+import { redact } from '../../shared/redact.js'
 
 export interface AuditEntry {
   tenantId: string

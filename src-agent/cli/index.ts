@@ -5,13 +5,13 @@
  * GTM_CONNECTOR_MODULES and LOG_LEVEL. Each command group has its own file here; bin/gtm-agent.mjs
  * runs main and exits with its code.
  */
-import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { AppError, describeError } from '../../shared/errors.js'
 import { cliUserId } from '../audit/audit.js'
 import type { Env } from '../config.js'
+import { agentVersion } from '../layout.js'
 import { createLogger, type Logger } from '../logging/logger.js'
-import { scrubString } from '../logging/redact.js'
+import { scrubString } from '../../shared/redact.js'
 import { registerConnectionCommands, registerHealthCommand } from './connections.js'
 import { oneLine, type CliContext } from './context.js'
 import { registerKeyCommands } from './keys.js'
@@ -49,7 +49,7 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('gtm-agent')
     .description('GTM Clarity Connect agent: syncs go-to-market data into tenant-scoped Postgres.')
-    .version(packageVersion())
+    .version(agentVersion())
     .exitOverride()
     .showSuggestionAfterError()
   registerMigrateCommand(program, ctx)
@@ -64,19 +64,4 @@ export function buildProgram(ctx: CliContext): Command {
   registerWritebackCommands(program, ctx)
   registerWebhookCommands(program, ctx)
   return program
-}
-
-// --- implementation ---
-
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(
-      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-    ) as {
-      version?: string
-    }
-    return pkg.version ?? '0.0.0'
-  } catch {
-    return '0.0.0'
-  }
 }

@@ -8,7 +8,7 @@ import { z } from 'zod'
 import { ConfigError } from '../../shared/errors.js'
 import type { AnyConnector } from '../connectors/interface.js'
 import type { Logger } from '../logging/logger.js'
-import { registerSecret } from '../logging/redact.js'
+import { registerSecret } from '../../shared/redact.js'
 import { whileInterruptible } from '../shutdown.js'
 import { openBrowser, type BrowserEnv } from '../signin/browser.js'
 import {

@@ -18,7 +18,7 @@ import {
 } from './context.js'
 import { loadConnectorModules } from '../config.js'
 import { connectorRegistry } from '../connectors/registry.js'
-import { scrubString } from '../logging/redact.js'
+import { scrubString } from '../../shared/redact.js'
 import { writebackConnector, type WritebackConfigView } from '../pipeline/writeback/config.js'
 import {
   previewQueuedWriteback,

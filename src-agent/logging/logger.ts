@@ -4,7 +4,7 @@
  */
 import pino from 'pino'
 import { ConfigError } from '../../shared/errors.js'
-import { redact, scrubString } from './redact.js'
+import { redact, scrubString } from '../../shared/redact.js'
 
 export type Logger = pino.Logger
 

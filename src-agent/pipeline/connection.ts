@@ -3,7 +3,7 @@ import type { Tx } from '../../db/client.js'
 import { connectors } from '../../db/schema/index.js'
 import { AppError } from '../../shared/errors.js'
 import type { Credentials } from '../connectors/interface.js'
-import { isSensitiveKey, registerSecret } from '../logging/redact.js'
+import { isSensitiveKey, registerSecret } from '../../shared/redact.js'
 import { decryptCredentials, encryptCredentials, type Keyring } from '../secrets/crypto.js'
 
 export type ConnectorRow = typeof connectors.$inferSelect

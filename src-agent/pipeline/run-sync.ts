@@ -72,6 +72,8 @@ export interface SyncProgress extends SyncCounts {
   phase: SyncPhase
   /** The stream being read (the counts are the sync's totals so far). */
   stream: string | null
+  /** The counts of the stream being read, so far. */
+  streamCounts: SyncCounts
 }
 
 /** How one stream's run ended. */
@@ -114,18 +116,21 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
   const mode: SyncMode = request.full ? 'full' : 'incremental'
   return withSyncLock(deps.handle, tenantId, connectorType, async () => {
     const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
+    let streamCounts: SyncCounts = { ...counts }
     let current: string | null = null
     const progress = (phase: SyncPhase): void =>
-      request.onProgress?.({ phase, stream: current, ...counts })
+      request.onProgress?.({ phase, stream: current, ...counts, streamCounts: { ...streamCounts } })
     const stopped = (): boolean =>
       request.signal?.aborted === true || request.stop?.aborted === true
     const results: StreamSummary[] = []
     for (const stream of streams) {
       if (stopped()) break
       current = stream.id
+      streamCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
       progress('authenticating')
       const result = await syncStream(deps, { ...request, stream: stream.id }, stopped, (page) => {
         addCounts(counts, page)
+        addCounts(streamCounts, page)
         progress('syncing')
       })
       results.push(result)

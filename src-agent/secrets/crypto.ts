@@ -8,7 +8,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
 import { ConfigError, CryptoError } from '../../shared/errors.js'
-import { isSensitiveKey, registerSecret } from '../logging/redact.js'
+import { isSensitiveKey, registerSecret } from '../../shared/redact.js'
 
 /** The keys credentials can be decrypted with; new encryptions use the current one. */
 export interface Keyring {

@@ -25,6 +25,8 @@ export interface LoopbackOptions {
   timeoutMs?: number
   /** Stops waiting (Ctrl-C, a closed window): the wait rejects and the listener closes. */
   signal?: AbortSignal
+  /** Where the admin changes the port, named when it is in use (default: the CLI's words). */
+  portSetting?: string
 }
 
 export interface LoopbackListener {
@@ -47,7 +49,7 @@ export async function openLoopback(options: LoopbackOptions): Promise<LoopbackLi
     throw new ConfigError('config_invalid', `The redirect path "${path}" must start with "/".`)
   }
   const loopback = new Loopback(options.vendor, path)
-  await loopback.listen(options.port ?? DEFAULT_REDIRECT_PORT)
+  await loopback.listen(options.port ?? DEFAULT_REDIRECT_PORT, options.portSetting)
   return {
     redirectUri: loopback.redirectUri,
     waitForCallback: (state) => loopback.wait(state, options),
@@ -63,7 +65,8 @@ export async function signInThroughLoopback<Config, SignInConfig>(
   signIn: SignInCapability<Config, SignInConfig>,
   config: SignInConfig,
   options: LoopbackOptions & {
-    open: (url: string) => void | Promise<void>
+    /** Shows the vendor's page: `url` to open, `redirectUri` the callback it will come back to. */
+    open: (url: string, redirectUri: string) => void | Promise<void>
     complete?: SignInOptions
   },
 ): Promise<Config> {
@@ -73,7 +76,7 @@ export async function signInThroughLoopback<Config, SignInConfig>(
     const callback = listener.waitForCallback(pending.state)
     // Handled below; this keeps a rejection while `open` runs from counting as unhandled.
     callback.catch(() => undefined)
-    await options.open(pending.url)
+    await options.open(pending.url, listener.redirectUri)
     const params = await callback
     await listener.close()
     return await signIn.complete(config, pending, params, options.complete)
@@ -104,7 +107,10 @@ class Loopback {
     return `http://127.0.0.1:${this.#port}${this.#path}`
   }
 
-  async listen(port: number): Promise<void> {
+  async listen(
+    port: number,
+    portSetting = 'the redirect port (--redirect-port, or redirectPort in the config file)',
+  ): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject)
       // Only the loopback interface: nothing else on the network can reach the callback.
@@ -122,7 +128,7 @@ class Loopback {
             : `cannot be opened (${code ?? String(cause)})`
       throw new ConfigError(
         'config_invalid',
-        `Port ${port} on 127.0.0.1 ${why}, so the ${this.#vendor} sign-in cannot receive its callback there. Free it, or choose another redirect port and register its callback URL with ${this.#vendor}.`,
+        `Port ${port} on 127.0.0.1 ${why}, so the ${this.#vendor} sign-in cannot receive its callback there. Free it, or change ${portSetting} and register its callback URL with ${this.#vendor}.`,
         { cause },
       )
     })

@@ -12,12 +12,12 @@ import type { DbHandle } from '../../db/client.js'
 import { postgresError } from '../../db/errors.js'
 import { syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
-import { AppError, VendorError, type ErrorCode } from '../../shared/errors.js'
+import { AppError, VendorError, retryableCodes, type ErrorCode } from '../../shared/errors.js'
 import type { SyncMode } from '../../shared/schemas.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import { findStream, streamsOf } from '../connectors/streams.js'
 import type { Logger } from '../logging/logger.js'
-import { scrubString } from '../logging/redact.js'
+import { scrubString } from '../../shared/redact.js'
 import {
   failRun,
   finishRun,
@@ -216,40 +216,6 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>
-
-/**
- * Whether a failure with this code may succeed when the same step is tried again. Vendor
- * errors decide for themselves (VendorError.retryable); a quota never refills within a run's
- * retries, so it ends the run (paused) instead.
- */
-const retryableCodes: Record<ErrorCode, boolean> = {
-  config_invalid: false,
-  config_missing: false,
-  encryption_key_missing: false,
-  encryption_key_invalid: false,
-  decryption_failed: false,
-  mapping_invalid: false,
-  record_invalid: false,
-  connector_unknown: false,
-  connector_duplicate: false,
-  connector_not_connected: false,
-  tenant_unknown: false,
-  tenant_exists: false,
-  tenant_required: false,
-  vendor_auth_failed: false,
-  vendor_rate_limited: true,
-  vendor_unavailable: true,
-  vendor_bad_response: false,
-  vendor_quota_exhausted: false,
-  db_unavailable: true,
-  db_query_failed: true,
-  sync_incomplete: true,
-  // Another process (a `gtm-agent sync` without Temporal) holds the connection's lock.
-  sync_in_progress: true,
-  // The activity was cancelled (worker shutdown, workflow cancelled): not tried again here.
-  sync_cancelled: false,
-  internal: false,
-}
 
 /** A thrown error as Temporal should see it: its code as the type, a message safe to store. */
 export function toApplicationFailure(err: unknown): ApplicationFailure {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { ConfigError } from '../../shared/errors.js'
 import { createLogger, type Logger } from '../../src-agent/logging/logger.js'
-import { REDACTED, redact, registerSecret, scrubString } from '../../src-agent/logging/redact.js'
+import { REDACTED, redact, registerSecret, scrubString } from '../../shared/redact.js'
 
 /** A logger writing to memory, plus the lines it wrote. */
 function memoryLogger(level: string): { logger: Logger; lines: string[]; text: () => string } {

@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { VendorError } from '../../../shared/errors.js'
 import type { Logger } from '../../logging/logger.js'
-import { registerSecret } from '../../logging/redact.js'
+import { registerSecret } from '../../../shared/redact.js'
 import { withRetry, type RetryEvent } from '../retry.js'
 import { sendHttp, transientStatus, type Timeouts } from '../transport.js'
 import { tokenErrorSchema, tokenResponseSchema } from './schemas.js'

@@ -113,7 +113,14 @@ function escapeRegExp(s: string): string {
  */
 function looksLikeBasicCredential(candidate: string): boolean {
   if (/[0-9+/=]/.test(candidate)) return true
-  return Buffer.from(candidate, 'base64').toString('latin1').includes(':')
+  // atob (Node and browsers alike) refuses a length of 4n+1; the last character then carries
+  // no whole byte anyway.
+  const usable = candidate.length % 4 === 1 ? candidate.slice(0, -1) : candidate
+  try {
+    return atob(usable).includes(':')
+  } catch {
+    return false
+  }
 }
 
 function redactValue(value: unknown, ancestors: Set<object>, depth: number): unknown {

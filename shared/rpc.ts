@@ -1,0 +1,351 @@
+import { z } from 'zod'
+import type { CallError, CallResult, Contract } from './contract.js'
+import {
+  authMethodSchema,
+  connectorStatusSchema,
+  entityTypeSchema,
+  fieldMappingSchema,
+  healthStateSchema,
+  syncModeSchema,
+} from './schemas.js'
+
+/**
+ * The agent's RPC contract: every method main may call on the agent process, with its input and
+ * output schema, and the events the agent pushes back. The agent parses every request with these
+ * schemas (shared/contract.ts dispatch) and main parses every answer and event again, so neither
+ * side trusts the other's types. Method names are `domain:verb`, like the renderer's channels;
+ * shared/ipc.ts forwards most of them to the renderer unchanged.
+ */
+
+const id = z.string().min(1).max(200)
+const tenantId = z.string().min(1).max(64)
+const connectorType = z.string().min(1).max(64)
+const isoTime = z.string().datetime({ offset: true })
+const connectionTarget = z.object({ tenantId, connectorType })
+
+export const agentInfoSchema = z.object({
+  version: z.string(),
+  pid: z.number().int(),
+  startedAt: isoTime,
+  uptimeSeconds: z.number().nonnegative(),
+  memory: z.object({ rssBytes: z.number(), heapUsedBytes: z.number() }),
+  database: z.object({
+    kind: z.enum(['embedded', 'external']),
+    /** Applied by the database, and shipped by this agent: current when they are equal. */
+    migrations: z.object({ applied: z.number().int(), shipped: z.number().int() }),
+  }),
+  worker: z.enum(['running', 'off']),
+  /** The fingerprint of the connector encryption key in use, never the key. */
+  encryptionKeyId: z.string(),
+})
+
+export const connectorSummarySchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  version: z.string(),
+  authMethod: authMethodSchema,
+  dataTypes: z.array(entityTypeSchema),
+  streams: z.array(
+    z.object({
+      id: z.string(),
+      name: z.string(),
+      entityType: entityTypeSchema,
+      partitioned: z.boolean(),
+    }),
+  ),
+  /** The config form: a JSON Schema of the connector's config, secret keys listed apart. */
+  configSchema: z.record(z.string(), z.unknown()),
+  secretConfigKeys: z.array(z.string()),
+  /** Connects through the system browser (OAuth, admin consent) instead of a form. */
+  signIn: z.boolean(),
+  webhooks: z.boolean(),
+})
+
+export const streamStateSchema = z.object({
+  stream: z.string(),
+  partition: z.string(),
+  status: z.string(),
+  lastSyncAt: isoTime.nullable(),
+  lastError: z.string().nullable(),
+})
+
+export const connectionSummarySchema = z.object({
+  connectorType: z.string(),
+  connectionId: z.string(),
+  status: connectorStatusSchema,
+  /** The config without its secrets: what Reconnect starts from. */
+  config: z.record(z.string(), z.unknown()),
+  lastSyncAt: isoTime.nullable(),
+  lastSyncError: z.string().nullable(),
+  createdAt: isoTime,
+  streams: z.array(streamStateSchema),
+  /** Records stored from this connection, by entity type. */
+  records: z.object({ person: z.number(), account: z.number(), activity: z.number() }),
+})
+
+export const syncRunSchema = z.object({
+  runId: z.string(),
+  connectorType: z.string(),
+  stream: z.string().nullable(),
+  partition: z.string().nullable(),
+  mode: syncModeSchema,
+  status: z.string(),
+  startedAt: isoTime,
+  finishedAt: isoTime.nullable(),
+  pages: z.number(),
+  created: z.number(),
+  updated: z.number(),
+  deleted: z.number(),
+  errors: z.number(),
+  error: z.string().nullable(),
+})
+
+export const syncCountsSchema = z.object({
+  pages: z.number(),
+  created: z.number(),
+  updated: z.number(),
+  deleted: z.number(),
+  errors: z.number(),
+})
+
+export const syncSummarySchema = syncCountsSchema.extend({
+  status: z.string(),
+  mode: syncModeSchema,
+  error: z.string().nullable(),
+  streams: z.array(
+    syncCountsSchema.extend({ stream: z.string(), status: z.string(), runId: z.string() }),
+  ),
+})
+
+export const mappingViewSchema = z.object({
+  entityType: entityTypeSchema,
+  stream: z.string(),
+  defaults: z.array(fieldMappingSchema),
+  overrides: z.array(fieldMappingSchema),
+  effective: z.array(fieldMappingSchema),
+})
+
+export const quarantineItemSchema = z.object({
+  id: z.string(),
+  connectorType: z.string(),
+  runId: z.string().nullable(),
+  entityType: entityTypeSchema,
+  externalId: z.string().nullable(),
+  reason: z.string(),
+  rawPayload: z.record(z.string(), z.unknown()),
+  createdAt: isoTime,
+})
+
+export const auditEntrySchema = z.object({
+  id: z.string(),
+  userId: z.string(),
+  action: z.string(),
+  resource: z.string(),
+  resourceId: z.string().nullable(),
+  changes: z.object({ before: z.unknown().optional(), after: z.unknown().optional() }),
+  createdAt: isoTime,
+})
+
+export const healthViewSchema = z.object({
+  status: healthStateSchema,
+  latencyMs: z.number(),
+  checkedAt: isoTime,
+  message: z.string(),
+})
+
+export const tenantViewSchema = z.object({ id: z.string(), name: z.string() })
+
+/** The sign-in settings a connector's browser flow needs (client id, login URL …), no tokens. */
+const signInInput = connectionTarget.extend({
+  config: z.record(z.string(), z.unknown()),
+  /** The loopback port registered with the vendor (Settings → Sign-in redirect port). */
+  redirectPort: z.number().int().min(0).max(65_535),
+  timeoutMs: z
+    .number()
+    .int()
+    .min(1_000)
+    .max(30 * 60_000)
+    .optional(),
+})
+
+export const agentRpc = {
+  'agent:info': { kind: 'query', input: z.void(), output: agentInfoSchema },
+  'tenants:list': { kind: 'query', input: z.void(), output: z.array(tenantViewSchema) },
+  'tenants:create': {
+    kind: 'mutation',
+    input: z.object({ id: tenantId, name: z.string().min(1).max(200) }),
+    output: tenantViewSchema,
+  },
+  'connectors:list': { kind: 'query', input: z.void(), output: z.array(connectorSummarySchema) },
+  'connections:list': {
+    kind: 'query',
+    input: z.object({ tenantId }),
+    output: z.array(connectionSummarySchema),
+  },
+  'connections:connect': {
+    kind: 'mutation',
+    input: connectionTarget.extend({ config: z.record(z.string(), z.unknown()) }),
+    output: z.object({
+      connectionId: z.string(),
+      status: connectorStatusSchema,
+      created: z.boolean(),
+      health: healthViewSchema,
+    }),
+  },
+  'connections:disconnect': {
+    kind: 'mutation',
+    input: connectionTarget,
+    output: z.object({ disconnected: z.boolean() }),
+  },
+  'connections:health': { kind: 'query', input: connectionTarget, output: healthViewSchema },
+  'sync:run': {
+    kind: 'mutation',
+    input: connectionTarget.extend({
+      stream: id.optional(),
+      partition: id.optional(),
+      full: z.boolean().optional(),
+      pageSize: z.number().int().min(1).max(10_000).optional(),
+    }),
+    output: syncSummarySchema,
+  },
+  'runs:list': {
+    kind: 'query',
+    input: connectionTarget.extend({ limit: z.number().int().min(1).max(500).default(50) }),
+    output: z.array(syncRunSchema),
+  },
+  'mappings:get': {
+    kind: 'query',
+    input: connectionTarget.extend({ entityType: entityTypeSchema, stream: id.optional() }),
+    output: mappingViewSchema,
+  },
+  'mappings:set': {
+    kind: 'mutation',
+    input: connectionTarget.extend({
+      entityType: entityTypeSchema,
+      stream: id.optional(),
+      mappings: z.array(fieldMappingSchema).min(1),
+    }),
+    output: mappingViewSchema,
+  },
+  'mappings:reset': {
+    kind: 'mutation',
+    input: connectionTarget.extend({ entityType: entityTypeSchema, stream: id.optional() }),
+    output: mappingViewSchema,
+  },
+  'quarantine:list': {
+    kind: 'query',
+    input: connectionTarget.extend({
+      externalId: z.string().max(200).optional(),
+      limit: z.number().int().min(1).max(500).default(100),
+    }),
+    output: z.array(quarantineItemSchema),
+  },
+  'audit:list': {
+    kind: 'query',
+    input: z.object({ tenantId, limit: z.number().int().min(1).max(500).default(100) }),
+    output: z.array(auditEntrySchema),
+  },
+  'signin:run': {
+    kind: 'mutation',
+    input: signInInput,
+    output: z.object({ connectionId: z.string(), status: connectorStatusSchema }),
+  },
+} as const satisfies Contract
+
+export type AgentRpc = typeof agentRpc
+export type AgentMethod = keyof AgentRpc
+
+// --- events the agent pushes (main forwards them to the renderer) ---
+
+export const syncProgressEventSchema = syncCountsSchema.extend({
+  tenantId: z.string(),
+  connectorType: z.string(),
+  /** The stream being read; the counts beside it are this stream's so far. */
+  stream: z.string().nullable(),
+  phase: z.string(),
+  /** The whole sync's counts so far, every stream read up to now included. */
+  totals: syncCountsSchema,
+  /** Milliseconds since the sync started, so the screen can show records per second. */
+  elapsedMs: z.number(),
+})
+
+export const signInStateEventSchema = z.discriminatedUnion('phase', [
+  /** The listener is up; main opens `url` in the system browser. */
+  z.object({
+    phase: z.literal('waiting'),
+    connectorType: z.string(),
+    url: z.string().url(),
+    redirectUri: z.string(),
+    expiresAt: isoTime,
+  }),
+  z.object({ phase: z.literal('exchanging'), connectorType: z.string() }),
+  z.object({ phase: z.literal('succeeded'), connectorType: z.string() }),
+  z.object({ phase: z.literal('failed'), connectorType: z.string(), message: z.string() }),
+  z.object({ phase: z.literal('cancelled'), connectorType: z.string() }),
+])
+
+export const agentEvents = {
+  'sync:progress': syncProgressEventSchema,
+  'signin:state': signInStateEventSchema,
+} as const
+
+export type AgentEventName = keyof typeof agentEvents
+export type AgentEvent<E extends AgentEventName> = z.output<(typeof agentEvents)[E]>
+
+// --- the wire: what travels over the MessagePort (or the Node IPC channel in tests) ---
+
+/** main → agent */
+export const toAgentMessageSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('request'),
+    id: z.number().int().nonnegative(),
+    method: z.string(),
+    input: z.unknown(),
+  }),
+  /** The caller gave up (timeout, Cancel): the handler's signal fires. */
+  z.object({ type: z.literal('cancel'), id: z.number().int().nonnegative() }),
+  /** Quit: finish the page in hand, stop, close the database, exit 0. */
+  z.object({ type: z.literal('shutdown') }),
+])
+export type ToAgentMessage = z.output<typeof toAgentMessageSchema>
+
+/** agent → main */
+export type FromAgentMessage =
+  | { type: 'ready'; version: string; pid: number }
+  | { type: 'response'; id: number; result: CallResult<unknown> }
+  | { type: 'event'; event: AgentEventName; requestId: number | null; data: unknown }
+  /** A fatal start-up problem (no database, bad key): main shows it instead of restarting blindly. */
+  | { type: 'fatal'; error: CallError }
+
+export const fromAgentMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('ready'), version: z.string(), pid: z.number() }),
+  z.object({
+    type: z.literal('response'),
+    id: z.number().int().nonnegative(),
+    result: z.union([
+      z.object({ ok: z.literal(true), data: z.unknown() }),
+      z.object({
+        ok: z.literal(false),
+        error: z.object({ code: z.string(), message: z.string(), retryable: z.boolean() }),
+      }),
+    ]),
+  }),
+  z.object({
+    type: z.literal('event'),
+    event: z.enum(['sync:progress', 'signin:state']),
+    requestId: z.number().int().nullable(),
+    data: z.unknown(),
+  }),
+  z.object({
+    type: z.literal('fatal'),
+    error: z.object({ code: z.string(), message: z.string(), retryable: z.boolean() }),
+  }),
+])
+
+/** Environment variables main hands the agent process at start. */
+export const AGENT_ENV = {
+  /** Who the audit log names for the app's changes: `app:<os user>`. */
+  user: 'GTM_USER',
+  /** 'off' runs no Temporal worker in the agent (tests, or an app that only configures). */
+  worker: 'GTM_AGENT_WORKER',
+} as const

@@ -1,0 +1,350 @@
+/**
+ * The agent's RPC methods (shared/rpc.ts), as plain functions over the services the CLI uses:
+ * the same connect, sync, mappings and sign-in, so the desktop app and `gtm-agent` behave alike.
+ * Every mutation writes its audit row inside the service, with the app's user.
+ */
+import { z } from 'zod'
+import type { DbHandle } from '../../db/client.js'
+import type { CallHandlers } from '../../shared/contract.js'
+import { AppError, ConfigError } from '../../shared/errors.js'
+import type { AgentRpc } from '../../shared/rpc.js'
+import type { ConnectorHealthStatus, ConnectorInfo, EntityType } from '../../shared/schemas.js'
+import type { AnyConnector } from '../connectors/interface.js'
+import type { ConnectorRegistry } from '../connectors/registry.js'
+import type { Logger } from '../logging/logger.js'
+import { registerSecret } from '../../shared/redact.js'
+import { runSync } from '../pipeline/run-sync.js'
+import { listTenants } from '../pipeline/tenants.js'
+import type { Keyring } from '../secrets/crypto.js'
+import { connect, disconnect, health } from '../services/connections.js'
+import {
+  getMappings,
+  resetMappings,
+  setMappings,
+  type MappingTarget,
+} from '../services/mappings.js'
+import { createTenant } from '../services/tenants.js'
+import {
+  listAudit,
+  listConnections,
+  listQuarantine,
+  listRuns,
+  schemaVersion,
+} from '../services/views.js'
+import { DEFAULT_REDIRECT_PATH, signInThroughLoopback } from '../signin/loopback.js'
+
+export interface AgentDeps {
+  handle: DbHandle
+  keyring: Keyring
+  registry: ConnectorRegistry
+  log: Logger
+  /** Who the audit log names: `app:<os user>`. */
+  userId: string
+  version: string
+  startedAt: Date
+  embeddedDatabase: boolean
+  workerRunning: () => boolean
+  /** Fires on shutdown: a sync stops after the page in hand, a sign-in stops waiting. */
+  stop: AbortSignal
+  /** Told after a connection is stored or removed (tells Temporal about its schedule). */
+  onConnectionChange?: (change: {
+    tenantId: string
+    connectorType: string
+    change: 'connected' | 'disconnected'
+  }) => Promise<void>
+}
+
+/** A sign-in in progress: only one at a time, for the loopback port is one. */
+let signInRunning: string | undefined
+
+export function createAgentHandlers(deps: AgentDeps): CallHandlers<AgentRpc> {
+  const { handle, registry, keyring, log, userId } = deps
+  const db = handle.db
+  const connectionDeps = { db, registry, keyring, log }
+  const changed = async (
+    tenantId: string,
+    connectorType: string,
+    change: 'connected' | 'disconnected',
+  ): Promise<void> => {
+    try {
+      await deps.onConnectionChange?.({ tenantId, connectorType, change })
+    } catch (err) {
+      // The connection itself is stored; its schedule catches up at the worker's next reconcile.
+      log.warn({ err, tenantId, connectorType }, 'could not tell Temporal about the connection')
+    }
+  }
+
+  return {
+    'agent:info': async () => {
+      const memory = process.memoryUsage()
+      return {
+        version: deps.version,
+        pid: process.pid,
+        startedAt: deps.startedAt.toISOString(),
+        uptimeSeconds: Math.round(process.uptime()),
+        memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
+        database: {
+          kind: deps.embeddedDatabase ? 'embedded' : 'external',
+          migrations: await schemaVersion(handle),
+        },
+        worker: deps.workerRunning() ? 'running' : 'off',
+        encryptionKeyId: keyring.currentKeyId,
+      }
+    },
+
+    'tenants:list': async () => (await listTenants(db)).map((t) => ({ id: t.id, name: t.name })),
+
+    'tenants:create': async (input) => {
+      const tenant = await createTenant(db, { id: input.id, name: input.name, userId })
+      return { id: tenant.id, name: tenant.name }
+    },
+
+    'connectors:list': () => {
+      const infos = new Map(registry.describe().map((info) => [info.id, info]))
+      return registry.list().map((c) => describeConnector(c, infos.get(c.id)!))
+    },
+
+    'connections:list': (input) => listConnections(db, input.tenantId, registry),
+
+    'connections:connect': async (input) => {
+      const result = await connect(connectionDeps, {
+        tenantId: input.tenantId,
+        connectorType: input.connectorType,
+        configJson: input.config,
+        userId,
+      })
+      await changed(input.tenantId, input.connectorType, 'connected')
+      return {
+        connectionId: result.connectorId,
+        status: result.status,
+        created: result.created,
+        health: healthView(result.health),
+      }
+    },
+
+    'connections:disconnect': async (input) => {
+      await disconnect(connectionDeps, { ...input, userId })
+      await changed(input.tenantId, input.connectorType, 'disconnected')
+      return { disconnected: true }
+    },
+
+    'connections:health': async (input) => healthView(await health(connectionDeps, input)),
+
+    'sync:run': async (input, context) => {
+      const started = Date.now()
+      // The caller's cancel stops after the page in hand (what is committed stays); so does quit.
+      const stop = AbortSignal.any([context.signal, deps.stop])
+      const summary = await runSync(
+        { handle, keyring, registry, log, userId },
+        {
+          tenantId: input.tenantId,
+          connectorType: input.connectorType,
+          stop,
+          ...(input.stream !== undefined ? { stream: input.stream } : {}),
+          ...(input.partition !== undefined ? { partition: input.partition } : {}),
+          ...(input.full ? { full: true } : {}),
+          ...(input.pageSize !== undefined ? { pageSize: input.pageSize } : {}),
+          onProgress: (p) =>
+            context.emit('sync:progress', {
+              tenantId: input.tenantId,
+              connectorType: input.connectorType,
+              stream: p.stream ?? null,
+              phase: p.phase,
+              ...p.streamCounts,
+              totals: {
+                pages: p.pages,
+                created: p.created,
+                updated: p.updated,
+                deleted: p.deleted,
+                errors: p.errors,
+              },
+              elapsedMs: Date.now() - started,
+            }),
+        },
+      )
+      return {
+        status: summary.status,
+        mode: summary.mode,
+        error: summary.error ?? null,
+        pages: summary.pages,
+        created: summary.created,
+        updated: summary.updated,
+        deleted: summary.deleted,
+        errors: summary.errors,
+        streams: summary.streams,
+      }
+    },
+
+    'runs:list': (input) => listRuns(db, input),
+
+    'mappings:get': async (input) => ({
+      entityType: input.entityType,
+      stream: input.stream ?? '',
+      ...(await getMappings(db, mappingTarget(input, registry))),
+    }),
+
+    'mappings:set': async (input) => ({
+      entityType: input.entityType,
+      stream: input.stream ?? '',
+      ...(await setMappings(db, {
+        ...mappingTarget(input, registry),
+        mappings: input.mappings,
+        userId,
+      })),
+    }),
+
+    'mappings:reset': async (input) => ({
+      entityType: input.entityType,
+      stream: input.stream ?? '',
+      ...(await resetMappings(db, { ...mappingTarget(input, registry), userId })),
+    }),
+
+    'quarantine:list': (input) => listQuarantine(db, input),
+
+    'audit:list': (input) => listAudit(db, input),
+
+    'signin:run': async (input, context) => {
+      const connector = registry.get(input.connectorType)
+      if (signInRunning !== undefined) {
+        throw new AppError(
+          'signin_in_progress',
+          `A ${signInRunning} sign-in is already waiting in the browser: finish or cancel it first.`,
+        )
+      }
+      signInRunning = connector.name
+      const state = (data: Record<string, unknown>): void =>
+        context.emit('signin:state', { connectorType: connector.id, ...data })
+      try {
+        const configJson = await signInThroughBrowser(connector, input, context.signal, deps, state)
+        state({ phase: 'exchanging' })
+        const result = await connect(connectionDeps, {
+          tenantId: input.tenantId,
+          connectorType: input.connectorType,
+          configJson,
+          userId,
+        })
+        await changed(input.tenantId, input.connectorType, 'connected')
+        state({ phase: 'succeeded' })
+        return { connectionId: result.connectorId, status: result.status }
+      } catch (err) {
+        if (context.signal.aborted) state({ phase: 'cancelled' })
+        else
+          state({
+            phase: 'failed',
+            message: err instanceof AppError ? err.userMessage : 'The sign-in failed.',
+          })
+        throw err
+      } finally {
+        signInRunning = undefined
+      }
+    },
+  }
+}
+
+/** What the connect screen needs to know about a connector: its streams and its config form. */
+function describeConnector(
+  c: AnyConnector,
+  info: ConnectorInfo,
+): z.input<AgentRpc['connectors:list']['output']>[number] {
+  let configSchema: Record<string, unknown>
+  try {
+    configSchema = z.toJSONSchema(c.configSchema as z.ZodType, {
+      io: 'input',
+      unrepresentable: 'any',
+    })
+  } catch (err) {
+    // A schema JSON Schema cannot express: the form falls back to the key list.
+    configSchema = { description: `not expressible as JSON Schema: ${String(err)}` }
+  }
+  return {
+    ...info,
+    configSchema,
+    secretConfigKeys: [...c.secretConfigKeys],
+    signIn: c.signIn !== undefined,
+    webhooks: c.webhooks !== undefined,
+  }
+}
+
+function mappingTarget(
+  input: {
+    tenantId: string
+    connectorType: string
+    entityType: EntityType
+    stream?: string | undefined
+  },
+  registry: ConnectorRegistry,
+): MappingTarget {
+  return {
+    tenantId: input.tenantId,
+    connectorType: input.connectorType,
+    entityType: input.entityType,
+    registry,
+    ...(input.stream !== undefined ? { stream: input.stream } : {}),
+  }
+}
+
+function healthView(status: ConnectorHealthStatus): {
+  status: ConnectorHealthStatus['status']
+  latencyMs: number
+  checkedAt: string
+  message: string
+} {
+  return {
+    status: status.status,
+    latencyMs: status.latencyMs,
+    checkedAt: status.checkedAt.toISOString(),
+    message: status.message,
+  }
+}
+
+/**
+ * The browser half of a sign-in: listens on the redirect port, tells main the URL to open, and
+ * waits for the callback (cancel, quit or the timeout end the wait with the port closed).
+ */
+async function signInThroughBrowser(
+  connector: AnyConnector,
+  input: { config: Record<string, unknown>; redirectPort: number; timeoutMs?: number | undefined },
+  signal: AbortSignal,
+  deps: AgentDeps,
+  state: (data: Record<string, unknown>) => void,
+): Promise<unknown> {
+  const signIn = connector.signIn
+  if (!signIn) {
+    throw new ConfigError(
+      'config_invalid',
+      `${connector.name} has no browser sign-in: connect it with its API key instead.`,
+    )
+  }
+  const parsed = signIn.configSchema.safeParse(input.config)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    const where = issue && issue.path.length > 0 ? `"${issue.path.join('.')}"` : 'the settings'
+    throw new ConfigError(
+      'config_invalid',
+      `The ${connector.name} sign-in settings are not valid: ${where}: ${issue?.message ?? 'invalid'}.`,
+    )
+  }
+  for (const key of connector.secretConfigKeys) {
+    const value = (parsed.data as Record<string, unknown>)[key]
+    if (typeof value === 'string') registerSecret(value)
+  }
+  const timeoutMs = input.timeoutMs ?? 5 * 60_000
+  const both = AbortSignal.any([signal, deps.stop])
+  return signInThroughLoopback(signIn, parsed.data, {
+    vendor: connector.name,
+    port: input.redirectPort,
+    path: DEFAULT_REDIRECT_PATH,
+    timeoutMs,
+    signal: both,
+    portSetting: 'Settings → Sign-in redirect port',
+    open: (url, redirectUri) => {
+      state({
+        phase: 'waiting',
+        url,
+        redirectUri,
+        expiresAt: new Date(Date.now() + timeoutMs).toISOString(),
+      })
+    },
+    complete: { stop: both, signal: both, log: deps.log },
+  })
+}

@@ -1,0 +1,81 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { forkAgent } from '../../src-main/agent/fork.js'
+import { AgentSupervisor, type SupervisorOptions } from '../../src-main/agent/supervisor.js'
+import { chooseAgent } from '../../src-agent/bin/agent-entry.mjs'
+import { TEST_KEY_HEX } from './agent.js'
+import { repoRoot } from './cli.js'
+import { databaseUrl } from './db.js'
+
+/**
+ * The agent process entry, as the app starts it: out/agent/service.js when the build is current
+ * (what utilityProcess.fork runs in the packaged app), else the same module from source via tsx.
+ */
+export function agentServiceEntry(): { entry: string; execArgv: string[] } {
+  const choice = chooseAgent() as { from: 'build' | 'source' }
+  if (choice.from === 'build') {
+    return { entry: path.join(repoRoot, 'out/agent/service.js'), execArgv: [] }
+  }
+  return {
+    entry: fileURLToPath(new URL('../../src-agent/rpc/process.ts', import.meta.url)),
+    execArgv: ['--import', 'tsx'],
+  }
+}
+
+export interface AgentUnderTest {
+  supervisor: AgentSupervisor
+  /** Every line the agent process wrote to stderr (its log). */
+  stderr: string[]
+  close(): Promise<void>
+}
+
+/**
+ * A supervised agent process over this run's database, started with Node's fork: no worker
+ * unless asked, the test key, and `app:tester` as the audit user.
+ */
+export async function startAgentProcess(
+  options: {
+    env?: Record<string, string | undefined>
+    supervisor?: Partial<SupervisorOptions>
+    entry?: { entry: string; execArgv: string[] }
+  } = {},
+): Promise<AgentUnderTest> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gtm-agent-proc-'))
+  const stderr: string[] = []
+  const { entry, execArgv } = options.entry ?? agentServiceEntry()
+  const inherited: Record<string, string | undefined> = {}
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!/^(DATABASE_URL|CONNECTOR_ENCRYPTION_KEYS?(_PREVIOUS)?|GTM_.*|TEMPORAL_.*)$/.test(name)) {
+      inherited[name] = value
+    }
+  }
+  const supervisor = new AgentSupervisor({
+    spawn: forkAgent({
+      entry,
+      execArgv,
+      env: {
+        ...inherited,
+        DATABASE_URL: databaseUrl(),
+        CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX,
+        GTM_DATA_DIR: dataDir,
+        GTM_USER: 'app:tester',
+        GTM_AGENT_WORKER: 'off',
+        LOG_LEVEL: 'info',
+        ...options.env,
+      },
+      onStderr: (line) => stderr.push(line),
+    }),
+    ...options.supervisor,
+  })
+  supervisor.start()
+  return {
+    supervisor,
+    stderr,
+    close: async () => {
+      await supervisor.stop()
+      await rm(dataDir, { recursive: true, force: true })
+    },
+  }
+}
