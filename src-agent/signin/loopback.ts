@@ -33,9 +33,9 @@ export interface LoopbackListener {
   /** `http://127.0.0.1:<port><path>`: what the vendor must redirect to. */
   readonly redirectUri: string
   /**
-   * The query parameters of the first callback whose `state` is exactly `state`. Callbacks with
-   * another or no `state` get a 400 page and the wait goes on. Rejects on timeout or abort; the
-   * listener is closed once it settles.
+   * The query parameters of the first callback, when its `state` is exactly `state`. A callback
+   * with another or no `state` gets a 400 page and ends the sign-in with an error (nothing of it
+   * is used). Rejects on timeout or abort too; the listener is closed once it settles.
    */
   waitForCallback(state: string): Promise<URLSearchParams>
   /** Stops listening and drops open connections; safe to call more than once. */
@@ -94,9 +94,14 @@ class Loopback {
   #port = 0
   #closed: Promise<void> | undefined
   /** Set while waiting: the expected state and how to end the wait. */
-  #waiter: { state: Buffer; resolve: (params: URLSearchParams) => void } | undefined
+  #waiter:
+    | {
+        state: Buffer
+        resolve: (params: URLSearchParams) => void
+        reject: (err: Error) => void
+      }
+    | undefined
   #done = false
-  #refused = 0
 
   constructor(vendor: string, path: string) {
     this.#vendor = vendor
@@ -164,11 +169,7 @@ class Loopback {
             reject(
               new VendorError(
                 'vendor_auth_failed',
-                `No ${this.#vendor} sign-in reached ${this.redirectUri} within ${describeMs(timeoutMs)}` +
-                  (this.#refused > 0
-                    ? ` (${this.#refused} callback${this.#refused === 1 ? '' : 's'} for another sign-in refused)`
-                    : '') +
-                  '. Start the sign-in again and finish it in the browser.',
+                `No ${this.#vendor} sign-in reached ${this.redirectUri} within ${describeMs(timeoutMs)}. Start the sign-in again and finish it in the browser.`,
               ),
             ),
           ),
@@ -179,6 +180,7 @@ class Loopback {
       this.#waiter = {
         state: Buffer.from(state),
         resolve: (params) => end(() => resolve(params)),
+        reject: (err) => end(() => reject(err)),
       }
     })
   }
@@ -208,18 +210,24 @@ class Loopback {
       )
     }
     const params = url.searchParams
+    this.#done = true
     if (!sameState(params.get('state'), waiter.state)) {
-      // Never accepted (RFC 6749 §10.12), but the wait goes on: an old tab or a forged request
-      // must not end the sign-in the admin is doing now.
-      this.#refused += 1
-      return this.#answer(
+      // Never accepted (RFC 6749 §10.12): an answer to another sign-in, an old tab or a forged
+      // request. The sign-in ends, so the admin starts a fresh one rather than wonder.
+      this.#answer(
         res,
         400,
         'Sign-in not accepted',
-        `This answer does not belong to the ${this.#vendor} sign-in in progress. Start the sign-in again from the app or command that opened this window.`,
+        `This answer does not belong to the ${this.#vendor} sign-in in progress, so it was refused. Start the sign-in again from the app or command that opened this window.`,
       )
+      waiter.reject(
+        new VendorError(
+          'vendor_auth_failed',
+          `An answer reached ${this.redirectUri} that does not belong to this ${this.#vendor} sign-in (its state does not match), so it was refused and nothing was stored. Start the sign-in again.`,
+        ),
+      )
+      return
     }
-    this.#done = true
     const error = params.get('error')
     if (error) {
       const reason = params.get('error_description') ?? error

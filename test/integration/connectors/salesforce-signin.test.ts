@@ -257,27 +257,29 @@ describe('gtm-agent connect salesforce --browser', () => {
     expect(await storedConnection(tenant)).toHaveLength(0)
   })
 
-  it('a callback with another state is not accepted; the sign-in in progress still completes', async () => {
+  it('a callback with another state is refused and ends the sign-in: one error line, nothing stored', async () => {
     const tenant = await newTenant()
     const config = await signInConfig()
+    const exchangesBefore = fake.requests.filter((r) => r.grantType === 'authorization_code').length
     const pages: number[] = []
     const result = await connectInBrowser(browserConnect(tenant, config), async (url) => {
       const redirectUri = new URL(url).searchParams.get('redirect_uri')!
-      // A forged callback (a code of the attacker's, a state of its own) and a stale one.
-      for (const state of ['forged', '']) {
-        const forged = new URL(redirectUri)
-        forged.searchParams.set('code', 'aPrxATTACKER')
-        if (state) forged.searchParams.set('state', state)
-        pages.push((await get(forged.toString())).status)
-      }
-      pages.push((await browse(url)).status)
+      // A forged callback: a code of the attacker's, a state of its own.
+      const forged = new URL(redirectUri)
+      forged.searchParams.set('code', 'aPrxATTACKER')
+      forged.searchParams.set('state', 'forged')
+      pages.push((await get(forged.toString())).status)
     })
-    expect(pages).toEqual([400, 400, 200])
-    expect(result.code, result.stderr).toBe(0)
-    // The forged code never reached the token endpoint: only the real one was exchanged.
+    expect(pages).toEqual([400])
+    expect(result.code).toBe(1)
+    const errors = result.stderr.split('\n').filter((line) => line.startsWith('error:'))
+    expect(errors).toEqual([
+      `error: An answer reached http://127.0.0.1:${port}/callback that does not belong to this Salesforce sign-in (its state does not match), so it was refused and nothing was stored. Start the sign-in again.`,
+    ])
+    // The forged code never reached the token endpoint.
     const exchanges = fake.requests.filter((r) => r.grantType === 'authorization_code')
-    expect(exchanges.at(-1)?.status).toBe(200)
-    expect(await storedConnection(tenant)).toHaveLength(1)
+    expect(exchanges).toHaveLength(exchangesBefore)
+    expect(await storedConnection(tenant)).toHaveLength(0)
   })
 
   it('Ctrl-C while waiting cancels the sign-in in one error line and frees the port', async () => {

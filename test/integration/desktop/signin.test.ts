@@ -1,0 +1,232 @@
+import net from 'node:net'
+import { eq } from 'drizzle-orm'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { auditLog, connectors } from '../../../db/schema/index.js'
+import { withTenant } from '../../../db/tenant.js'
+import { dispatch } from '../../../shared/contract.js'
+import { ipc } from '../../../shared/ipc.js'
+import type { IpcChannel, IpcHandlers, IpcEventName } from '../../../shared/ipc.js'
+import { createHandlers } from '../../../src-main/ipc/handlers.js'
+import { osKeychain } from '../../../src-main/secrets/keychain.js'
+import { memorySettings, SettingsStore } from '../../../src-main/settings/store.js'
+import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
+import { browse, get, type Page } from '../../helpers/browser.js'
+import { ownerDb, uniqueTenantId } from '../../helpers/db.js'
+import { startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
+
+async function freePort(): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+async function portIsFree(port: number): Promise<boolean> {
+  const server = net.createServer()
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
+}
+
+/**
+ * The desktop sign-in, as the renderer drives it: `signin:begin` through main's handlers and the
+ * shared dispatch, the real agent process behind them, and a test client in the browser's place.
+ */
+describe('sign-in through the system browser, from the app', () => {
+  let agent: AgentUnderTest
+  let fake: SalesforceFake
+  let port: number
+  const owner = ownerDb()
+  const events: Array<{ event: IpcEventName; data: unknown }> = []
+  /** What the "system browser" does with the page main opens; each test sets it. */
+  let browser: (url: string) => Promise<unknown> = async () => undefined
+  let opened: string[] = []
+  let handlers: IpcHandlers
+
+  const call = (channel: IpcChannel, input?: unknown) =>
+    dispatch(ipc, channel, input, handlers[channel] as never)
+
+  beforeAll(async () => {
+    port = await freePort()
+    fake = await startSalesforceFake({ callbackUrls: [`http://127.0.0.1:${port}/callback`] })
+    agent = await startAgentProcess({
+      supervisor: { onEvent: (event, data) => events.push({ event, data }) },
+    })
+    handlers = createHandlers({
+      app: { name: 'GTM Clarity Connect', version: '0.0.0-test' },
+      agent: agent.supervisor,
+      settings: new SettingsStore(memorySettings({ redirectPort: port })),
+      keychain: async () => ({ ...(await osKeychain('GTM test').probe()), encryptionKeySource: null }),
+      openSignInPage: async (url) => {
+        opened.push(url)
+        // Like a browser tab: it loads on its own; the app does not wait for it.
+        void browser(url)
+      },
+      log: () => undefined,
+      signInTimeoutMs: 1_500,
+    })
+  })
+  afterAll(async () => {
+    await agent?.close()
+    await fake?.close()
+    await owner.close()
+  })
+  afterEach(() => {
+    opened = []
+    events.length = 0
+    browser = async () => undefined
+  })
+
+  const newTenant = async (): Promise<string> => {
+    const tenantId = uniqueTenantId('signin')
+    const created = await call('tenants:create', { id: tenantId, name: 'Sign-in' })
+    expect(created.ok).toBe(true)
+    return tenantId
+  }
+  const stored = (tenantId: string) =>
+    withTenant(owner.db, tenantId, async (tx) => ({
+      connections: await tx.select().from(connectors).where(eq(connectors.tenantId, tenantId)),
+      audit: await tx.select().from(auditLog).where(eq(auditLog.tenantId, tenantId)),
+    }))
+  const begin = (tenantId: string) =>
+    call('signin:begin', {
+      tenantId,
+      connectorType: 'salesforce',
+      config: { loginUrl: fake.url, clientId: fake.clientId, bulkPollIntervalMs: 5 },
+    })
+  const phases = () =>
+    events.filter((e) => e.event === 'signin:state').map((e) => (e.data as { phase: string }).phase)
+
+  it('opens the vendor page, stores encrypted credentials, audits once, and lets go of the port', async () => {
+    const tenantId = await newTenant()
+    let page: Page | undefined
+    browser = async (url) => (page = await browse(url))
+    const result = await begin(tenantId)
+    expect(result).toEqual({
+      ok: true,
+      data: { connectionId: expect.any(String) as unknown, status: 'connected' },
+    })
+    expect(page).toMatchObject({ status: 200, body: expect.stringContaining('You can close this window') as unknown })
+    expect(phases()).toEqual(['waiting', 'exchanging', 'succeeded'])
+
+    // The redirect URI sent is the configured one, exactly; PKCE S256.
+    expect(opened).toHaveLength(1)
+    const authorize = new URL(opened[0]!)
+    expect(authorize.searchParams.get('redirect_uri')).toBe(`http://127.0.0.1:${port}/callback`)
+    expect(authorize.searchParams.get('code_challenge_method')).toBe('S256')
+    const token = fake.requests.filter((r) => r.grantType === 'authorization_code').at(-1)
+    expect(token).toBeDefined()
+
+    const { connections, audit } = await stored(tenantId)
+    expect(connections).toHaveLength(1)
+    expect(connections[0]!.encryptedCredentials).toMatch(/^gcm1\./)
+    expect(connections[0]!.encryptedCredentials).not.toContain(fake.refreshToken)
+    expect(JSON.stringify(connections[0]!.config)).not.toContain(fake.refreshToken)
+    expect(audit.map((a) => a.action).sort()).toEqual(['connector.create', 'tenant.create'])
+    expect(audit.every((a) => a.userId === 'app:tester')).toBe(true)
+    expect(await portIsFree(port)).toBe(true)
+
+    // A second callback (a replayed one) finds nobody listening, and nothing is stored twice.
+    const replay = await get(`http://127.0.0.1:${port}/callback?code=again&state=x`).catch(
+      (err: NodeJS.ErrnoException) => err.code,
+    )
+    expect(replay).toBe('ECONNREFUSED')
+    expect((await stored(tenantId)).connections).toHaveLength(1)
+    expect(agent.stderr.join('\n')).not.toContain(fake.refreshToken)
+  })
+
+  const nothingStored = async (tenantId: string) => {
+    const { connections, audit } = await stored(tenantId)
+    expect(connections).toEqual([])
+    expect(audit.map((a) => a.action)).toEqual(['tenant.create'])
+    expect(await portIsFree(port)).toBe(true)
+  }
+
+  it('a callback with the wrong state ends the sign-in with a clear message, nothing stored', async () => {
+    const tenantId = await newTenant()
+    let page: Page | undefined
+    browser = async (url) => {
+      const state = new URL(url).searchParams.get('state')
+      page = await get(`http://127.0.0.1:${port}/callback?code=forged&state=${state}x`)
+    }
+    const result = await begin(tenantId)
+    expect(result).toEqual({
+      ok: false,
+      error: {
+        code: 'vendor_auth_failed',
+        message: `An answer reached http://127.0.0.1:${port}/callback that does not belong to this Salesforce sign-in (its state does not match), so it was refused and nothing was stored. Start the sign-in again.`,
+        retryable: false,
+      },
+    })
+    expect(page?.status).toBe(400)
+    expect(phases()).toEqual(['waiting', 'failed'])
+    await nothingStored(tenantId)
+  })
+
+  it('an error= callback ends the sign-in with the vendor’s reason, nothing stored', async () => {
+    const tenantId = await newTenant()
+    fake.refuseNextSignIn()
+    browser = (url) => browse(url)
+    const result = await begin(tenantId)
+    expect(result).toMatchObject({
+      ok: false,
+      error: {
+        code: 'vendor_auth_failed',
+        message: 'Salesforce sign-in was refused: end-user denied authorization (access_denied).',
+      },
+    })
+    await nothingStored(tenantId)
+  })
+
+  it('a sign-in nobody finishes times out with a clear message, nothing stored', async () => {
+    const tenantId = await newTenant()
+    const result = await begin(tenantId)
+    expect(result).toMatchObject({
+      ok: false,
+      error: {
+        code: 'vendor_auth_failed',
+        message: `No Salesforce sign-in reached http://127.0.0.1:${port}/callback within 1500 ms. Start the sign-in again and finish it in the browser.`,
+      },
+    })
+    await nothingStored(tenantId)
+  })
+
+  it('one flow at a time; Cancel ends the waiting one, nothing stored', async () => {
+    const tenantId = await newTenant()
+    const first = begin(tenantId)
+    const until = Date.now() + 5_000
+    while (!phases().includes('waiting') && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    const second = await begin(tenantId)
+    expect(second).toMatchObject({ ok: false, error: { code: 'signin_in_progress' } })
+    expect(await call('signin:cancel')).toEqual({ ok: true, data: { cancelled: true } })
+    const result = await first
+    expect(result).toMatchObject({ ok: false, error: { code: 'vendor_auth_failed', message: 'The Salesforce sign-in was cancelled.' } })
+    expect(phases()).toEqual(['waiting', 'cancelled'])
+    await nothingStored(tenantId)
+    expect(await call('signin:cancel')).toEqual({ ok: true, data: { cancelled: false } })
+  })
+
+  it('a redirect port in use is a clear error that names the setting', async () => {
+    const tenantId = await newTenant()
+    const blocker = net.createServer()
+    await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', resolve))
+    try {
+      const result = await begin(tenantId)
+      expect(result).toMatchObject({
+        ok: false,
+        error: {
+          code: 'config_invalid',
+          message: `Port ${port} on 127.0.0.1 is in use, so the Salesforce sign-in cannot receive its callback there. Free it, or change Settings → Sign-in redirect port and register its callback URL with Salesforce.`,
+        },
+      })
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()))
+    }
+    const { connections } = await stored(tenantId)
+    expect(connections).toEqual([])
+  })
+})
