@@ -50,25 +50,35 @@ export const windowBoundsSchema = z.object({
   height: z.number().int().min(300).max(20_000),
 })
 
-/**
- * The desktop app's settings: nothing secret (passwords and the encryption key are in the OS
- * keychain). Every change is parsed with this schema before it is kept.
- */
-export const settingsSchema = z.object({
-  windowBounds: windowBoundsSchema.nullable().default(null),
-  selectedTenant: z.string().min(1).max(64).nullable().default(null),
-  database: databaseSettingsSchema.default({ mode: 'embedded' }),
-  temporal: temporalSettingsSchema.default({ mode: 'embedded' }),
+/** Each setting, as a change gives it: whole, and without a default filled in. */
+const settingFields = {
+  windowBounds: windowBoundsSchema.nullable(),
+  selectedTenant: z.string().min(1).max(64).nullable(),
+  database: databaseSettingsSchema,
+  temporal: temporalSettingsSchema,
   /**
    * The port of the sign-in callback on 127.0.0.1. The callback URL registered with Salesforce
    * (http://127.0.0.1:<port>/callback) must name this very port.
    */
-  redirectPort: port.default(DEFAULT_REDIRECT_PORT),
+  redirectPort: port,
   /** Where the embedded database, Temporal state and logs live; null = the app's data folder. */
-  dataFolder: z.string().min(1).max(4096).nullable().default(null),
+  dataFolder: z.string().min(1).max(4096).nullable(),
+}
+
+/**
+ * The desktop app's settings: nothing secret (passwords and the encryption key are in the OS
+ * keychain). Every change is parsed before it is kept.
+ */
+export const settingsSchema = z.object({
+  windowBounds: settingFields.windowBounds.default(null),
+  selectedTenant: settingFields.selectedTenant.default(null),
+  database: settingFields.database.default({ mode: 'embedded' }),
+  temporal: settingFields.temporal.default({ mode: 'embedded' }),
+  redirectPort: settingFields.redirectPort.default(DEFAULT_REDIRECT_PORT),
+  dataFolder: settingFields.dataFolder.default(null),
 })
 
 export type Settings = z.output<typeof settingsSchema>
-/** A change: any top-level settings, each replaced whole. */
-export const settingsPatchSchema = settingsSchema.partial()
+/** A change: some settings, each replaced whole; the others stay as they are. */
+export const settingsPatchSchema = z.object(settingFields).partial()
 export type SettingsPatch = z.input<typeof settingsPatchSchema>

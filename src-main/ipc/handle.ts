@@ -5,7 +5,7 @@ import { ipc, ipcChannels, ipcEvents } from '../../shared/ipc.js'
 import type { IpcChannel, IpcEventName, IpcHandlers } from '../../shared/ipc.js'
 import { rendererUrl } from '../renderer-url.js'
 import type { LogLevel } from '../log.js'
-import { isTrustedSenderUrl } from './sender.js'
+import { isTrustedSender } from './sender.js'
 
 /** The one channel events travel on, main → renderer: `{ event, data }`. */
 export const EVENT_CHANNEL = 'gtm:event'
@@ -50,8 +50,5 @@ export function sendEvent(
 }
 
 function isFromOurRenderer(event: IpcMainInvokeEvent): boolean {
-  const frame = event.senderFrame
-  // null when the frame navigated away or was destroyed before the message was handled.
-  if (!frame || frame.parent !== null) return false
-  return isTrustedSenderUrl(frame.url, rendererUrl())
+  return isTrustedSender(event.senderFrame, rendererUrl())
 }

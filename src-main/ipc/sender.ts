@@ -18,3 +18,15 @@ export function isTrustedSenderUrl(frameUrl: string, rendererUrl: string): boole
   }
   return frame.origin === renderer.origin
 }
+
+/**
+ * Whether a call comes from our renderer: its top frame (never an iframe inside it), showing our
+ * page. `frame` is null when it navigated away or was destroyed before the call was handled.
+ */
+export function isTrustedSender(
+  frame: { url: string; parent: unknown } | null,
+  rendererUrl: string,
+): boolean {
+  if (!frame || frame.parent !== null) return false
+  return isTrustedSenderUrl(frame.url, rendererUrl)
+}

@@ -58,7 +58,10 @@ describe('sign-in through the system browser, from the app', () => {
       app: { name: 'GTM Clarity Connect', version: '0.0.0-test' },
       agent: agent.supervisor,
       settings: new SettingsStore(memorySettings({ redirectPort: port })),
-      keychain: async () => ({ ...(await osKeychain('GTM test').probe()), encryptionKeySource: null }),
+      keychain: async () => ({
+        ...(await osKeychain('GTM test').probe()),
+        encryptionKeySource: null,
+      }),
       openSignInPage: async (url) => {
         opened.push(url)
         // Like a browser tab: it loads on its own; the app does not wait for it.
@@ -108,7 +111,10 @@ describe('sign-in through the system browser, from the app', () => {
       ok: true,
       data: { connectionId: expect.any(String) as unknown, status: 'connected' },
     })
-    expect(page).toMatchObject({ status: 200, body: expect.stringContaining('You can close this window') as unknown })
+    expect(page).toMatchObject({
+      status: 200,
+      body: expect.stringContaining('You can close this window') as unknown,
+    })
     expect(phases()).toEqual(['waiting', 'exchanging', 'succeeded'])
 
     // The redirect URI sent is the configured one, exactly; PKCE S256.
@@ -204,7 +210,10 @@ describe('sign-in through the system browser, from the app', () => {
     expect(second).toMatchObject({ ok: false, error: { code: 'signin_in_progress' } })
     expect(await call('signin:cancel')).toEqual({ ok: true, data: { cancelled: true } })
     const result = await first
-    expect(result).toMatchObject({ ok: false, error: { code: 'vendor_auth_failed', message: 'The Salesforce sign-in was cancelled.' } })
+    expect(result).toMatchObject({
+      ok: false,
+      error: { code: 'vendor_auth_failed', message: 'The Salesforce sign-in was cancelled.' },
+    })
     expect(phases()).toEqual(['waiting', 'cancelled'])
     await nothingStored(tenantId)
     expect(await call('signin:cancel')).toEqual({ ok: true, data: { cancelled: false } })

@@ -60,7 +60,13 @@ describe('main supervising the agent process', () => {
     const next = await agent.supervisor.call('agent:info', undefined)
     expect(next.ok).toBe(true)
     expect(next.ok && next.data.pid).not.toBe(firstPid)
-    expect(statuses.map((s) => s.state)).toEqual(['starting', 'ready', 'restarting', 'restarting', 'ready'])
+    expect(statuses.map((s) => s.state)).toEqual([
+      'starting',
+      'ready',
+      'restarting',
+      'restarting',
+      'ready',
+    ])
     const restarting = statuses.find((s) => s.state === 'restarting')!
     expect(restarting.lastError).toMatch(/^The agent exited unexpectedly \(killed\)\.$/)
     expect(restarting.nextStartAt).not.toBeNull()
@@ -106,7 +112,9 @@ describe('main supervising the agent process', () => {
     }
     const crashed = await statusBecomes(agent, (s) => s.state === 'crashed')
     expect(crashed).toMatchObject({ restarts: 3, pid: null, nextStartAt: null })
-    expect(crashed.lastError).toMatch(/crashed 4 times within 5 minutes, so it is not restarted again\. Choose "Restart agent"/)
+    expect(crashed.lastError).toMatch(
+      /crashed 4 times within 5 minutes, so it is not restarted again\. Choose "Restart agent"/,
+    )
     // Nothing restarts it by itself; a call says why, and that retrying will not help.
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(agent.supervisor.status.state).toBe('crashed')
@@ -126,7 +134,9 @@ describe('main supervising the agent process', () => {
     const port = await freePort()
     fake = await startSalesforceFake({ callbackUrls: [`http://127.0.0.1:${port}/callback`] })
     const tenantId = uniqueTenantId('tmo')
-    expect((await agent.supervisor.call('tenants:create', { id: tenantId, name: 'T' })).ok).toBe(true)
+    expect((await agent.supervisor.call('tenants:create', { id: tenantId, name: 'T' })).ok).toBe(
+      true,
+    )
     const result = await agent.supervisor.call(
       'signin:run',
       {
@@ -141,7 +151,9 @@ describe('main supervising the agent process', () => {
       ok: false,
       error: {
         code: 'rpc_timeout',
-        message: expect.stringMatching(/^The agent did not answer "signin:run" within 1 s\./) as unknown,
+        message: expect.stringMatching(
+          /^The agent did not answer "signin:run" within 1 s\./,
+        ) as unknown,
         retryable: true,
       },
     })
@@ -159,7 +171,9 @@ describe('main supervising the agent process', () => {
     const port = await freePort()
     fake = await startSalesforceFake({ callbackUrls: [`http://127.0.0.1:${port}/callback`] })
     const tenantId = uniqueTenantId('cnl')
-    expect((await agent.supervisor.call('tenants:create', { id: tenantId, name: 'C' })).ok).toBe(true)
+    expect((await agent.supervisor.call('tenants:create', { id: tenantId, name: 'C' })).ok).toBe(
+      true,
+    )
     const controller = new AbortController()
     const states: string[] = []
     const call = agent.supervisor.call(
