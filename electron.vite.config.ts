@@ -1,8 +1,24 @@
 import { resolve } from 'node:path'
 import react from '@vitejs/plugin-react'
 import { defineConfig } from 'electron-vite'
+import type { Plugin } from 'vite'
 
 const root = import.meta.dirname
+
+/**
+ * index.html carries the built app's Content-Security-Policy (no inline script or style). Vite's
+ * dev server injects an inline script for hot reload and inline styles, so `npm run dev` alone
+ * gets a policy that allows them; the build keeps the strict one.
+ */
+const devContentSecurityPolicy: Plugin = {
+  name: 'gtm-dev-csp',
+  apply: 'serve',
+  transformIndexHtml: (html) =>
+    html.replace(
+      /script-src 'self'; style-src 'self';/,
+      "script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws:;",
+    ),
+}
 
 // electron-vite looks in src/main, src/preload and src/renderer by default; ours live in
 // src-main, src-main/preload and src-renderer, with output in out/{main,preload,renderer}.
@@ -36,6 +52,6 @@ export default defineConfig({
         input: { index: resolve(root, 'src-renderer/index.html') },
       },
     },
-    plugins: [react()],
+    plugins: [react(), devContentSecurityPolicy],
   },
 })
