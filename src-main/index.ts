@@ -1,4 +1,3 @@
-import os from 'node:os'
 import path from 'node:path'
 import { app, BrowserWindow, shell } from 'electron'
 import { agentEnvironment, DATABASE_PASSWORD_NAME } from './agent/environment.js'
@@ -8,6 +7,7 @@ import { checkExternalUrl } from './external.js'
 import { handleAll, sendEvent } from './ipc/handle.js'
 import { createHandlers } from './ipc/handlers.js'
 import { createMainLog, errorFields } from './log.js'
+import { agentEntryPath, packagedTemporalCliPath } from './paths.js'
 import { preloadPath, rendererUrl } from './renderer-url.js'
 import { provideEncryptionKey, type EncryptionKeySource } from './secrets/encryption-key.js'
 import { osKeychain } from './secrets/keychain.js'
@@ -46,7 +46,9 @@ async function main(): Promise<void> {
       encryptionKey: key,
       databasePassword: password,
       defaultDataFolder: path.join(app.getPath('userData'), 'agent'),
-      ...(app.isPackaged ? { temporalCliPath: packagedTemporalCli() } : {}),
+      ...(app.isPackaged
+        ? { temporalCliPath: packagedTemporalCliPath(process.resourcesPath, process.platform) }
+        : {}),
     })
   }
 
@@ -63,7 +65,7 @@ async function main(): Promise<void> {
     spawn: () => {
       if (!env) throw new Error(startProblem ?? 'The agent has no environment.')
       return utilityAgent({
-        entry: agentEntry(),
+        entry: agentEntryPath(import.meta.dirname),
         env,
         onStderr: (line) => log.agentLine(line),
       })()
@@ -182,20 +184,6 @@ async function openInBrowser(url: string): Promise<void> {
   if (!checked.ok) throw new Error(`The link was not opened: ${checked.reason}.`)
   // Reviewed: the URL passed the check above.
   await shell.openExternal(checked.url) // eng-disable OPEN_EXTERNAL_JS_CHECK
-}
-
-/** The built agent: out/agent beside out/main (inside the app's archive when packaged). */
-function agentEntry(): string {
-  return path.join(import.meta.dirname, '..', 'agent', 'service.js')
-}
-
-/** The Temporal CLI the installer ships in resources/bin. */
-function packagedTemporalCli(): string {
-  return path.join(
-    process.resourcesPath,
-    'bin',
-    os.platform() === 'win32' ? 'temporal.exe' : 'temporal',
-  )
 }
 
 main().catch((err: unknown) => {

@@ -21,7 +21,7 @@ import {
   startChild,
   workflowInfo,
 } from '@temporalio/workflow'
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common'
+import { WorkflowExecutionAlreadyStartedError, type RetryPolicy } from '@temporalio/common'
 import type { SyncMode } from '../../shared/schemas.js'
 import { endsWholeSync, syncFailureMessage } from '../../shared/errors.js'
 import { WRITEBACK_RETRY, syncWorkflowId, type SyncWorkflowPhase } from '../../shared/temporal.js'
@@ -512,7 +512,7 @@ function resolveTuning(tuning: SyncTuning = {}): Required<Omit<SyncTuning, 'page
   }
 }
 
-function retryPolicy(tuning: { maxAttempts: number; initialRetryMs: number }) {
+function retryPolicy(tuning: { maxAttempts: number; initialRetryMs: number }): RetryPolicy {
   return {
     initialInterval: tuning.initialRetryMs,
     backoffCoefficient: 2,
