@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
+import { testCertificate } from './tls.js'
 
 export interface Page {
   status: number
@@ -7,10 +10,14 @@ export interface Page {
   body: string
 }
 
-/** One GET on a fresh connection (no pooling, so nothing is left open on the server). */
+/**
+ * One GET on a fresh connection (no pooling, so nothing is left open on the server). https URLs
+ * are the tests' own fakes: their certificate is trusted through the tests' CA (tls.ts).
+ */
 export function get(url: string): Promise<Page> {
+  const secure = url.startsWith('https:')
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false }, (res) => {
+    const onResponse = (res: http.IncomingMessage): void => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => (body += chunk))
@@ -22,7 +29,10 @@ export function get(url: string): Promise<Page> {
         }),
       )
       res.on('error', reject)
-    })
+    }
+    const req = secure
+      ? https.get(url, { agent: false, ca: readFileSync(testCertificate().caFile) }, onResponse)
+      : http.get(url, { agent: false }, onResponse)
     req.on('error', reject)
   })
 }

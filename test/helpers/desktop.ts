@@ -13,8 +13,12 @@ import { databaseUrl } from './db.js'
  * The agent process entry, as the app starts it: out/agent/service.js when the build is current
  * (what utilityProcess.fork runs in the packaged app), else the same module from source via tsx.
  */
-export function agentServiceEntry(): { entry: string; execArgv: string[] } {
-  const choice = chooseAgent() as { from: 'build' | 'source' }
+export function agentServiceEntry(env: Record<string, string | undefined> = process.env): {
+  entry: string
+  execArgv: string[]
+} {
+  // A TypeScript connector module (a test's) needs the agent from source, like gtm-agent.
+  const choice = chooseAgent(env) as { from: 'build' | 'source' }
   if (choice.from === 'build') {
     return { entry: path.join(repoRoot, 'out/agent/service.js'), execArgv: [] }
   }
@@ -44,7 +48,7 @@ export async function startAgentProcess(
 ): Promise<AgentUnderTest> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gtm-agent-proc-'))
   const stderr: string[] = []
-  const { entry, execArgv } = options.entry ?? agentServiceEntry()
+  const { entry, execArgv } = options.entry ?? agentServiceEntry({ ...process.env, ...options.env })
   const inherited: Record<string, string | undefined> = {}
   for (const [name, value] of Object.entries(process.env)) {
     if (!/^(DATABASE_URL|CONNECTOR_ENCRYPTION_KEYS?(_PREVIOUS)?|GTM_.*|TEMPORAL_.*)$/.test(name)) {

@@ -9,10 +9,13 @@ import type { IpcChannel, IpcHandlers, IpcEventName } from '../../../shared/ipc.
 import { createHandlers } from '../../../src-main/ipc/handlers.js'
 import { osKeychain } from '../../../src-main/secrets/keychain.js'
 import { memorySettings, SettingsStore } from '../../../src-main/settings/store.js'
+import { startMicrosoftFake, type MicrosoftFake } from '../../fakes/microsoft.js'
 import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
 import { browse, get, type Page } from '../../helpers/browser.js'
 import { ownerDb, uniqueTenantId } from '../../helpers/db.js'
 import { startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
+import { O365_CONSENT_TEST_ID } from '../../helpers/o365-consent-connector.js'
+import { testCertificate } from '../../helpers/tls.js'
 
 async function freePort(): Promise<number> {
   const server = net.createServer()
@@ -237,5 +240,148 @@ describe('sign-in through the system browser, from the app', () => {
     }
     const { connections } = await stored(tenantId)
     expect(connections).toEqual([])
+  })
+})
+
+describe('Microsoft 365 admin consent through the system browser, from the app', () => {
+  let agent: AgentUnderTest
+  let fake: MicrosoftFake
+  let port: number
+  const owner = ownerDb()
+  const events: Array<{ event: IpcEventName; data: unknown }> = []
+  let browser: (url: string) => Promise<unknown> = async () => undefined
+  let opened: string[] = []
+  let handlers: IpcHandlers
+  const call = (channel: IpcChannel, input?: unknown) =>
+    dispatch(ipc, channel, input, handlers[channel] as never)
+
+  beforeAll(async () => {
+    port = await freePort()
+    fake = await startMicrosoftFake({ replyUrls: [`http://127.0.0.1:${port}/callback`] })
+    agent = await startAgentProcess({
+      env: {
+        GTM_CONNECTOR_MODULES: 'test/helpers/o365-consent-connector.ts',
+        // The fake speaks https with the tests' own CA, as MSAL accepts no http authority.
+        NODE_EXTRA_CA_CERTS: testCertificate().caFile,
+      },
+      supervisor: { onEvent: (event, data) => events.push({ event, data }) },
+    })
+    handlers = createHandlers({
+      app: { name: 'GTM Clarity Connect', version: '0.0.0-test' },
+      agent: agent.supervisor,
+      settings: new SettingsStore(memorySettings({ redirectPort: port })),
+      keychain: async () => ({
+        ...(await osKeychain('GTM test').probe()),
+        encryptionKeySource: null,
+      }),
+      openSignInPage: async (url) => {
+        opened.push(url)
+        void browser(url)
+      },
+      log: () => undefined,
+      signInTimeoutMs: 5_000,
+    })
+  })
+  afterAll(async () => {
+    await agent?.close()
+    await fake?.close()
+    await owner.close()
+  })
+  afterEach(() => {
+    opened = []
+    events.length = 0
+    browser = async () => undefined
+  })
+
+  const newTenant = async (): Promise<string> => {
+    const tenantId = uniqueTenantId('consent')
+    expect((await call('tenants:create', { id: tenantId, name: 'Consent' })).ok).toBe(true)
+    return tenantId
+  }
+  const stored = (tenantId: string) =>
+    withTenant(owner.db, tenantId, (tx) =>
+      tx.select().from(connectors).where(eq(connectors.tenantId, tenantId)),
+    )
+  const begin = (tenantId: string, config: Record<string, unknown> = {}) =>
+    call('signin:begin', {
+      tenantId,
+      connectorType: O365_CONSENT_TEST_ID,
+      config: {
+        clientId: fake.clientId,
+        clientSecret: fake.clientSecret,
+        authorityHost: fake.url,
+        graphBaseUrl: fake.url,
+        ...config,
+      },
+    })
+
+  it('opens the admin-consent URL, checks the app-only credentials with MSAL, and stores them encrypted', async () => {
+    const tenantId = await newTenant()
+    let page: Page | undefined
+    browser = async (url) => (page = await browse(url))
+    const result = await begin(tenantId)
+    expect(result, JSON.stringify(result)).toMatchObject({
+      ok: true,
+      data: { status: 'connected' },
+    })
+    expect(page).toMatchObject({
+      status: 200,
+      body: expect.stringContaining('You can close this window') as unknown,
+    })
+
+    const consent = new URL(opened[0]!)
+    expect(consent.origin + consent.pathname).toBe(`${fake.url}/organizations/v2.0/adminconsent`)
+    expect(Object.fromEntries(consent.searchParams)).toMatchObject({
+      client_id: fake.clientId,
+      scope: `${fake.url}/.default`,
+      redirect_uri: `http://127.0.0.1:${port}/callback`,
+    })
+    // MSAL's client-credentials grant, then the Graph read only a consented app may make.
+    expect(fake.requests.filter((r) => r.grantType === 'client_credentials').at(-1)).toMatchObject({
+      status: 200,
+      scope: `${fake.url}/.default`,
+    })
+    expect(fake.requests.filter((r) => r.path === '/v1.0/organization').at(-1)?.status).toBe(200)
+
+    const rows = await stored(tenantId)
+    expect(rows).toHaveLength(1)
+    expect(rows[0]!.config).toMatchObject({ tenantId: fake.tenantId, clientId: fake.clientId })
+    expect(JSON.stringify(rows[0]!.config)).not.toContain(fake.clientSecret)
+    expect(rows[0]!.encryptedCredentials).toMatch(/^gcm1\./)
+    expect(rows[0]!.encryptedCredentials).not.toContain(fake.clientSecret)
+    expect(agent.stderr.join('\n')).not.toContain(fake.clientSecret)
+    expect(await portIsFree(port)).toBe(true)
+  })
+
+  it('a declined consent (error=) ends with the reason, nothing stored, the port closed', async () => {
+    const tenantId = await newTenant()
+    fake.declineNextConsent()
+    browser = (url) => browse(url)
+    const result = await begin(tenantId)
+    expect(result).toEqual({
+      ok: false,
+      error: {
+        code: 'vendor_auth_failed',
+        message:
+          'Microsoft 365 admin consent was not granted: AADSTS65004: User declined to consent to access the app. (access_denied).',
+        retryable: false,
+      },
+    })
+    expect(await stored(tenantId)).toEqual([])
+    expect(await portIsFree(port)).toBe(true)
+  })
+
+  it('a wrong client secret is named after consent, and nothing is stored', async () => {
+    const tenantId = await newTenant()
+    browser = (url) => browse(url)
+    const result = await begin(tenantId, { clientSecret: 'not-the-secret-value' })
+    expect(result.ok).toBe(false)
+    if (result.ok) return
+    expect(result.error.code).toBe('vendor_auth_failed')
+    expect(result.error.message).toMatch(
+      /^Microsoft 365 refused the app's credentials: AADSTS7000215: Invalid client secret provided\..* Check the client secret: use its Value, not its Secret ID/,
+    )
+    expect(result.error.message).not.toContain('not-the-secret-value')
+    expect(await stored(tenantId)).toEqual([])
   })
 })

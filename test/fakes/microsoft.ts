@@ -1,0 +1,255 @@
+/**
+ * A loopback fake of Microsoft's identity platform and the bit of Graph a connection check needs,
+ * over https (MSAL refuses an http authority), as ../shared/vendor-apis.md §4 and Microsoft's docs
+ * describe them:
+ *
+ *   GET  /{tenant}/v2.0/adminconsent?client_id&scope&redirect_uri&state
+ *        → 302 to redirect_uri with admin_consent=True&tenant=<id>&state (or error=…&state)
+ *   GET  /{tenant}/v2.0/.well-known/openid-configuration   (MSAL's endpoint metadata)
+ *   POST /{tenant}/oauth2/v2.0/token   grant_type=client_credentials (app-only)
+ *   GET  /v1.0/organization            Graph, with the app-only token
+ *
+ * An app-only token carries the application permissions an admin consented to; before consent
+ * Graph answers 403 Authorization_RequestDenied, as it does for an app with no roles.
+ */
+import { randomBytes, randomUUID } from 'node:crypto'
+import https from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { testCertificate } from '../helpers/tls.js'
+
+export interface MicrosoftFakeOptions {
+  /** Reply URLs registered on the app; the consent redirect must be one of them, exactly. */
+  replyUrls?: string[]
+}
+
+export interface MicrosoftFakeRequest {
+  method: string
+  path: string
+  query: Record<string, string>
+  /** For token requests: the form's grant_type and scope. */
+  grantType?: string
+  scope?: string
+  status: number
+}
+
+export interface MicrosoftFake {
+  /** https://127.0.0.1:<port>: the authority host and the Graph base alike. */
+  readonly url: string
+  /** The customer's directory (tenant) id, which the consent callback reports. */
+  readonly tenantId: string
+  readonly clientId: string
+  readonly clientSecret: string
+  readonly requests: MicrosoftFakeRequest[]
+  /** Whether an admin has granted consent. */
+  readonly consented: boolean
+  /** The next consent is declined by the admin (error=access_denied). */
+  declineNextConsent(): void
+  close(): Promise<void>
+}
+
+export async function startMicrosoftFake(
+  options: MicrosoftFakeOptions = {},
+): Promise<MicrosoftFake> {
+  const tenantId = randomUUID()
+  const clientId = randomUUID()
+  const clientSecret = `Xy8Q~${randomBytes(18).toString('base64url')}`
+  const requests: MicrosoftFakeRequest[] = []
+  const tokens = new Map<string, { roles: boolean }>()
+  let consented = false
+  let declineNext = false
+  const { key, cert } = testCertificate()
+  let origin = ''
+
+  const server = https.createServer({ key, cert }, (req, res) => {
+    const url = new URL(req.url ?? '/', origin)
+    const query = Object.fromEntries(url.searchParams)
+    const record: MicrosoftFakeRequest = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query,
+      status: 0,
+    }
+    requests.push(record)
+    const send = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
+      record.status = status
+      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers })
+      res.end(typeof body === 'string' ? body : JSON.stringify(body))
+    }
+    const tokenError = (status: number, error: string, description: string): void =>
+      send(status, {
+        error,
+        error_description: `${description}\r\nTrace ID: ${randomUUID()}\r\nTimestamp: ${new Date().toISOString()}`,
+        error_codes: [Number(/AADSTS(\d+)/.exec(description)?.[1] ?? 0)],
+        timestamp: new Date().toISOString(),
+      })
+    const parts = url.pathname.split('/').filter(Boolean)
+    const tenantInPath = parts[0] ?? ''
+    const knownTenant = [tenantId, 'organizations', 'common'].includes(tenantInPath)
+
+    if (req.method === 'GET' && parts[1] === 'v2.0' && parts[2] === 'adminconsent') {
+      if (!knownTenant)
+        return send(400, 'AADSTS90002: Tenant not found.', { 'content-type': 'text/plain' })
+      if (query['client_id'] !== clientId) {
+        return send(
+          400,
+          `AADSTS700016: Application with identifier '${query['client_id']}' was not found in the directory.`,
+          { 'content-type': 'text/plain' },
+        )
+      }
+      const redirectUri = query['redirect_uri'] ?? ''
+      if (options.replyUrls && !options.replyUrls.includes(redirectUri)) {
+        return send(
+          400,
+          `AADSTS50011: The redirect URI '${redirectUri}' specified in the request does not match the redirect URIs configured for the application '${clientId}'.`,
+          { 'content-type': 'text/plain' },
+        )
+      }
+      const back = new URL(redirectUri)
+      if (declineNext) {
+        declineNext = false
+        back.searchParams.set('error', 'access_denied')
+        back.searchParams.set('error_subcode', 'cancel')
+        back.searchParams.set(
+          'error_description',
+          'AADSTS65004: User declined to consent to access the app.',
+        )
+      } else {
+        consented = true
+        back.searchParams.set('admin_consent', 'True')
+        back.searchParams.set('tenant', tenantId)
+        back.searchParams.set('scope', query['scope'] ?? '')
+      }
+      if (query['state'] !== undefined) back.searchParams.set('state', query['state'])
+      record.status = 302
+      res.writeHead(302, { location: back.toString() })
+      return res.end()
+    }
+
+    if (req.method === 'GET' && url.pathname.endsWith('/v2.0/.well-known/openid-configuration')) {
+      if (!knownTenant)
+        return send(400, {
+          error: 'invalid_tenant',
+          error_description: 'AADSTS90002: Tenant not found.',
+        })
+      const base = `${origin}/${tenantInPath}`
+      return send(200, {
+        token_endpoint: `${base}/oauth2/v2.0/token`,
+        authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+        end_session_endpoint: `${base}/oauth2/v2.0/logout`,
+        jwks_uri: `${origin}/${tenantInPath}/discovery/v2.0/keys`,
+        issuer: `${origin}/${tenantId}/v2.0`,
+        token_endpoint_auth_methods_supported: [
+          'client_secret_post',
+          'private_key_jwt',
+          'client_secret_basic',
+        ],
+        response_modes_supported: ['query', 'fragment', 'form_post'],
+        subject_types_supported: ['pairwise'],
+        id_token_signing_alg_values_supported: ['RS256'],
+        scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
+        tenant_region_scope: 'EU',
+      })
+    }
+
+    if (req.method === 'POST' && parts[1] === 'oauth2' && parts[3] === 'token') {
+      let body = ''
+      req.setEncoding('utf8')
+      req.on('data', (chunk: string) => (body += chunk))
+      req.on('end', () => {
+        const form = new URLSearchParams(body)
+        record.grantType = form.get('grant_type') ?? ''
+        record.scope = form.get('scope') ?? ''
+        if (tenantInPath !== tenantId)
+          return tokenError(400, 'invalid_request', 'AADSTS90002: Tenant not found.')
+        if (record.grantType !== 'client_credentials') {
+          return tokenError(
+            400,
+            'unsupported_grant_type',
+            'AADSTS70003: The app requested an unsupported grant type.',
+          )
+        }
+        if (form.get('client_id') !== clientId) {
+          return tokenError(
+            400,
+            'unauthorized_client',
+            `AADSTS700016: Application with identifier '${form.get('client_id')}' was not found in the directory.`,
+          )
+        }
+        if (form.get('client_secret') !== clientSecret) {
+          return tokenError(
+            401,
+            'invalid_client',
+            `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`,
+          )
+        }
+        if (record.scope !== `${graphResource()}/.default`) {
+          return tokenError(
+            400,
+            'invalid_scope',
+            `AADSTS1002012: The provided value for scope ${record.scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`,
+          )
+        }
+        const accessToken = `eyJ0eXAiOiJKV1Qi.${randomBytes(24).toString('base64url')}`
+        tokens.set(accessToken, { roles: consented })
+        return send(200, {
+          token_type: 'Bearer',
+          expires_in: 3599,
+          ext_expires_in: 3599,
+          access_token: accessToken,
+        })
+      })
+      return
+    }
+
+    if (req.method === 'GET' && url.pathname === '/v1.0/organization') {
+      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
+      const grant = token ? tokens.get(token) : undefined
+      if (!grant) {
+        return send(
+          401,
+          { error: { code: 'InvalidAuthenticationToken', message: 'Access token is empty.' } },
+          { 'www-authenticate': 'Bearer realm=""' },
+        )
+      }
+      if (!grant.roles) {
+        return send(403, {
+          error: {
+            code: 'Authorization_RequestDenied',
+            message: 'Insufficient privileges to complete the operation.',
+          },
+        })
+      }
+      return send(200, {
+        '@odata.context': `${origin}/v1.0/$metadata#organization`,
+        value: [{ id: tenantId, displayName: 'Contoso' }],
+      })
+    }
+
+    return send(404, {
+      error: { code: 'NotFound', message: `No fake for ${req.method} ${url.pathname}` },
+    })
+  })
+  // The Graph resource the fake stands for: MSAL's scope is `<graph origin>/.default`.
+  const graphResource = (): string => origin
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return {
+    url: origin,
+    tenantId,
+    clientId,
+    clientSecret,
+    requests,
+    get consented() {
+      return consented
+    },
+    declineNextConsent: () => {
+      declineNext = true
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
