@@ -69,8 +69,9 @@ export async function runAgentService(env: Env = process.env): Promise<number> {
         embeddedDatabase: database.embedded,
         workerRunning: () => workerRunning,
         stop: stop.signal,
+        // Schedules live in Temporal, whoever runs the worker: this agent, or an on-prem
+        // `gtm-agent worker` on a shared Temporal. Without a reachable Temporal this is a no-op.
         onConnectionChange: async (change) => {
-          if (!workerRunning) return
           await notifyConnectionChange({ env, log, userId }, change, { handle: database!.handle })
         },
       }),

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { CallResult } from '../../../shared/contract.js'
+import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
+import { uniqueTenantId } from '../../helpers/db.js'
+import { startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
+import {
+  createIsolatedDatabase,
+  spawnWorkerProcess,
+  startTemporalTestEnv,
+  waitFor,
+  type TemporalTestEnv,
+  type WorkerProcess,
+} from '../../helpers/temporal.js'
+
+function data<T>(result: CallResult<T>): T {
+  if (!result.ok) throw new Error(`call failed: ${result.error.code}: ${result.error.message}`)
+  return result.data
+}
+
+/**
+ * The app pointed at a shared Postgres and Temporal: it configures a connection, and an on-prem
+ * `gtm-agent worker` (another process, the app runs none) syncs it.
+ */
+describe('the app configuring what an on-prem worker runs', () => {
+  let database: { url: string; drop(): Promise<void> }
+  let temporal: TemporalTestEnv
+  let fake: SalesforceFake
+  let worker: WorkerProcess
+  let agent: AgentUnderTest
+
+  beforeAll(async () => {
+    database = await createIsolatedDatabase()
+    temporal = await startTemporalTestEnv('desk-shared', { databaseUrl: database.url })
+    fake = await startSalesforceFake()
+    const shared = {
+      DATABASE_URL: database.url,
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_TASK_QUEUE: temporal.taskQueue,
+    }
+    worker = spawnWorkerProcess({ ...shared, GTM_WORKFLOW_BUNDLE: temporal.bundlePath })
+    await worker.ready
+    agent = await startAgentProcess({ env: { ...shared, GTM_AGENT_WORKER: 'off' } })
+  })
+  afterAll(async () => {
+    await agent?.close()
+    worker?.child.kill('SIGTERM')
+    await worker?.exited
+    await fake?.close()
+    await temporal?.close()
+    await database?.drop()
+  })
+
+  it('connects from the app; the worker elsewhere runs the first sync from the schedule it made', async () => {
+    const info = data(await agent.supervisor.call('agent:info', undefined))
+    expect(info.worker).toBe('off')
+    const tenantId = uniqueTenantId('shared')
+    data(await agent.supervisor.call('tenants:create', { id: tenantId, name: 'Shared' }))
+    data(
+      await agent.supervisor.call('connections:connect', {
+        tenantId,
+        connectorType: 'salesforce',
+        config: { ...fake.connectConfig(), bulkPollIntervalMs: 5 },
+      }),
+    )
+    const synced = await waitFor(
+      async () => {
+        const [connection] = data(await agent.supervisor.call('connections:list', { tenantId }))
+        const done = connection?.streams.every(
+          (s) => s.status !== 'never' && s.status !== 'running',
+        )
+        return connection?.lastSyncAt && done ? connection : undefined
+      },
+      { timeoutMs: 60_000, intervalMs: 250, what: 'the worker to sync the connection' },
+    )
+    expect(synced.records).toEqual({ person: 38, account: 12, activity: 30 })
+    expect(synced.streams.map((s) => s.status)).toEqual(Array(6).fill('succeeded'))
+    // The schedule the app made lives in the shared Temporal.
+    const schedules = temporal.client.schedule.list()
+    const ids: string[] = []
+    for await (const schedule of schedules) ids.push(schedule.scheduleId)
+    expect(ids.some((id) => id.includes(tenantId))).toBe(true)
+    // The worker process did the work; the app's agent logged no sync of its own.
+    expect(worker.output()).toContain(tenantId)
+  })
+})
