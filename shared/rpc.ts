@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { CallError, CallResult, Contract } from './contract.js'
 import {
-  authMethodSchema,
+  connectorInfoSchema,
   connectorStatusSchema,
   entityTypeSchema,
   fieldMappingSchema,
@@ -39,20 +39,7 @@ export const agentInfoSchema = z.object({
   encryptionKeyId: z.string(),
 })
 
-export const connectorSummarySchema = z.object({
-  id: z.string(),
-  name: z.string(),
-  version: z.string(),
-  authMethod: authMethodSchema,
-  dataTypes: z.array(entityTypeSchema),
-  streams: z.array(
-    z.object({
-      id: z.string(),
-      name: z.string(),
-      entityType: entityTypeSchema,
-      partitioned: z.boolean(),
-    }),
-  ),
+export const connectorSummarySchema = connectorInfoSchema.extend({
   /** The config form: a JSON Schema of the connector's config, secret keys listed apart. */
   configSchema: z.record(z.string(), z.unknown()),
   secretConfigKeys: z.array(z.string()),

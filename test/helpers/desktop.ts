@@ -2,7 +2,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { dispatch, type CallResult } from '../../shared/contract.js'
+import { ipc, type IpcChannel, type IpcHandlers } from '../../shared/ipc.js'
 import { forkAgent } from '../../src-main/agent/fork.js'
+import { createHandlers } from '../../src-main/ipc/handlers.js'
+import { osKeychain } from '../../src-main/secrets/keychain.js'
+import { memorySettings, SettingsStore } from '../../src-main/settings/store.js'
 import { AgentSupervisor, type SupervisorOptions } from '../../src-main/agent/supervisor.js'
 import { chooseAgent } from '../../src-agent/bin/agent-entry.mjs'
 import { TEST_KEY_HEX } from './agent.js'
@@ -81,5 +86,40 @@ export async function startAgentProcess(
       await supervisor.stop()
       await rm(dataDir, { recursive: true, force: true })
     },
+  }
+}
+
+/** The data of a successful call; a failed one throws with its code and message. */
+export function callData<T>(result: CallResult<T>): T {
+  if (!result.ok) throw new Error(`call failed: ${result.error.code}: ${result.error.message}`)
+  return result.data
+}
+
+/**
+ * Main's renderer handlers over a supervised agent, as the app wires them, with a test's stand-in
+ * for the system browser and in-memory settings; `call` runs a channel through the shared dispatch.
+ */
+export function appHandlers(
+  agent: AgentUnderTest,
+  options: { redirectPort: number; openSignInPage: (url: string) => void; signInTimeoutMs: number },
+): {
+  handlers: IpcHandlers
+  call: (channel: IpcChannel, input?: unknown) => Promise<CallResult<unknown>>
+} {
+  const handlers = createHandlers({
+    app: { name: 'GTM Clarity Connect', version: '0.0.0-test' },
+    agent: agent.supervisor,
+    settings: new SettingsStore(memorySettings({ redirectPort: options.redirectPort })),
+    keychain: async () => ({
+      ...(await osKeychain('GTM test').probe()),
+      encryptionKeySource: null,
+    }),
+    openSignInPage: async (url) => options.openSignInPage(url),
+    log: () => undefined,
+    signInTimeoutMs: options.signInTimeoutMs,
+  })
+  return {
+    handlers,
+    call: (channel, input) => dispatch(ipc, channel, input, handlers[channel] as never),
   }
 }

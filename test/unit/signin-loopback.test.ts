@@ -5,30 +5,7 @@ import { ConfigError, VendorError } from '../../shared/errors.js'
 import type { SignInCapability } from '../../src-agent/connectors/interface.js'
 import { openLoopback, signInThroughLoopback } from '../../src-agent/signin/loopback.js'
 import { get } from '../helpers/browser.js'
-
-/** A port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
-
-/** True when a new listener can take the port on 127.0.0.1, i.e. ours let go of it. */
-async function portIsFree(port: number): Promise<boolean> {
-  const server = net.createServer()
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen({ port, host: '127.0.0.1', exclusive: true }, resolve)
-    })
-  } catch {
-    return false
-  }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return true
-}
+import { freePort, portIsFree } from '../helpers/ports.js'
 
 function withQuery(uri: string, query: Record<string, string>): string {
   const url = new URL(uri)

@@ -18,15 +18,7 @@ import { TEST_KEY_HEX } from '../../helpers/agent.js'
 import { browse, get } from '../../helpers/browser.js'
 import { repoRoot, runCli, type CliResult } from '../../helpers/cli.js'
 import { databaseUrl, ownerDb } from '../../helpers/db.js'
-
-/** A port nobody listens on now: the "registered" callback port of a test's connected app. */
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
+import { freePort } from '../../helpers/ports.js'
 
 describe('Salesforce sign-in (web-server flow with PKCE) through the loopback', () => {
   let fake: SalesforceFake

@@ -2,17 +2,12 @@ import { and, eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { auditLog, connectors } from '../../../db/schema/index.js'
 import { withTenant } from '../../../db/tenant.js'
-import type { CallResult } from '../../../shared/contract.js'
 import { agentRpc } from '../../../shared/rpc.js'
 import type { AgentEventName } from '../../../shared/rpc.js'
 import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
 import { ownerDb, uniqueTenantId } from '../../helpers/db.js'
-import { startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
-
-function data<T>(result: CallResult<T>): T {
-  if (!result.ok) throw new Error(`call failed: ${result.error.code}: ${result.error.message}`)
-  return result.data
-}
+import type { CallResult } from '../../../shared/contract.js'
+import { callData, startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
 
 describe('the agent process, spawned as the app spawns it, over RPC', () => {
   let fake: SalesforceFake
@@ -35,7 +30,7 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
     )
 
   it('answers agent:info with its version, database and key id, never the key', async () => {
-    const info = data(await agent.supervisor.call('agent:info', undefined))
+    const info = callData(await agent.supervisor.call('agent:info', undefined))
     expect(info).toMatchObject({
       version: expect.stringMatching(/^\d+\.\d+\.\d+/) as unknown,
       database: { kind: 'external' },
@@ -49,7 +44,7 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
   })
 
   it('lists the connectors with their streams and config form', async () => {
-    const list = data(await agent.supervisor.call('connectors:list', undefined))
+    const list = callData(await agent.supervisor.call('connectors:list', undefined))
     const salesforce = list.find((c) => c.id === 'salesforce')
     expect(salesforce).toMatchObject({ signIn: true, authMethod: 'oauth2' })
     expect(salesforce?.streams.map((s) => s.id)).toEqual([
@@ -66,8 +61,8 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
 
   it('connects, syncs with progress events in order, and reads runs, mappings and the audit log back', async () => {
     const tenantId = uniqueTenantId('rpc')
-    data(await agent.supervisor.call('tenants:create', { id: tenantId, name: 'RPC tenant' }))
-    const connected = data(
+    callData(await agent.supervisor.call('tenants:create', { id: tenantId, name: 'RPC tenant' }))
+    const connected = callData(
       await agent.supervisor.call('connections:connect', {
         tenantId,
         connectorType: 'salesforce',
@@ -78,7 +73,7 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
     expect(connected.health.status).toBe('healthy')
 
     const events: Array<{ event: AgentEventName; data: Record<string, unknown> }> = []
-    const summary = data(
+    const summary = callData(
       await agent.supervisor.call(
         'sync:run',
         { tenantId, connectorType: 'salesforce' },
@@ -123,7 +118,7 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
     expect(contactsLast).toMatchObject({ created: 30, totals: { created: 42 } })
     expect(events.at(-1)!.data).toMatchObject({ phase: 'complete', totals: { created: 80 } })
 
-    const connections = data(await agent.supervisor.call('connections:list', { tenantId }))
+    const connections = callData(await agent.supervisor.call('connections:list', { tenantId }))
     expect(connections).toHaveLength(1)
     expect(connections[0]).toMatchObject({
       connectorType: 'salesforce',
@@ -134,13 +129,13 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
     // The stored config comes back without its secrets.
     expect(JSON.stringify(connections[0]!.config)).not.toContain(fake.refreshToken)
 
-    const runs = data(
+    const runs = callData(
       await agent.supervisor.call('runs:list', { tenantId, connectorType: 'salesforce' }),
     )
     expect(runs).toHaveLength(6)
     expect(runs.every((r) => r.status === 'succeeded')).toBe(true)
 
-    const audit = data(await agent.supervisor.call('audit:list', { tenantId }))
+    const audit = callData(await agent.supervisor.call('audit:list', { tenantId }))
     expect(audit.map((a) => a.action)).toEqual(
       expect.arrayContaining(['tenant.create', 'connector.create', 'sync.trigger']),
     )
@@ -170,7 +165,7 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
 
   it('says what to do when a call fails in the agent, and stores nothing', async () => {
     const tenantId = uniqueTenantId('rpcbad')
-    data(await agent.supervisor.call('tenants:create', { id: tenantId, name: 'Bad key' }))
+    callData(await agent.supervisor.call('tenants:create', { id: tenantId, name: 'Bad key' }))
     const refused = await agent.supervisor.call('connections:connect', {
       tenantId,
       connectorType: 'salesforce',

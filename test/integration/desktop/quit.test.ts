@@ -1,13 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { CallResult } from '../../../shared/contract.js'
 import { startPagerFake, type PagerFake } from '../../fakes/pager.js'
 import { uniqueTenantId } from '../../helpers/db.js'
-import { startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
-
-function data<T>(result: CallResult<T>): T {
-  if (!result.ok) throw new Error(`call failed: ${result.error.code}: ${result.error.message}`)
-  return result.data
-}
+import { callData, startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
 
 const env = { GTM_CONNECTOR_MODULES: 'test/helpers/test-connector.ts' }
 
@@ -30,8 +24,8 @@ describe('quitting the app while a sync runs', () => {
     })
     agents.push(first)
     const tenantId = uniqueTenantId('quit')
-    data(await first.supervisor.call('tenants:create', { id: tenantId, name: 'Quit' }))
-    data(
+    callData(await first.supervisor.call('tenants:create', { id: tenantId, name: 'Quit' }))
+    callData(
       await first.supervisor.call('connections:connect', {
         tenantId,
         connectorType: 'test-pages',
@@ -56,7 +50,7 @@ describe('quitting the app while a sync runs', () => {
     await quitting
     // The agent answered before it exited: the sync stopped, with what it had committed.
     expect(result.ok).toBe(true)
-    const stopped = data(result)
+    const stopped = callData(result)
     expect(stopped.status).not.toBe('succeeded')
     expect(stopped.error).toMatch(/^The sync was cancelled\. /)
     expect(stopped.pages).toBeGreaterThanOrEqual(3)
@@ -68,7 +62,7 @@ describe('quitting the app while a sync runs', () => {
     const requestsBefore = fake.requests.length
     const second = await startAgentProcess({ env })
     agents.push(second)
-    const resumed = data(
+    const resumed = callData(
       await second.supervisor.call(
         'sync:run',
         { tenantId, connectorType: 'test-pages' },
@@ -78,7 +72,7 @@ describe('quitting the app while a sync runs', () => {
     expect(resumed).toMatchObject({ status: 'succeeded' })
     expect(fake.requests[requestsBefore]).toBeGreaterThan(0)
     expect(stopped.created + resumed.created).toBe(200)
-    const [connection] = data(await second.supervisor.call('connections:list', { tenantId }))
+    const [connection] = callData(await second.supervisor.call('connections:list', { tenantId }))
     expect(connection?.records.person).toBe(200)
   })
 })

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { CallResult } from '../../../shared/contract.js'
 import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
 import { uniqueTenantId } from '../../helpers/db.js'
-import { startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
+import { callData, startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
 import {
   createIsolatedDatabase,
   spawnWorkerProcess,
@@ -11,11 +10,6 @@ import {
   type TemporalTestEnv,
   type WorkerProcess,
 } from '../../helpers/temporal.js'
-
-function data<T>(result: CallResult<T>): T {
-  if (!result.ok) throw new Error(`call failed: ${result.error.code}: ${result.error.message}`)
-  return result.data
-}
 
 /**
  * The app pointed at a shared Postgres and Temporal: it configures a connection, and an on-prem
@@ -51,11 +45,11 @@ describe('the app configuring what an on-prem worker runs', () => {
   })
 
   it('connects from the app; the worker elsewhere runs the first sync from the schedule it made', async () => {
-    const info = data(await agent.supervisor.call('agent:info', undefined))
+    const info = callData(await agent.supervisor.call('agent:info', undefined))
     expect(info.worker).toBe('off')
     const tenantId = uniqueTenantId('shared')
-    data(await agent.supervisor.call('tenants:create', { id: tenantId, name: 'Shared' }))
-    data(
+    callData(await agent.supervisor.call('tenants:create', { id: tenantId, name: 'Shared' }))
+    callData(
       await agent.supervisor.call('connections:connect', {
         tenantId,
         connectorType: 'salesforce',
@@ -64,7 +58,7 @@ describe('the app configuring what an on-prem worker runs', () => {
     )
     const synced = await waitFor(
       async () => {
-        const [connection] = data(await agent.supervisor.call('connections:list', { tenantId }))
+        const [connection] = callData(await agent.supervisor.call('connections:list', { tenantId }))
         const done = connection?.streams.every(
           (s) => s.status !== 'never' && s.status !== 'running',
         )

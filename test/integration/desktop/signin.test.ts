@@ -3,35 +3,15 @@ import { eq } from 'drizzle-orm'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { auditLog, connectors } from '../../../db/schema/index.js'
 import { withTenant } from '../../../db/tenant.js'
-import { dispatch } from '../../../shared/contract.js'
-import { ipc } from '../../../shared/ipc.js'
-import type { IpcChannel, IpcHandlers, IpcEventName } from '../../../shared/ipc.js'
-import { createHandlers } from '../../../src-main/ipc/handlers.js'
-import { osKeychain } from '../../../src-main/secrets/keychain.js'
-import { memorySettings, SettingsStore } from '../../../src-main/settings/store.js'
+import type { IpcEventName } from '../../../shared/ipc.js'
 import { startMicrosoftFake, type MicrosoftFake } from '../../fakes/microsoft.js'
 import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
 import { browse, get, type Page } from '../../helpers/browser.js'
 import { ownerDb, uniqueTenantId } from '../../helpers/db.js'
-import { startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
+import { appHandlers, startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
 import { O365_CONSENT_TEST_ID } from '../../helpers/o365-consent-connector.js'
 import { testCertificate } from '../../helpers/tls.js'
-
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
-
-async function portIsFree(port: number): Promise<boolean> {
-  const server = net.createServer()
-  return new Promise((resolve) => {
-    server.once('error', () => resolve(false))
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
-  })
-}
+import { freePort, portIsFree } from '../../helpers/ports.js'
 
 /**
  * The desktop sign-in, as the renderer drives it: `signin:begin` through main's handlers and the
@@ -46,10 +26,7 @@ describe('sign-in through the system browser, from the app', () => {
   /** What the "system browser" does with the page main opens; each test sets it. */
   let browser: (url: string) => Promise<unknown> = async () => undefined
   let opened: string[] = []
-  let handlers: IpcHandlers
-
-  const call = (channel: IpcChannel, input?: unknown) =>
-    dispatch(ipc, channel, input, handlers[channel] as never)
+  let call: ReturnType<typeof appHandlers>['call']
 
   beforeAll(async () => {
     port = await freePort()
@@ -57,22 +34,15 @@ describe('sign-in through the system browser, from the app', () => {
     agent = await startAgentProcess({
       supervisor: { onEvent: (event, data) => events.push({ event, data }) },
     })
-    handlers = createHandlers({
-      app: { name: 'GTM Clarity Connect', version: '0.0.0-test' },
-      agent: agent.supervisor,
-      settings: new SettingsStore(memorySettings({ redirectPort: port })),
-      keychain: async () => ({
-        ...(await osKeychain('GTM test').probe()),
-        encryptionKeySource: null,
-      }),
-      openSignInPage: async (url) => {
+    call = appHandlers(agent, {
+      redirectPort: port,
+      openSignInPage: (url) => {
         opened.push(url)
         // Like a browser tab: it loads on its own; the app does not wait for it.
         void browser(url)
       },
-      log: () => undefined,
       signInTimeoutMs: 1_500,
-    })
+    }).call
   })
   afterAll(async () => {
     await agent?.close()
@@ -251,9 +221,7 @@ describe('Microsoft 365 admin consent through the system browser, from the app',
   const events: Array<{ event: IpcEventName; data: unknown }> = []
   let browser: (url: string) => Promise<unknown> = async () => undefined
   let opened: string[] = []
-  let handlers: IpcHandlers
-  const call = (channel: IpcChannel, input?: unknown) =>
-    dispatch(ipc, channel, input, handlers[channel] as never)
+  let call: ReturnType<typeof appHandlers>['call']
 
   beforeAll(async () => {
     port = await freePort()
@@ -266,21 +234,14 @@ describe('Microsoft 365 admin consent through the system browser, from the app',
       },
       supervisor: { onEvent: (event, data) => events.push({ event, data }) },
     })
-    handlers = createHandlers({
-      app: { name: 'GTM Clarity Connect', version: '0.0.0-test' },
-      agent: agent.supervisor,
-      settings: new SettingsStore(memorySettings({ redirectPort: port })),
-      keychain: async () => ({
-        ...(await osKeychain('GTM test').probe()),
-        encryptionKeySource: null,
-      }),
-      openSignInPage: async (url) => {
+    call = appHandlers(agent, {
+      redirectPort: port,
+      openSignInPage: (url) => {
         opened.push(url)
         void browser(url)
       },
-      log: () => undefined,
       signInTimeoutMs: 5_000,
-    })
+    }).call
   })
   afterAll(async () => {
     await agent?.close()

@@ -1,9 +1,9 @@
-import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AgentStatus } from '../../../src-main/agent/supervisor.js'
 import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
 import { uniqueTenantId } from '../../helpers/db.js'
 import { startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
+import { freePort, portIsFree } from '../../helpers/ports.js'
 
 /** Resolves once `predicate` holds for the supervisor's status, or fails after `ms`. */
 async function statusBecomes(
@@ -18,22 +18,6 @@ async function statusBecomes(
     await new Promise((resolve) => setTimeout(resolve, 25))
   }
   throw new Error(`status stayed ${JSON.stringify(agent.supervisor.status)}`)
-}
-
-async function portIsFree(port: number): Promise<boolean> {
-  const server = net.createServer()
-  return new Promise((resolve) => {
-    server.once('error', () => resolve(false))
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
-  })
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 describe('main supervising the agent process', () => {
