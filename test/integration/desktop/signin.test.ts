@@ -17,68 +17,90 @@ import { freePort, portIsFree } from '../../helpers/ports.js'
  * The desktop sign-in, as the renderer drives it: `signin:begin` through main's handlers and the
  * shared dispatch, the real agent process behind them, and a test client in the browser's place.
  */
-describe('sign-in through the system browser, from the app', () => {
-  let agent: AgentUnderTest
-  let fake: SalesforceFake
-  let port: number
-  const owner = ownerDb()
-  const events: Array<{ event: IpcEventName; data: unknown }> = []
-  /** What the "system browser" does with the page main opens; each test sets it. */
-  let browser: (url: string) => Promise<unknown> = async () => undefined
-  let opened: string[] = []
-  let call: ReturnType<typeof appHandlers>['call']
-
+/**
+ * The app as a sign-in test drives it: a vendor fake on a registered callback port, the agent
+ * process, main's handlers over it, and a stand-in for the system browser that each test sets.
+ */
+function appForSignIn(options: {
+  tenantPrefix: string
+  signInTimeoutMs: number
+  env?: Record<string, string>
+  startFake: (port: number) => Promise<{ close(): Promise<void> }>
+}) {
+  const app = {
+    port: 0,
+    agent: undefined as unknown as AgentUnderTest,
+    call: undefined as unknown as ReturnType<typeof appHandlers>['call'],
+    owner: ownerDb(),
+    events: [] as Array<{ event: IpcEventName; data: unknown }>,
+    opened: [] as string[],
+    /** What the "system browser" does with the page main opens. */
+    browser: (async () => undefined) as (url: string) => Promise<unknown>,
+    newTenant: async (): Promise<string> => {
+      const tenantId = uniqueTenantId(options.tenantPrefix)
+      expect((await app.call('tenants:create', { id: tenantId, name: 'Sign-in' })).ok).toBe(true)
+      return tenantId
+    },
+    phases: () =>
+      app.events
+        .filter((e) => e.event === 'signin:state')
+        .map((e) => (e.data as { phase: string }).phase),
+  }
+  let fake: { close(): Promise<void> } | undefined
   beforeAll(async () => {
-    port = await freePort()
-    fake = await startSalesforceFake({ callbackUrls: [`http://127.0.0.1:${port}/callback`] })
-    agent = await startAgentProcess({
-      supervisor: { onEvent: (event, data) => events.push({ event, data }) },
+    app.port = await freePort()
+    fake = await options.startFake(app.port)
+    app.agent = await startAgentProcess({
+      ...(options.env ? { env: options.env } : {}),
+      supervisor: { onEvent: (event, data) => app.events.push({ event, data }) },
     })
-    call = appHandlers(agent, {
-      redirectPort: port,
+    app.call = appHandlers(app.agent, {
+      redirectPort: app.port,
       openSignInPage: (url) => {
-        opened.push(url)
+        app.opened.push(url)
         // Like a browser tab: it loads on its own; the app does not wait for it.
-        void browser(url)
+        void app.browser(url)
       },
-      signInTimeoutMs: 1_500,
+      signInTimeoutMs: options.signInTimeoutMs,
     }).call
   })
   afterAll(async () => {
-    await agent?.close()
+    await app.agent?.close()
     await fake?.close()
-    await owner.close()
+    await app.owner.close()
   })
   afterEach(() => {
-    opened = []
-    events.length = 0
-    browser = async () => undefined
+    app.opened = []
+    app.events.length = 0
+    app.browser = async () => undefined
+  })
+  return app
+}
+
+describe('sign-in through the system browser, from the app', () => {
+  let fake: SalesforceFake
+  const app = appForSignIn({
+    tenantPrefix: 'signin',
+    signInTimeoutMs: 1_500,
+    startFake: async (port) =>
+      (fake = await startSalesforceFake({ callbackUrls: [`http://127.0.0.1:${port}/callback`] })),
   })
 
-  const newTenant = async (): Promise<string> => {
-    const tenantId = uniqueTenantId('signin')
-    const created = await call('tenants:create', { id: tenantId, name: 'Sign-in' })
-    expect(created.ok).toBe(true)
-    return tenantId
-  }
   const stored = (tenantId: string) =>
-    withTenant(owner.db, tenantId, async (tx) => ({
+    withTenant(app.owner.db, tenantId, async (tx) => ({
       connections: await tx.select().from(connectors).where(eq(connectors.tenantId, tenantId)),
       audit: await tx.select().from(auditLog).where(eq(auditLog.tenantId, tenantId)),
     }))
   const begin = (tenantId: string) =>
-    call('signin:begin', {
+    app.call('signin:begin', {
       tenantId,
       connectorType: 'salesforce',
       config: { loginUrl: fake.url, clientId: fake.clientId, bulkPollIntervalMs: 5 },
     })
-  const phases = () =>
-    events.filter((e) => e.event === 'signin:state').map((e) => (e.data as { phase: string }).phase)
-
   it('opens the vendor page, stores encrypted credentials, audits once, and lets go of the port', async () => {
-    const tenantId = await newTenant()
+    const tenantId = await app.newTenant()
     let page: Page | undefined
-    browser = async (url) => (page = await browse(url))
+    app.browser = async (url) => (page = await browse(url))
     const result = await begin(tenantId)
     expect(result).toEqual({
       ok: true,
@@ -88,12 +110,12 @@ describe('sign-in through the system browser, from the app', () => {
       status: 200,
       body: expect.stringContaining('You can close this window') as unknown,
     })
-    expect(phases()).toEqual(['waiting', 'exchanging', 'succeeded'])
+    expect(app.phases()).toEqual(['waiting', 'exchanging', 'succeeded'])
 
     // The redirect URI sent is the configured one, exactly; PKCE S256.
-    expect(opened).toHaveLength(1)
-    const authorize = new URL(opened[0]!)
-    expect(authorize.searchParams.get('redirect_uri')).toBe(`http://127.0.0.1:${port}/callback`)
+    expect(app.opened).toHaveLength(1)
+    const authorize = new URL(app.opened[0]!)
+    expect(authorize.searchParams.get('redirect_uri')).toBe(`http://127.0.0.1:${app.port}/callback`)
     expect(authorize.searchParams.get('code_challenge_method')).toBe('S256')
     const token = fake.requests.filter((r) => r.grantType === 'authorization_code').at(-1)
     expect(token).toBeDefined()
@@ -105,49 +127,49 @@ describe('sign-in through the system browser, from the app', () => {
     expect(JSON.stringify(connections[0]!.config)).not.toContain(fake.refreshToken)
     expect(audit.map((a) => a.action).sort()).toEqual(['connector.create', 'tenant.create'])
     expect(audit.every((a) => a.userId === 'app:tester')).toBe(true)
-    expect(await portIsFree(port)).toBe(true)
+    expect(await portIsFree(app.port)).toBe(true)
 
     // A second callback (a replayed one) finds nobody listening, and nothing is stored twice.
-    const replay = await get(`http://127.0.0.1:${port}/callback?code=again&state=x`).catch(
+    const replay = await get(`http://127.0.0.1:${app.port}/callback?code=again&state=x`).catch(
       (err: NodeJS.ErrnoException) => err.code,
     )
     expect(replay).toBe('ECONNREFUSED')
     expect((await stored(tenantId)).connections).toHaveLength(1)
-    expect(agent.stderr.join('\n')).not.toContain(fake.refreshToken)
+    expect(app.agent.stderr.join('\n')).not.toContain(fake.refreshToken)
   })
 
   const nothingStored = async (tenantId: string) => {
     const { connections, audit } = await stored(tenantId)
     expect(connections).toEqual([])
     expect(audit.map((a) => a.action)).toEqual(['tenant.create'])
-    expect(await portIsFree(port)).toBe(true)
+    expect(await portIsFree(app.port)).toBe(true)
   }
 
   it('a callback with the wrong state ends the sign-in with a clear message, nothing stored', async () => {
-    const tenantId = await newTenant()
+    const tenantId = await app.newTenant()
     let page: Page | undefined
-    browser = async (url) => {
+    app.browser = async (url) => {
       const state = new URL(url).searchParams.get('state')
-      page = await get(`http://127.0.0.1:${port}/callback?code=forged&state=${state}x`)
+      page = await get(`http://127.0.0.1:${app.port}/callback?code=forged&state=${state}x`)
     }
     const result = await begin(tenantId)
     expect(result).toEqual({
       ok: false,
       error: {
         code: 'vendor_auth_failed',
-        message: `An answer reached http://127.0.0.1:${port}/callback that does not belong to this Salesforce sign-in (its state does not match), so it was refused and nothing was stored. Start the sign-in again.`,
+        message: `An answer reached http://127.0.0.1:${app.port}/callback that does not belong to this Salesforce sign-in (its state does not match), so it was refused and nothing was stored. Start the sign-in again.`,
         retryable: false,
       },
     })
     expect(page?.status).toBe(400)
-    expect(phases()).toEqual(['waiting', 'failed'])
+    expect(app.phases()).toEqual(['waiting', 'failed'])
     await nothingStored(tenantId)
   })
 
   it('an error= callback ends the sign-in with the vendor’s reason, nothing stored', async () => {
-    const tenantId = await newTenant()
+    const tenantId = await app.newTenant()
     fake.refuseNextSignIn()
-    browser = (url) => browse(url)
+    app.browser = (url) => browse(url)
     const result = await begin(tenantId)
     expect(result).toMatchObject({
       ok: false,
@@ -160,49 +182,49 @@ describe('sign-in through the system browser, from the app', () => {
   })
 
   it('a sign-in nobody finishes times out with a clear message, nothing stored', async () => {
-    const tenantId = await newTenant()
+    const tenantId = await app.newTenant()
     const result = await begin(tenantId)
     expect(result).toMatchObject({
       ok: false,
       error: {
         code: 'vendor_auth_failed',
-        message: `No Salesforce sign-in reached http://127.0.0.1:${port}/callback within 1500 ms. Start the sign-in again and finish it in the browser.`,
+        message: `No Salesforce sign-in reached http://127.0.0.1:${app.port}/callback within 1500 ms. Start the sign-in again and finish it in the browser.`,
       },
     })
     await nothingStored(tenantId)
   })
 
   it('one flow at a time; Cancel ends the waiting one, nothing stored', async () => {
-    const tenantId = await newTenant()
+    const tenantId = await app.newTenant()
     const first = begin(tenantId)
     const until = Date.now() + 5_000
-    while (!phases().includes('waiting') && Date.now() < until) {
+    while (!app.phases().includes('waiting') && Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
     const second = await begin(tenantId)
     expect(second).toMatchObject({ ok: false, error: { code: 'signin_in_progress' } })
-    expect(await call('signin:cancel')).toEqual({ ok: true, data: { cancelled: true } })
+    expect(await app.call('signin:cancel')).toEqual({ ok: true, data: { cancelled: true } })
     const result = await first
     expect(result).toMatchObject({
       ok: false,
       error: { code: 'vendor_auth_failed', message: 'The Salesforce sign-in was cancelled.' },
     })
-    expect(phases()).toEqual(['waiting', 'cancelled'])
+    expect(app.phases()).toEqual(['waiting', 'cancelled'])
     await nothingStored(tenantId)
-    expect(await call('signin:cancel')).toEqual({ ok: true, data: { cancelled: false } })
+    expect(await app.call('signin:cancel')).toEqual({ ok: true, data: { cancelled: false } })
   })
 
   it('a redirect port in use is a clear error that names the setting', async () => {
-    const tenantId = await newTenant()
+    const tenantId = await app.newTenant()
     const blocker = net.createServer()
-    await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', resolve))
+    await new Promise<void>((resolve) => blocker.listen(app.port, '127.0.0.1', resolve))
     try {
       const result = await begin(tenantId)
       expect(result).toMatchObject({
         ok: false,
         error: {
           code: 'config_invalid',
-          message: `Port ${port} on 127.0.0.1 is in use, so the Salesforce sign-in cannot receive its callback there. Free it, or change Settings → Sign-in redirect port and register its callback URL with Salesforce.`,
+          message: `Port ${app.port} on 127.0.0.1 is in use, so the Salesforce sign-in cannot receive its callback there. Free it, or change Settings → Sign-in redirect port and register its callback URL with Salesforce.`,
         },
       })
     } finally {
@@ -214,57 +236,25 @@ describe('sign-in through the system browser, from the app', () => {
 })
 
 describe('Microsoft 365 admin consent through the system browser, from the app', () => {
-  let agent: AgentUnderTest
   let fake: MicrosoftFake
-  let port: number
-  const owner = ownerDb()
-  const events: Array<{ event: IpcEventName; data: unknown }> = []
-  let browser: (url: string) => Promise<unknown> = async () => undefined
-  let opened: string[] = []
-  let call: ReturnType<typeof appHandlers>['call']
-
-  beforeAll(async () => {
-    port = await freePort()
-    fake = await startMicrosoftFake({ replyUrls: [`http://127.0.0.1:${port}/callback`] })
-    agent = await startAgentProcess({
-      env: {
-        GTM_CONNECTOR_MODULES: 'test/helpers/o365-consent-connector.ts',
-        // The fake speaks https with the tests' own CA, as MSAL accepts no http authority.
-        NODE_EXTRA_CA_CERTS: testCertificate().caFile,
-      },
-      supervisor: { onEvent: (event, data) => events.push({ event, data }) },
-    })
-    call = appHandlers(agent, {
-      redirectPort: port,
-      openSignInPage: (url) => {
-        opened.push(url)
-        void browser(url)
-      },
-      signInTimeoutMs: 5_000,
-    }).call
-  })
-  afterAll(async () => {
-    await agent?.close()
-    await fake?.close()
-    await owner.close()
-  })
-  afterEach(() => {
-    opened = []
-    events.length = 0
-    browser = async () => undefined
+  const app = appForSignIn({
+    tenantPrefix: 'consent',
+    signInTimeoutMs: 5_000,
+    env: {
+      GTM_CONNECTOR_MODULES: 'test/helpers/o365-consent-connector.ts',
+      // The fake speaks https with the tests' own CA, as MSAL accepts no http authority.
+      NODE_EXTRA_CA_CERTS: testCertificate().caFile,
+    },
+    startFake: async (port) =>
+      (fake = await startMicrosoftFake({ replyUrls: [`http://127.0.0.1:${port}/callback`] })),
   })
 
-  const newTenant = async (): Promise<string> => {
-    const tenantId = uniqueTenantId('consent')
-    expect((await call('tenants:create', { id: tenantId, name: 'Consent' })).ok).toBe(true)
-    return tenantId
-  }
   const stored = (tenantId: string) =>
-    withTenant(owner.db, tenantId, (tx) =>
+    withTenant(app.owner.db, tenantId, (tx) =>
       tx.select().from(connectors).where(eq(connectors.tenantId, tenantId)),
     )
   const begin = (tenantId: string, config: Record<string, unknown> = {}) =>
-    call('signin:begin', {
+    app.call('signin:begin', {
       tenantId,
       connectorType: O365_CONSENT_TEST_ID,
       config: {
@@ -277,9 +267,9 @@ describe('Microsoft 365 admin consent through the system browser, from the app',
     })
 
   it('opens the admin-consent URL, checks the app-only credentials with MSAL, and stores them encrypted', async () => {
-    const tenantId = await newTenant()
+    const tenantId = await app.newTenant()
     let page: Page | undefined
-    browser = async (url) => (page = await browse(url))
+    app.browser = async (url) => (page = await browse(url))
     const result = await begin(tenantId)
     expect(result, JSON.stringify(result)).toMatchObject({
       ok: true,
@@ -290,12 +280,12 @@ describe('Microsoft 365 admin consent through the system browser, from the app',
       body: expect.stringContaining('You can close this window') as unknown,
     })
 
-    const consent = new URL(opened[0]!)
+    const consent = new URL(app.opened[0]!)
     expect(consent.origin + consent.pathname).toBe(`${fake.url}/organizations/v2.0/adminconsent`)
     expect(Object.fromEntries(consent.searchParams)).toMatchObject({
       client_id: fake.clientId,
       scope: `${fake.url}/.default`,
-      redirect_uri: `http://127.0.0.1:${port}/callback`,
+      redirect_uri: `http://127.0.0.1:${app.port}/callback`,
     })
     // MSAL's client-credentials grant, then the Graph read only a consented app may make.
     expect(fake.requests.filter((r) => r.grantType === 'client_credentials').at(-1)).toMatchObject({
@@ -310,14 +300,14 @@ describe('Microsoft 365 admin consent through the system browser, from the app',
     expect(JSON.stringify(rows[0]!.config)).not.toContain(fake.clientSecret)
     expect(rows[0]!.encryptedCredentials).toMatch(/^gcm1\./)
     expect(rows[0]!.encryptedCredentials).not.toContain(fake.clientSecret)
-    expect(agent.stderr.join('\n')).not.toContain(fake.clientSecret)
-    expect(await portIsFree(port)).toBe(true)
+    expect(app.agent.stderr.join('\n')).not.toContain(fake.clientSecret)
+    expect(await portIsFree(app.port)).toBe(true)
   })
 
   it('a declined consent (error=) ends with the reason, nothing stored, the port closed', async () => {
-    const tenantId = await newTenant()
+    const tenantId = await app.newTenant()
     fake.declineNextConsent()
-    browser = (url) => browse(url)
+    app.browser = (url) => browse(url)
     const result = await begin(tenantId)
     expect(result).toEqual({
       ok: false,
@@ -329,12 +319,12 @@ describe('Microsoft 365 admin consent through the system browser, from the app',
       },
     })
     expect(await stored(tenantId)).toEqual([])
-    expect(await portIsFree(port)).toBe(true)
+    expect(await portIsFree(app.port)).toBe(true)
   })
 
   it('a wrong client secret is named after consent, and nothing is stored', async () => {
-    const tenantId = await newTenant()
-    browser = (url) => browse(url)
+    const tenantId = await app.newTenant()
+    app.browser = (url) => browse(url)
     const result = await begin(tenantId, { clientSecret: 'not-the-secret-value' })
     expect(result.ok).toBe(false)
     if (result.ok) return
