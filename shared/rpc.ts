@@ -2,6 +2,8 @@ import { z } from 'zod'
 import type { CallError, CallResult, Contract } from './contract.js'
 import {
   connectorInfoSchema,
+  writebackEntityConfigSchema,
+  writebackFieldMapSchema,
   connectorStatusSchema,
   entityTypeSchema,
   fieldMappingSchema,
@@ -142,6 +144,30 @@ export const healthViewSchema = z.object({
 
 export const tenantViewSchema = z.object({ id: z.string(), name: z.string() })
 
+export const scheduleViewSchema = z.object({
+  scheduleId: z.string(),
+  /** As set (null for a schedule made outside the agent). */
+  cron: z.string().nullable(),
+  paused: z.boolean(),
+  note: z.string().nullable(),
+  nextRunAt: isoTime.nullable(),
+  lastRunAt: isoTime.nullable(),
+  running: z.boolean(),
+})
+
+export const sourceFieldSchema = z.object({
+  path: z.string(),
+  label: z.string(),
+  type: z.string(),
+  custom: z.boolean().optional(),
+})
+
+export const writebackSettingsSchema = writebackEntityConfigSchema.extend({
+  connectorType: z.string(),
+  /** True while the tenant has not changed the connector's defaults. */
+  isDefault: z.boolean(),
+})
+
 /** The sign-in settings a connector's browser flow needs (client id, login URL …), no tokens. */
 const signInInput = connectionTarget.extend({
   config: z.record(z.string(), z.unknown()),
@@ -231,6 +257,38 @@ export const agentRpc = {
     kind: 'query',
     input: z.object({ tenantId, limit: z.number().int().min(1).max(500).default(100) }),
     output: z.array(auditEntrySchema),
+  },
+  'sources:fields': {
+    kind: 'query',
+    input: connectionTarget.extend({ stream: id }),
+    output: z.array(sourceFieldSchema),
+  },
+  /** The connection's sync schedule in Temporal; null when it has none. */
+  'schedules:get': {
+    kind: 'query',
+    input: connectionTarget,
+    output: scheduleViewSchema.nullable(),
+  },
+  'schedules:set': {
+    kind: 'mutation',
+    input: connectionTarget.extend({ cron: z.string().min(1).max(200) }),
+    output: scheduleViewSchema,
+  },
+  'schedules:pause': { kind: 'mutation', input: connectionTarget, output: scheduleViewSchema },
+  'schedules:resume': { kind: 'mutation', input: connectionTarget, output: scheduleViewSchema },
+  'writeback:list': {
+    kind: 'query',
+    input: connectionTarget,
+    output: z.array(writebackSettingsSchema),
+  },
+  'writeback:set': {
+    kind: 'mutation',
+    input: connectionTarget.extend({
+      entityType: entityTypeSchema,
+      enabled: z.boolean().optional(),
+      fieldMap: writebackFieldMapSchema.optional(),
+    }),
+    output: writebackSettingsSchema,
   },
   'signin:run': {
     kind: 'mutation',

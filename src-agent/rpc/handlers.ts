@@ -11,12 +11,23 @@ import type { AgentRpc } from '../../shared/rpc.js'
 import type { ConnectorHealthStatus, ConnectorInfo, EntityType } from '../../shared/schemas.js'
 import type { AnyConnector } from '../connectors/interface.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
+import type { Env } from '../config.js'
 import type { Logger } from '../logging/logger.js'
 import { registerSecret } from '../../shared/redact.js'
 import { runSync } from '../pipeline/run-sync.js'
 import { listTenants } from '../pipeline/tenants.js'
 import type { Keyring } from '../secrets/crypto.js'
-import { connect, disconnect, health } from '../services/connections.js'
+import { connect, disconnect, health, sourceFields } from '../services/connections.js'
+import { listWritebackConfigs, setWritebackConfig } from '../services/writeback-config.js'
+import { schedulerDeps, withTemporal } from '../temporal/client.js'
+import {
+  describeSchedule,
+  ensureSchedule,
+  pauseSchedule,
+  resumeSchedule,
+  type ScheduleView,
+} from '../temporal/scheduler.js'
+import type { SchedulerDeps } from '../temporal/scheduler.js'
 import {
   getMappings,
   resetMappings,
@@ -35,6 +46,8 @@ import { DEFAULT_REDIRECT_PATH, signInThroughLoopback } from '../signin/loopback
 
 export interface AgentDeps {
   handle: DbHandle
+  /** The agent's environment: where Temporal is (TEMPORAL_ADDRESS, or the local dev server). */
+  env: Env
   keyring: Keyring
   registry: ConnectorRegistry
   log: Logger
@@ -203,6 +216,48 @@ export function createAgentHandlers(deps: AgentDeps): CallHandlers<AgentRpc> {
 
     'audit:list': (input) => listAudit(db, input),
 
+    'sources:fields': (input) => sourceFields(connectionDeps, input),
+
+    'schedules:get': async (input) => {
+      const view = await withSchedules(deps, (scheduler) =>
+        describeSchedule(scheduler.client, input),
+      )
+      return view ? scheduleView(view) : null
+    },
+
+    'schedules:set': (input) =>
+      withSchedules(deps, async (scheduler) => {
+        await ensureSchedule(scheduler, input)
+        return scheduleView(await requireSchedule(scheduler, input))
+      }),
+
+    'schedules:pause': (input) =>
+      withSchedules(deps, async (scheduler) => {
+        await pauseSchedule(scheduler, input)
+        return scheduleView(await requireSchedule(scheduler, input))
+      }),
+
+    'schedules:resume': (input) =>
+      withSchedules(deps, async (scheduler) => {
+        await resumeSchedule(scheduler, input)
+        return scheduleView(await requireSchedule(scheduler, input))
+      }),
+
+    'writeback:list': (input) => listWritebackConfigs(db, { ...input, registry }),
+
+    'writeback:set': async (input) => {
+      const { changed: _changed, ...view } = await setWritebackConfig(db, {
+        tenantId: input.tenantId,
+        connectorType: input.connectorType,
+        entityType: input.entityType,
+        registry,
+        userId,
+        ...(input.enabled !== undefined ? { enabled: input.enabled } : {}),
+        ...(input.fieldMap !== undefined ? { fieldMap: input.fieldMap } : {}),
+      })
+      return view
+    },
+
     'signin:run': async (input, context) => {
       const connector = registry.get(input.connectorType)
       if (signInRunning !== undefined) {
@@ -280,6 +335,45 @@ function mappingTarget(
     entityType: input.entityType,
     registry,
     ...(input.stream !== undefined ? { stream: input.stream } : {}),
+  }
+}
+
+/**
+ * Runs `fn` against the Temporal the agent is configured for (TEMPORAL_ADDRESS, or the local dev
+ * server), as the app's user; schedule changes are audited by the scheduler.
+ */
+function withSchedules<T>(
+  deps: AgentDeps,
+  fn: (scheduler: SchedulerDeps) => Promise<T>,
+): Promise<T> {
+  return withTemporal({ env: deps.env, log: deps.log }, (temporal) =>
+    fn(schedulerDeps(deps.userId, deps.handle, temporal)),
+  )
+}
+
+async function requireSchedule(
+  scheduler: SchedulerDeps,
+  target: { tenantId: string; connectorType: string },
+): Promise<ScheduleView> {
+  const view = await describeSchedule(scheduler.client, target)
+  if (!view) {
+    throw new AppError(
+      'internal',
+      `The ${target.connectorType} schedule of "${target.tenantId}" vanished.`,
+    )
+  }
+  return view
+}
+
+function scheduleView(view: ScheduleView) {
+  return {
+    scheduleId: view.scheduleId,
+    cron: view.cron,
+    paused: view.paused,
+    note: view.note,
+    nextRunAt: view.nextRunAt?.toISOString() ?? null,
+    lastRunAt: view.lastRunAt?.toISOString() ?? null,
+    running: view.running,
   }
 }
 

@@ -60,6 +60,7 @@ export async function runAgentService(env: Env = process.env): Promise<number> {
       contract: agentRpc,
       handlers: createAgentHandlers({
         handle: database.handle,
+        env,
         keyring,
         registry: connectorRegistry,
         log,

@@ -8,7 +8,8 @@ import { withTenant } from '../../db/tenant.js'
 import { AppError, ConfigError, VendorError, describeError } from '../../shared/errors.js'
 import type { ConnectorHealthStatus, ConnectorStatus } from '../../shared/schemas.js'
 import { recordAudit } from '../audit/audit.js'
-import type { AnyConnector, HealthOptions } from '../connectors/interface.js'
+import type { AnyConnector, HealthOptions, SourceField } from '../connectors/interface.js'
+import { defaultMappings, findStream } from '../connectors/streams.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
 import {
@@ -181,6 +182,40 @@ export async function health(
     { tenantId, connector, connectorId: row.id },
   )
   return checkHealth(connector, credentials, deps.log.child({ tenantId, connectorType }), hooks)
+}
+
+/**
+ * The fields a stream's records carry, as the mapping editor lists them: asked of the source
+ * (custom fields included) when the connector can, else the fields its default mappings read.
+ * Read-only, like `health`.
+ */
+export async function sourceFields(
+  deps: ConnectionDeps,
+  input: { tenantId: string; connectorType: string; stream: string },
+): Promise<SourceField[]> {
+  const { tenantId, connectorType } = input
+  const connector = deps.registry.get(connectorType)
+  const stream = findStream(connector, input.stream)
+  if (!connector.listSourceFields) {
+    const paths = new Set(
+      connector.dataTypes.flatMap((entityType) =>
+        defaultMappings(connector, stream, entityType).map((m) => m.sourceField),
+      ),
+    )
+    return [...paths].map((path) => ({ path, label: path, type: 'unknown' }))
+  }
+  const { row, credentials } = await withTenant(deps.db, tenantId, async (tx) => {
+    await requireTenant(tx, tenantId)
+    return openConnection(tx, deps.keyring, tenantId, connectorType, connector.secretConfigKeys)
+  })
+  const hooks = credentialHooks(
+    { handle: { db: deps.db }, keyring: deps.keyring },
+    { tenantId, connector, connectorId: row.id },
+  )
+  return connector.listSourceFields(credentials, stream.id, {
+    ...hooks,
+    log: deps.log.child({ tenantId, connectorType }),
+  })
 }
 
 /** The connector's config, parsed; a failure names every failing key path. */

@@ -135,6 +135,23 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
     expect(runs).toHaveLength(6)
     expect(runs.every((r) => r.status === 'succeeded')).toBe(true)
 
+    // What the mapping editor lists: the source's own fields, custom ones marked.
+    const fields = callData(
+      await agent.supervisor.call('sources:fields', {
+        tenantId,
+        connectorType: 'salesforce',
+        stream: 'contacts',
+      }),
+    )
+    expect(fields.map((f) => f.path)).toEqual(expect.arrayContaining(['Email', 'LastName']))
+    const writeback = callData(
+      await agent.supervisor.call('writeback:list', { tenantId, connectorType: 'salesforce' }),
+    )
+    expect(writeback.map((w) => [w.entityType, w.enabled]).sort()).toEqual([
+      ['account', true],
+      ['person', false],
+    ])
+
     const audit = callData(await agent.supervisor.call('audit:list', { tenantId }))
     expect(audit.map((a) => a.action)).toEqual(
       expect.arrayContaining(['tenant.create', 'connector.create', 'sync.trigger']),
@@ -191,8 +208,14 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
       stream: 'contacts',
       mappings: [{ sourceField: 'Title', targetField: 'title', transform: 'trim' as const }],
     }
-    // Every mutation in the contract has a call here (signin:run is exercised by the sign-in
-    // test, which counts its row too): a new mutation fails this test until it is audited.
+    // Every mutation in the contract has a call here, or in the test named beside it (sign-in
+    // and schedules need a browser or a Temporal): a new mutation fails here until it is audited.
+    const elsewhere = {
+      'signin:run': 'desktop/signin.test.ts',
+      'schedules:set': 'desktop/shared-temporal.test.ts',
+      'schedules:pause': 'desktop/shared-temporal.test.ts',
+      'schedules:resume': 'desktop/shared-temporal.test.ts',
+    }
     const calls: Record<string, () => Promise<CallResult<unknown>>> = {
       'tenants:create': () => agent.supervisor.call('tenants:create', { id: tenantId, name: 'A' }),
       'connections:connect': () =>
@@ -209,12 +232,14 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
           entityType: 'person',
           stream: 'contacts',
         }),
+      'writeback:set': () =>
+        agent.supervisor.call('writeback:set', { ...target, entityType: 'person', enabled: true }),
       'connections:disconnect': () => agent.supervisor.call('connections:disconnect', target),
     }
     const mutations = Object.entries(agentRpc)
       .filter(([, spec]) => spec.kind === 'mutation')
       .map(([name]) => name)
-    expect(mutations.filter((m) => !(m in calls))).toEqual(['signin:run'])
+    expect(mutations.filter((m) => !(m in calls)).sort()).toEqual(Object.keys(elsewhere).sort())
 
     for (const [method, call] of Object.entries(calls)) {
       const before = (await auditRows(tenantId).catch(() => [])).length
@@ -231,6 +256,7 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
       () => agent.supervisor.call('runs:list', target),
       () => agent.supervisor.call('audit:list', { tenantId }),
       () => agent.supervisor.call('quarantine:list', target),
+      () => agent.supervisor.call('writeback:list', target),
     ]) {
       expect((await call()).ok).toBe(true)
     }

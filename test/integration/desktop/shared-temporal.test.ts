@@ -76,4 +76,50 @@ describe('the app configuring what an on-prem worker runs', () => {
     // The worker process did the work; the app's agent logged no sync of its own.
     expect(worker.output()).toContain(tenantId)
   })
+
+  it('reads and changes the schedule from the app, each change audited once, a bad cron named', async () => {
+    const tenantId = uniqueTenantId('sched')
+    const target = { tenantId, connectorType: 'salesforce' }
+    callData(await agent.supervisor.call('tenants:create', { id: tenantId, name: 'Schedules' }))
+    callData(
+      await agent.supervisor.call('connections:connect', {
+        ...target,
+        config: { ...fake.connectConfig(), bulkPollIntervalMs: 5 },
+      }),
+    )
+    const initial = callData(await agent.supervisor.call('schedules:get', target))
+    expect(initial).toMatchObject({ cron: '*/15 * * * *', paused: false })
+    expect(initial?.nextRunAt).not.toBeNull()
+
+    const audited = async () =>
+      callData(await agent.supervisor.call('audit:list', { tenantId })).filter((a) =>
+        a.action.startsWith('schedule.'),
+      ).length
+    const steps: Array<[string, () => Promise<unknown>, Record<string, unknown>]> = [
+      [
+        'schedules:set',
+        async () =>
+          callData(await agent.supervisor.call('schedules:set', { ...target, cron: '0 * * * *' })),
+        { cron: '0 * * * *', paused: false },
+      ],
+      [
+        'schedules:pause',
+        async () => callData(await agent.supervisor.call('schedules:pause', target)),
+        { paused: true },
+      ],
+      [
+        'schedules:resume',
+        async () => callData(await agent.supervisor.call('schedules:resume', target)),
+        { paused: false, cron: '0 * * * *' },
+      ],
+    ]
+    for (const [method, step, expected] of steps) {
+      const before = await audited()
+      expect(await step(), method).toMatchObject(expected)
+      expect((await audited()) - before, method).toBe(1)
+    }
+    const bad = await agent.supervisor.call('schedules:set', { ...target, cron: 'every hour' })
+    expect(bad).toMatchObject({ ok: false, error: { code: 'config_invalid', retryable: false } })
+    expect(bad.ok ? '' : bad.error.message).toMatch(/every hour/)
+  })
 })
