@@ -1,4 +1,9 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { registerSecret } from '../../shared/redact.js'
+import { createMainLog } from '../../src-main/log.js'
 import { CallFailure, dispatch } from '../../shared/contract.js'
 import { AppError, VendorError } from '../../shared/errors.js'
 import { forwardedChannels, ipc, ipcChannels, mainChannelNames } from '../../shared/ipc.js'
@@ -132,9 +137,13 @@ describe('the contract', () => {
         'connections:disconnect',
         'mappings:reset',
         'mappings:set',
+        'schedules:pause',
+        'schedules:resume',
+        'schedules:set',
         'signin:begin',
         'sync:run',
         'tenants:create',
+        'writeback:set',
       ].sort(),
     )
   })
@@ -324,5 +333,34 @@ describe('the agent’s environment, from the settings and the keychain', () => 
         null,
       ),
     ).toBe('postgres://u@h:5432/d')
+  })
+})
+
+describe('main’s log', () => {
+  it('redacts like the agent: secret keys, bearer tokens and known secret values, in its own lines and the agent’s', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'gtm-main-log-'))
+    try {
+      const log = createMainLog({ dir, echo: false })
+      registerSecret('s3cr3t-client-value-123')
+      log('info', 'signed in', {
+        refreshToken: '5Aep861TSESvWeug_xvFHRBTTbf_YrTWgEyjBJ',
+        header: 'Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc',
+        note: 'the secret is s3cr3t-client-value-123',
+      })
+      log.agentLine('{"msg":"token refreshed","detail":"s3cr3t-client-value-123"}')
+      const text = readFileSync(path.join(dir, 'main.log'), 'utf8')
+      expect(text.split('\n').filter(Boolean)).toHaveLength(2)
+      expect(text).toContain('"msg":"signed in"')
+      expect(text).toContain('[REDACTED]')
+      for (const secret of [
+        '5Aep861TSESvWeug',
+        'eyJhbGciOiJIUzI1NiJ9',
+        's3cr3t-client-value-123',
+      ]) {
+        expect(text).not.toContain(secret)
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
