@@ -36,7 +36,12 @@ export const agentInfoSchema = z.object({
     /** Applied by the database, and shipped by this agent: current when they are equal. */
     migrations: z.object({ applied: z.number().int(), shipped: z.number().int() }),
   }),
-  worker: z.enum(['running', 'off']),
+  /**
+   * The agent's own Temporal worker: 'off' when the app runs none (GTM_AGENT_WORKER=off, an
+   * on-prem worker runs the syncs), 'stopped' when it failed (workerError says why).
+   */
+  worker: z.enum(['starting', 'running', 'stopped', 'off']),
+  workerError: z.string().nullable(),
   /** The fingerprint of the connector encryption key in use, never the key. */
   encryptionKeyId: z.string(),
 })

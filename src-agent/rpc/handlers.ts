@@ -56,7 +56,7 @@ export interface AgentDeps {
   version: string
   startedAt: Date
   embeddedDatabase: boolean
-  workerRunning: () => boolean
+  worker: () => { state: 'starting' | 'running' | 'stopped' | 'off'; error: string | null }
   /** Fires on shutdown: a sync stops after the page in hand, a sign-in stops waiting. */
   stop: AbortSignal
   /** Told after a connection is stored or removed (tells Temporal about its schedule). */
@@ -100,7 +100,8 @@ export function createAgentHandlers(deps: AgentDeps): CallHandlers<AgentRpc> {
           kind: deps.embeddedDatabase ? 'embedded' : 'external',
           migrations: await schemaVersion(handle),
         },
-        worker: deps.workerRunning() ? 'running' : 'off',
+        worker: deps.worker().state,
+        workerError: deps.worker().error,
         encryptionKeyId: keyring.currentKeyId,
       }
     },

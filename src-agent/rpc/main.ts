@@ -6,6 +6,7 @@
  * local dev server, CONNECTOR_ENCRYPTION_KEY from the OS keychain, GTM_USER for the audit log).
  */
 import { toCallError } from '../../shared/contract.js'
+import { describeError } from '../../shared/errors.js'
 import { agentRpc, AGENT_ENV } from '../../shared/rpc.js'
 import type { FromAgentMessage } from '../../shared/rpc.js'
 import { loadConnectorModules, openDatabase, type Env, type OpenedDatabase } from '../config.js'
@@ -42,18 +43,35 @@ export async function runAgentService(env: Env = process.env): Promise<number> {
   process.once('SIGINT', shutDown)
 
   let database: OpenedDatabase | undefined
-  let worker: Promise<void> | undefined
-  let workerRunning = false
+  const worker: { state: 'starting' | 'running' | 'stopped' | 'off'; error: string | null } = {
+    state: 'off',
+    error: null,
+  }
+  let workerDone: Promise<void> | undefined
   try {
     const keyring = loadKeyring(env)
     await loadConnectorModules(env)
     database = await openDatabase({ env, log })
     const userId = env[AGENT_ENV.user] || 'app:unknown'
     if (env[AGENT_ENV.worker] !== 'off') {
-      workerRunning = true
-      worker = runWorker({ env, log, signal: stop.signal })
-        .catch((err: unknown) => log.error({ err }, 'the Temporal worker stopped'))
-        .finally(() => (workerRunning = false))
+      worker.state = 'starting'
+      workerDone = runWorker({
+        env,
+        log,
+        signal: stop.signal,
+        // Its first reconcile pass comes right before it starts polling.
+        onReconciled: () => {
+          if (worker.state === 'starting') worker.state = 'running'
+        },
+      })
+        .then(() => {
+          worker.state = 'stopped'
+        })
+        .catch((err: unknown) => {
+          worker.state = 'stopped'
+          worker.error = describeError(err)
+          log.error({ err }, 'the Temporal worker stopped')
+        })
     }
     const server = serveRpc({
       link,
@@ -68,7 +86,7 @@ export async function runAgentService(env: Env = process.env): Promise<number> {
         version: agentVersion(),
         startedAt: new Date(),
         embeddedDatabase: database.embedded,
-        workerRunning: () => workerRunning,
+        worker: () => ({ ...worker }),
         stop: stop.signal,
         // Schedules live in Temporal, whoever runs the worker: this agent, or an on-prem
         // `gtm-agent worker` on a shared Temporal. Without a reachable Temporal this is a no-op.
@@ -84,7 +102,7 @@ export async function runAgentService(env: Env = process.env): Promise<number> {
     await quitting
     // Syncs stop after the page in hand (it is committed; the next sync resumes after it).
     await server.drained()
-    await worker
+    await workerDone
     return 0
   } catch (err) {
     log.error({ err }, 'the agent could not start')

@@ -35,6 +35,8 @@ export function agentServiceEntry(env: Record<string, string | undefined> = proc
 
 export interface AgentUnderTest {
   supervisor: AgentSupervisor
+  /** GTM_DATA_DIR of the agent: a temporary folder of its own. */
+  dataDir: string
   /** Every line the agent process wrote to stderr (its log). */
   stderr: string[]
   close(): Promise<void>
@@ -81,6 +83,7 @@ export async function startAgentProcess(
   supervisor.start()
   return {
     supervisor,
+    dataDir,
     stderr,
     close: async () => {
       await supervisor.stop()
