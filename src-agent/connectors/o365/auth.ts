@@ -23,7 +23,7 @@ export async function appOnlyToken(
   config: O365Config,
   options: Pick<CredentialOptions, 'signal'> = {},
 ): Promise<{ accessToken: string; expiresOn: Date | null }> {
-  const authority = new URL(`${config.authorityHost}/${config.tenantId}`)
+  const authority = new URL(`${config.authority}/${config.tenantId}`)
   const client = new ConfidentialClientApplication({
     auth: {
       clientId: config.clientId,
@@ -61,7 +61,7 @@ export async function checkAppOnly(
 ): Promise<{ organization: string }> {
   const { accessToken } = await appOnlyToken(config, options)
   const page = await vendorJson<{ value?: Array<{ id?: string; displayName?: string }> }>(
-    `${config.graphBaseUrl}/v1.0/organization?$select=id,displayName`,
+    `${config.graphBaseUrl}/organization?$select=id,displayName`,
     {
       vendor: VENDOR,
       headers: { authorization: `Bearer ${accessToken}` },

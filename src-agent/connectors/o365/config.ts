@@ -25,8 +25,14 @@ export const o365ConfigSchema = z.object({
   clientId: guid,
   /** A client secret's Value (not its Secret ID). */
   clientSecret: z.string().min(1, 'is required: the Value of a client secret of the app'),
-  authorityHost: httpsUrl.default('https://login.microsoftonline.com'),
-  graphBaseUrl: httpsUrl.default('https://graph.microsoft.com'),
+  /** The identity platform's host (national clouds: https://login.microsoftonline.us …). */
+  authority: httpsUrl.default('https://login.microsoftonline.com'),
+  /** Graph's base, version included (national clouds: https://graph.microsoft.us/v1.0 …). */
+  graphBaseUrl: httpsUrl.default('https://graph.microsoft.com/v1.0'),
+  /** Participants on these domains (exact, case-insensitive) produce activities; none at first. */
+  allowedExternalDomains: z.array(z.string().trim().toLowerCase().min(1)).default([]),
+  /** User principal names whose mailboxes are read; every user with a mailbox when absent. */
+  mailboxes: z.array(z.string().trim().min(1)).optional(),
 })
 export type O365Config = z.infer<typeof o365ConfigSchema>
 

@@ -27,7 +27,7 @@ export const o365SignIn: SignInCapability<O365Config, O365SignInConfig> = {
 
   begin(config, { redirectUri }) {
     const state = randomBytes(24).toString('base64url')
-    const url = new URL(`${config.authorityHost}/${config.tenantId}/v2.0/adminconsent`)
+    const url = new URL(`${config.authority}/${config.tenantId}/v2.0/adminconsent`)
     url.searchParams.set('client_id', config.clientId)
     url.searchParams.set('scope', graphScope(config))
     url.searchParams.set('redirect_uri', redirectUri)

@@ -260,8 +260,8 @@ describe('Microsoft 365 admin consent through the system browser, from the app',
       config: {
         clientId: fake.clientId,
         clientSecret: fake.clientSecret,
-        authorityHost: fake.url,
-        graphBaseUrl: fake.url,
+        authority: fake.url,
+        graphBaseUrl: `${fake.url}/v1.0`,
         ...config,
       },
     })
