@@ -64,6 +64,15 @@ const mainChannels = {
   'settings:set': { kind: 'local', input: settingsPatchSchema, output: settingsSchema },
   'keychain:status': { kind: 'query', input: z.void(), output: keychainStatusSchema },
   /**
+   * Keeps the shared database's password in the OS keychain (never in the settings file) and
+   * restarts the agent with it; an empty password removes it.
+   */
+  'settings:setDatabasePassword': {
+    kind: 'local',
+    input: z.object({ password: z.string().max(1024) }),
+    output: z.object({ stored: z.boolean() }),
+  },
+  /**
    * Starts the browser sign-in of a connector: the agent listens on the redirect port from the
    * settings, main opens the vendor's page in the system browser, and the call resolves when the
    * connection is stored (or the flow failed, timed out or was cancelled). `signin:state` events

@@ -81,6 +81,10 @@ async function main(): Promise<void> {
     settings,
     keychain: async () => ({ ...(await keychain.probe()), encryptionKeySource: keySource }),
     openSignInPage: (url) => openInBrowser(url),
+    setDatabasePassword: async (password) => {
+      if (password) await keychain.set(DATABASE_PASSWORD_NAME, password)
+      else await keychain.delete(DATABASE_PASSWORD_NAME)
+    },
     onAgentSettingsChanged: () => {
       void agentEnv()
         .then((next) => {

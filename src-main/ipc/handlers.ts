@@ -12,7 +12,7 @@ import type { ForwardedChannel, IpcHandler, IpcHandlers } from '../../shared/ipc
 import type { CallResult } from '../../shared/contract.js'
 import type { Settings } from '../../shared/settings.js'
 import { SettingsError, type SettingsStore } from '../settings/store.js'
-import type { KeychainStatus } from '../secrets/keychain.js'
+import { KeychainUnavailable, type KeychainStatus } from '../secrets/keychain.js'
 import type { EncryptionKeySource } from '../secrets/encryption-key.js'
 import type { LogLevel } from '../log.js'
 
@@ -26,6 +26,8 @@ export interface HandlerDeps {
   keychain: () => Promise<KeychainStatus & { encryptionKeySource: EncryptionKeySource | null }>
   /** Opens a vendor's sign-in page in the system browser (https only, in the app). */
   openSignInPage: (url: string) => Promise<void>
+  /** Keeps (or, when empty, removes) the shared database's password in the OS keychain. */
+  setDatabasePassword: (password: string) => Promise<void>
   /** Told when settings the agent starts with changed (database, Temporal, data folder). */
   onAgentSettingsChanged?: (changed: Array<keyof Settings>) => void
   log: (level: LogLevel, message: string, fields?: Record<string, unknown>) => void
@@ -76,6 +78,22 @@ export function createHandlers(deps: HandlerDeps): IpcHandlers {
     },
 
     'keychain:status': async () => await deps.keychain(),
+
+    'settings:setDatabasePassword': async ({ password }) => {
+      try {
+        await deps.setDatabasePassword(password)
+      } catch (err) {
+        // The keychain says what is wrong and what to do; nothing was stored elsewhere.
+        if (err instanceof KeychainUnavailable) throw CallFailure.of('config_invalid', err.message)
+        throw err
+      }
+      log(
+        'info',
+        password ? 'the database password was changed' : 'the database password was removed',
+      )
+      deps.onAgentSettingsChanged?.(['database'])
+      return { stored: password !== '' }
+    },
 
     'sync:cancel': (input) => {
       const controller = syncs.get(syncKey(input))

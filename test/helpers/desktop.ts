@@ -118,6 +118,9 @@ export function appHandlers(
       encryptionKeySource: null,
     }),
     openSignInPage: async (url) => options.openSignInPage(url),
+    setDatabasePassword: async () => {
+      throw new Error('These tests keep no database password.')
+    },
     log: () => undefined,
     signInTimeoutMs: options.signInTimeoutMs,
   })
