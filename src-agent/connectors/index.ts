@@ -7,3 +7,4 @@
  * (see `loadConnectorModules` in src-agent/config.ts).
  */
 import './salesforce/index.js'
+import './delivrai/index.js'
