@@ -8,3 +8,4 @@
  */
 import './salesforce/index.js'
 import './delivrai/index.js'
+import './fathom/index.js'

@@ -1,4 +1,5 @@
 import type { z } from 'zod'
+import type { Tx } from '../../db/client.js'
 import type {
   AuthMethod,
   ConnectorHealthStatus,
@@ -300,6 +301,24 @@ export interface Connector<Config = unknown> {
   readonly signIn?: SignInCapability<Config>
   /** Present when the connector's source can push events (`gtm-agent webhooks serve`). */
   readonly webhooks?: WebhookCapability
+  /** Present when the connector keeps rows of its own beside the canonical tables. */
+  readonly sideTables?: SideTableCapability
+}
+
+/**
+ * Rows a connector keeps beside the canonical tables (a meeting's transcript and summary), in
+ * tenant tables of its own with row-level security. Written in the transaction of the page (or
+ * webhook event) that carried them, so they commit with its records and cursor.
+ */
+export interface SideTableCapability {
+  /**
+   * Writes what `records` carry. `accepted` holds the external ids of the canonical records the
+   * quality step let through: a record it quarantined must leave nothing here either.
+   */
+  persist(
+    tx: Tx,
+    write: { tenantId: string; records: readonly SourceRecord[]; accepted: ReadonlySet<string> },
+  ): Promise<void>
 }
 
 /** Any connector, whatever its config type. */

@@ -44,3 +44,48 @@ export function checkHmacSignature(check: HmacCheck): WebhookVerdict {
 function reject(reason: string): WebhookVerdict {
   return { ok: false, status: 401, reason }
 }
+
+export interface StandardWebhookCheck {
+  /** The endpoint's secret: `whsec_` and the base64 of the key. */
+  secret: unknown
+  id: string | undefined
+  timestamp: string | undefined
+  /** `v1,<base64>` entries, space-separated (several while a secret is rotated). */
+  signature: string | undefined
+  rawBody: Buffer
+  receivedAt: Date
+  toleranceSeconds?: number
+}
+
+/**
+ * The Standard Webhooks signature (Svix and the vendors on it, Fathom among them): HMAC-SHA256
+ * with the base64-decoded secret over `{webhook-id}.{webhook-timestamp}.{body}`, base64, matched
+ * in constant time against any `v1,` entry of `webhook-signature`; the timestamp within the
+ * tolerance. https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
+ */
+export function checkStandardWebhookSignature(check: StandardWebhookCheck): WebhookVerdict {
+  const { secret, id, timestamp, signature } = check
+  if (typeof secret !== 'string' || secret === '') {
+    return reject('no webhook secret is configured for this connection')
+  }
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64')
+  if (key.length === 0) return reject('the configured webhook secret is not a whsec_ secret')
+  if (!id || !timestamp || !signature) {
+    return reject('the webhook-id, webhook-timestamp or webhook-signature header is missing')
+  }
+  if (!/^\d{1,12}$/.test(timestamp)) return reject('the timestamp is not a number of seconds')
+  const tolerance = check.toleranceSeconds ?? DEFAULT_TIMESTAMP_TOLERANCE_SECONDS
+  const skew = Math.abs(check.receivedAt.getTime() / 1000 - Number(timestamp))
+  if (skew > tolerance) return reject(`the timestamp is more than ${tolerance} s away`)
+  const expected = createHmac('sha256', key)
+    .update(`${id}.${timestamp}.`)
+    .update(check.rawBody)
+    .digest()
+  for (const entry of signature.split(' ')) {
+    const [version, value] = entry.split(',', 2)
+    if (version !== 'v1' || !value) continue
+    const given = Buffer.from(value, 'base64')
+    if (given.length === expected.length && timingSafeEqual(given, expected)) return { ok: true }
+  }
+  return reject('the signature does not match')
+}

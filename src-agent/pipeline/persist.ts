@@ -3,7 +3,8 @@ import type { PgColumn } from 'drizzle-orm/pg-core'
 import type { Tx } from '../../db/client.js'
 import { describePostgresError, isDataError, postgresError } from '../../db/errors.js'
 import { accounts, activities, people, quarantine, syncRuns } from '../../db/schema/index.js'
-import type { CanonicalRecord, EntityType } from '../../shared/schemas.js'
+import type { CanonicalRecord, EntityType, SourceRecord } from '../../shared/schemas.js'
+import type { AnyConnector } from '../connectors/interface.js'
 import type { PreparedBatch, PreparedReject, PreparedUpsert } from './prepare.js'
 import { boundedMessage, storableValue } from './storable.js'
 import { saveCursor, type StreamKey } from './stream-state.js'
@@ -59,6 +60,28 @@ export async function persistPage(tx: Tx, page: PageWrite): Promise<PageCounts> 
     })
     .where(eq(syncRuns.id, page.runId))
   return counts
+}
+
+/**
+ * The connector's own rows for the records just written (SideTableCapability), in the same
+ * transaction; only for the records the quality step accepted.
+ */
+export async function persistSideTables(
+  tx: Tx,
+  connector: AnyConnector,
+  write: { tenantId: string; records: readonly SourceRecord[]; batches: RecordsWrite['batches'] },
+): Promise<void> {
+  if (!connector.sideTables || write.records.length === 0) return
+  const accepted = new Set<string>()
+  for (const entityType of ['person', 'account', 'activity'] as const) {
+    for (const upsert of write.batches[entityType].upserts) accepted.add(upsert.record.externalId)
+  }
+  // Cleaned like the raw payloads the pipeline stores: no NUL, no lone surrogate.
+  const records = write.records.map((r) => ({
+    ...r,
+    data: storableValue(r.data) as Record<string, unknown>,
+  }))
+  await connector.sideTables.persist(tx, { tenantId: write.tenantId, records, accepted })
 }
 
 /**

@@ -20,7 +20,7 @@ import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
 import { openConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
-import { persistPage } from './persist.js'
+import { persistPage, persistSideTables } from './persist.js'
 import { prepareRecords } from './prepare.js'
 import { boundedMessage } from './storable.js'
 import {
@@ -461,8 +461,8 @@ export async function runPages(
       const batches = prepared
         ? await prepared
         : prepareRecords(page.records, (e) => start.mappings.get(e) ?? [])
-      const pageCounts = await withTenant(deps.handle.db, tenantId, (tx) =>
-        persistPage(tx, {
+      const pageCounts = await withTenant(deps.handle.db, tenantId, async (tx) => {
+        const written = await persistPage(tx, {
           tenantId,
           source: connectorType,
           runId,
@@ -471,8 +471,10 @@ export async function runPages(
           partition,
           cursor: page.cursor,
           finished: !page.hasMore,
-        }),
-      )
+        })
+        await persistSideTables(tx, connector, { tenantId, records: page.records, batches })
+        return written
+      })
       addCounts(counts, { pages: 1, ...pageCounts })
       runLog.debug({ page: counts.pages, partition, ...pageCounts }, 'page committed')
       request.onPage?.({ pages: 1, ...pageCounts, cursor: page.cursor, partition })

@@ -14,7 +14,7 @@ import { describeError } from '../../shared/errors.js'
 import { sourceRecordSchema } from '../../shared/schemas.js'
 import type { WebhookEvent } from '../connectors/interface.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
-import { persistRecords, type PageCounts } from '../pipeline/persist.js'
+import { persistRecords, persistSideTables, type PageCounts } from '../pipeline/persist.js'
 import { prepareRecords } from '../pipeline/prepare.js'
 import { boundedMessage, storableValue } from '../pipeline/storable.js'
 import { findStream, streamsOf } from '../connectors/streams.js'
@@ -105,7 +105,14 @@ export async function processEvent(
         const types = records.map((r) => r.entityType)
         const mappings = await streamMappings(savepoint, connector, row.connectorId, stream, types)
         const batches = prepareRecords(records, (e) => mappings.get(e) ?? [])
-        return persistRecords(savepoint, { tenantId, source: row.source, runId: null, batches })
+        const written = await persistRecords(savepoint, {
+          tenantId,
+          source: row.source,
+          runId: null,
+          batches,
+        })
+        await persistSideTables(savepoint, connector, { tenantId, records, batches })
+        return written
       })
       await tx
         .update(webhookInbox)
