@@ -153,6 +153,29 @@ describe('row-level security', () => {
     expect(changed).toHaveLength(0)
   })
 
+  it('binds every table with a tenant_id: row-level security enabled, forced, and a tenant policy', async () => {
+    const { rows } = await h.pool.query<{
+      table: string
+      enabled: boolean
+      forced: boolean
+      policy: boolean
+    }>(
+      `select c.relname as "table", c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
+              exists (select 1 from pg_policies p
+                      where p.tablename = c.relname and p.policyname = 'tenant_isolation') as policy
+         from pg_class c
+         join pg_namespace n on n.oid = c.relnamespace and n.nspname = 'public'
+         join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped
+        where c.relkind = 'r'
+        order by 1`,
+    )
+    // The tables of connectors (fathom_meetings) included: a new one cannot ship unguarded.
+    expect(rows.map((r) => r.table)).toEqual(
+      expect.arrayContaining(['people', 'fathom_meetings', 'webhook_inbox']),
+    )
+    expect(rows.filter((r) => !r.enabled || !r.forced || !r.policy)).toEqual([])
+  })
+
   it('keeps the tenant setting inside its transaction', async () => {
     await withTenant(h.db, a, (tx) => tx.select().from(auditLog))
     const after = await h.db.execute<{ t: string | null }>(
