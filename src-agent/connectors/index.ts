@@ -9,3 +9,4 @@
 import './salesforce/index.js'
 import './delivrai/index.js'
 import './fathom/index.js'
+import './customerio/index.js'
