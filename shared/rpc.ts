@@ -295,6 +295,12 @@ export const agentRpc = {
     }),
     output: writebackSettingsSchema,
   },
+  /** Accepts a connector's terms for the tenant (Microsoft 365's data-processing terms). */
+  'agreements:accept': {
+    kind: 'mutation',
+    input: connectionTarget,
+    output: z.object({ acceptedAt: isoTime, already: z.boolean() }),
+  },
   'signin:run': {
     kind: 'mutation',
     input: signInInput,

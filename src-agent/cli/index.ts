@@ -17,6 +17,7 @@ import { oneLine, type CliContext } from './context.js'
 import { registerKeyCommands } from './keys.js'
 import { registerMappingCommands } from './mappings.js'
 import { registerMigrateCommand } from './migrate.js'
+import { registerO365Commands } from './o365.js'
 import { stdoutOutput } from './output.js'
 import { registerScheduleCommands } from './schedules.js'
 import { registerSyncCommand } from './sync.js'
@@ -63,5 +64,6 @@ export function buildProgram(ctx: CliContext): Command {
   registerScheduleCommands(program, ctx)
   registerWritebackCommands(program, ctx)
   registerWebhookCommands(program, ctx)
+  registerO365Commands(program, ctx)
   return program
 }

@@ -303,6 +303,18 @@ export interface Connector<Config = unknown> {
   readonly webhooks?: WebhookCapability
   /** Present when the connector keeps rows of its own beside the canonical tables. */
   readonly sideTables?: SideTableCapability
+  /**
+   * Terms a tenant's admin must accept before any sync reads the source (Microsoft 365's
+   * data-processing terms). A sync without them fails before its first vendor call.
+   */
+  readonly requiredAgreement?: {
+    /** Stored under this key, e.g. `dpa`. */
+    readonly id: string
+    /** What they are, as an admin reads it. */
+    readonly name: string
+    /** The command that accepts them, with `<tenant>` for the tenant's id. */
+    readonly acceptCommand: string
+  }
 }
 
 /**

@@ -20,6 +20,7 @@ import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
 import { openConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
+import { requireAgreement } from './agreements.js'
 import { persistPage, persistSideTables } from './persist.js'
 import { prepareRecords } from './prepare.js'
 import { boundedMessage } from './storable.js'
@@ -236,6 +237,8 @@ export async function startRun(
   const connector = deps.registry.get(connectorType)
   const stream = request.stream ? findStream(connector, request.stream) : streamsOf(connector)[0]!
   const mode: SyncMode = request.full ? 'full' : 'incremental'
+  // Before any vendor call (listing partitions included).
+  await withTenant(deps.handle.db, tenantId, (tx) => requireAgreement(tx, tenantId, connector))
   const partitions = stream.partitioned
     ? await listPartitions(deps, { tenantId, connector, stream: stream.id })
     : undefined

@@ -17,6 +17,7 @@ import { registerSecret } from '../../shared/redact.js'
 import { runSync } from '../pipeline/run-sync.js'
 import { listTenants } from '../pipeline/tenants.js'
 import type { Keyring } from '../secrets/crypto.js'
+import { acceptAgreement } from '../services/agreements.js'
 import { connect, disconnect, health, sourceFields } from '../services/connections.js'
 import { listWritebackConfigs, setWritebackConfig } from '../services/writeback-config.js'
 import { schedulerDeps, withTemporal } from '../temporal/client.js'
@@ -257,6 +258,11 @@ export function createAgentHandlers(deps: AgentDeps): CallHandlers<AgentRpc> {
         ...(input.fieldMap !== undefined ? { fieldMap: input.fieldMap } : {}),
       })
       return view
+    },
+
+    'agreements:accept': async (input) => {
+      const result = await acceptAgreement(db, { ...input, registry, userId })
+      return { acceptedAt: result.acceptedAt.toISOString(), already: result.already }
     },
 
     'signin:run': async (input, context) => {

@@ -44,6 +44,22 @@ export interface MicrosoftFake {
   readonly consented: boolean
   /** The next consent is declined by the admin (error=access_denied). */
   declineNextConsent(): void
+  /** An admin granted consent some other way (the Entra portal). */
+  grantConsent(): void
+  /** A user of the directory; `mailbox: false` answers MailboxNotEnabledForRESTAPI. */
+  addUser(upn: string, options?: { mailbox?: boolean }): void
+  /** Adds or changes a calendar event of a mailbox (Graph's event resource; `body` included). */
+  putEvent(upn: string, event: Record<string, unknown> & { id: string }): void
+  removeEvent(upn: string, id: string): void
+  putMessage(
+    upn: string,
+    folder: 'inbox' | 'sentitems',
+    message: Record<string, unknown> & { id: string },
+  ): void
+  /** Delta tokens of this mailbox answer 410 Gone (syncStateNotFound) from now on. */
+  expireDeltaTokens(upn: string): void
+  /** Graph requests (path and query), in order. */
+  readonly graphRequests: Array<{ path: string; query: Record<string, string>; status: number }>
   close(): Promise<void>
 }
 
@@ -59,6 +75,26 @@ export async function startMicrosoftFake(
   let declineNext = false
   const { key, cert } = testCertificate()
   let origin = ''
+
+  // Graph: users, and per mailbox its events and its messages per folder, each change numbered.
+  const users = new Map<string, { mailbox: boolean }>()
+  type Item = { seq: number; removed: boolean; body: Record<string, unknown> }
+  const events = new Map<string, Map<string, Item>>()
+  const messages = new Map<string, Map<string, Item>>()
+  const expired = new Set<string>()
+  const graphRequests: MicrosoftFake['graphRequests'] = []
+  let seq = 0
+  const put = (
+    store: Map<string, Map<string, Item>>,
+    key: string,
+    id: string,
+    body: Record<string, unknown>,
+    removed = false,
+  ) => {
+    const items = store.get(key) ?? new Map<string, Item>()
+    store.set(key, items)
+    items.set(id, { seq: ++seq, removed, body })
+  }
 
   const server = https.createServer({ key, cert }, (req, res) => {
     const url = new URL(req.url ?? '/', origin)
@@ -201,6 +237,114 @@ export async function startMicrosoftFake(
       return
     }
 
+    if (req.method === 'GET' && url.pathname.startsWith('/v1.0/users')) {
+      const graphRecord = { path: url.pathname, query, status: 0 }
+      graphRequests.push(graphRecord)
+      const reply = (status: number, body: unknown) => {
+        graphRecord.status = status
+        send(status, body)
+      }
+      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
+      const grant = token ? tokens.get(token) : undefined
+      if (!grant)
+        return reply(401, {
+          error: { code: 'InvalidAuthenticationToken', message: 'Access token is empty.' },
+        })
+      if (!grant.roles) {
+        return reply(403, {
+          error: {
+            code: 'Authorization_RequestDenied',
+            message: 'Insufficient privileges to complete the operation.',
+          },
+        })
+      }
+      const pageSize = Number(
+        /odata\.maxpagesize=(\d+)/.exec(String(req.headers.prefer ?? ''))?.[1] ?? 10,
+      )
+      const parts = url.pathname.split('/').filter(Boolean) // v1.0, users, {upn}, ...
+      if (parts.length === 2) {
+        return reply(200, {
+          value: [...users.keys()].map((upn) => ({
+            id: `id-${upn}`,
+            userPrincipalName: upn,
+            mail: upn,
+          })),
+        })
+      }
+      const upn = decodeURIComponent(parts[2] ?? '').toLowerCase()
+      const user = users.get(upn)
+      if (!user)
+        return reply(404, { error: { code: 'ResourceNotFound', message: `User not found` } })
+      if (!user.mailbox) {
+        return reply(404, {
+          error: {
+            code: 'MailboxNotEnabledForRESTAPI',
+            message: 'The mailbox is either inactive, soft-deleted, or is hosted on-premise.',
+          },
+        })
+      }
+      let store: Map<string, Item> | undefined
+      let scope: string
+      if (parts[3] === 'calendarView' && parts[4] === 'delta') {
+        store = events.get(upn)
+        scope = `${upn}|calendar`
+      } else if (parts[3] === 'mailFolders' && parts[5] === 'messages' && parts[6] === 'delta') {
+        scope = `${upn}|${parts[4]}`
+        store = messages.get(scope)
+      } else {
+        return reply(404, { error: { code: 'NotFound', message: 'No fake for this Graph path' } })
+      }
+      // $skiptoken continues a walk; $deltatoken starts the next one from where the last ended.
+      const state = (() => {
+        const raw = query['$skiptoken'] ?? query['$deltatoken']
+        return raw
+          ? (JSON.parse(Buffer.from(raw, 'base64url').toString()) as {
+              after: number
+              upTo: number
+              offset: number
+              select?: string
+            })
+          : undefined
+      })()
+      if (query['$deltatoken'] && expired.has(upn)) {
+        return reply(410, {
+          error: { code: 'syncStateNotFound', message: 'The sync state generation is not found.' },
+        })
+      }
+      const after = query['$skiptoken'] ? state!.after : query['$deltatoken'] ? state!.upTo : 0
+      const upTo = query['$skiptoken'] ? state!.upTo : seq
+      const offset = query['$skiptoken'] ? state!.offset : 0
+      const select = query['$select'] ?? state?.select
+      const changed = [...(store ?? new Map<string, Item>()).entries()]
+        .filter(([, item]) => item.seq > after && item.seq <= upTo)
+        .filter(([, item]) => after > 0 || !item.removed)
+        .sort((a, b) => a[1].seq - b[1].seq)
+      const slice = changed.slice(offset, offset + pageSize)
+      const value = slice.map(([id, item]) => {
+        if (item.removed) return { id, '@removed': { reason: 'deleted' } }
+        // Message delta honours $select; event delta returns bodies whatever it says.
+        if (select && scope.endsWith('|calendar') === false) {
+          const keep = new Set(['id', ...select.split(',')])
+          return Object.fromEntries(Object.entries(item.body).filter(([k]) => keep.has(k)))
+        }
+        return item.body
+      })
+      const base = `${origin}${url.pathname}`
+      const token64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url')
+      const more = offset + slice.length < changed.length
+      return reply(200, {
+        '@odata.context': `${origin}/v1.0/$metadata`,
+        value,
+        ...(more
+          ? {
+              '@odata.nextLink': `${base}?$skiptoken=${token64({ after, upTo, offset: offset + slice.length, select })}`,
+            }
+          : {
+              '@odata.deltaLink': `${base}?$deltatoken=${token64({ after: 0, upTo, offset: 0, select })}`,
+            }),
+      })
+    }
+
     if (req.method === 'GET' && url.pathname === '/v1.0/organization') {
       const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
       const grant = token ? tokens.get(token) : undefined
@@ -246,6 +390,16 @@ export async function startMicrosoftFake(
     declineNextConsent: () => {
       declineNext = true
     },
+    graphRequests,
+    grantConsent: () => {
+      consented = true
+    },
+    addUser: (upn, opts = {}) => users.set(upn.toLowerCase(), { mailbox: opts.mailbox ?? true }),
+    putEvent: (upn, event) => put(events, upn.toLowerCase(), event.id, event),
+    removeEvent: (upn, id) => put(events, upn.toLowerCase(), id, {}, true),
+    putMessage: (upn, folder, message) =>
+      put(messages, `${upn.toLowerCase()}|${folder}`, message.id, message),
+    expireDeltaTokens: (upn) => expired.add(upn.toLowerCase()),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections()

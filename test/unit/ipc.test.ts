@@ -133,6 +133,7 @@ describe('the contract', () => {
     const mutations = ipcChannels.filter((c) => ipc[c].kind === 'mutation').sort()
     expect(mutations).toEqual(
       [
+        'agreements:accept',
         'connections:connect',
         'connections:disconnect',
         'mappings:reset',

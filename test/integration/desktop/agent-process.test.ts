@@ -232,6 +232,8 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
           entityType: 'person',
           stream: 'contacts',
         }),
+      'agreements:accept': () =>
+        agent.supervisor.call('agreements:accept', { tenantId, connectorType: 'o365' }),
       'writeback:set': () =>
         agent.supervisor.call('writeback:set', { ...target, entityType: 'person', enabled: true }),
       'connections:disconnect': () => agent.supervisor.call('connections:disconnect', target),

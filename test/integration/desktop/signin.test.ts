@@ -9,7 +9,6 @@ import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce
 import { browse, get, type Page } from '../../helpers/browser.js'
 import { ownerDb, uniqueTenantId } from '../../helpers/db.js'
 import { appHandlers, startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
-import { O365_CONSENT_TEST_ID } from '../../helpers/o365-consent-connector.js'
 import { testCertificate } from '../../helpers/tls.js'
 import { freePort, portIsFree } from '../../helpers/ports.js'
 
@@ -241,7 +240,6 @@ describe('Microsoft 365 admin consent through the system browser, from the app',
     tenantPrefix: 'consent',
     signInTimeoutMs: 5_000,
     env: {
-      GTM_CONNECTOR_MODULES: 'test/helpers/o365-consent-connector.ts',
       // The fake speaks https with the tests' own CA, as MSAL accepts no http authority.
       NODE_EXTRA_CA_CERTS: testCertificate().caFile,
     },
@@ -256,7 +254,7 @@ describe('Microsoft 365 admin consent through the system browser, from the app',
   const begin = (tenantId: string, config: Record<string, unknown> = {}) =>
     app.call('signin:begin', {
       tenantId,
-      connectorType: O365_CONSENT_TEST_ID,
+      connectorType: 'o365',
       config: {
         clientId: fake.clientId,
         clientSecret: fake.clientSecret,
