@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { and, asc, eq } from 'drizzle-orm'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   activities,
   connectors,
@@ -27,12 +27,17 @@ describe('Customer.io (customerio): email engagement and people, by sync and by 
   const owner = ownerDb()
   const env = () => ({ DATABASE_URL: databaseUrl(), CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX })
 
-  beforeAll(async () => {
+  // A fake of its own for each test: what one test adds never shows in another's sync.
+  beforeEach(async () => {
     fake = await startCustomerioFake({ pageSize: 2 })
+  })
+  afterEach(async () => {
+    await fake.close()
+  })
+  beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'gtm-cio-'))
   })
   afterAll(async () => {
-    await fake.close()
     await rm(dir, { recursive: true, force: true })
     await owner.close()
   })
@@ -167,6 +172,19 @@ describe('Customer.io (customerio): email engagement and people, by sync and by 
     expect((await stored(tenantId)).activities.map((a) => a.externalId)).toContain(
       `${prefix}d2:open`,
     )
+  })
+
+  it('says whether it is healthy: healthy, then down when Customer.io is gone', async () => {
+    const tenantId = await newTenant()
+    expect((await connect(tenantId, config())).code).toBe(0)
+    const healthy = await runCli(['health', 'customerio', '--tenant', tenantId, '--json'], env())
+    expect(JSON.parse(healthy.stdout)).toMatchObject({ status: 'healthy' })
+    const other = await startCustomerioFake()
+    const second = await newTenant()
+    expect((await connect(second, { appApiKey: other.appApiKey, baseUrl: other.url })).code).toBe(0)
+    await other.close()
+    const down = await runCli(['health', 'customerio', '--tenant', second, '--json'], env())
+    expect(JSON.parse(down.stdout)).toMatchObject({ status: 'down' })
   })
 
   it('takes a webhook event once (three deliveries), makes the same activity a backfill would, and refuses bad signatures and other channels', async () => {

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { and, asc, eq } from 'drizzle-orm'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { activities, auditLog, connectors, quarantine } from '../../../db/schema/index.js'
 import { withTenant } from '../../../db/tenant.js'
 import { startDelivrFake, type DelivrFake } from '../../fakes/delivr.js'
@@ -19,12 +19,17 @@ describe('Delivr.ai (delivrai): intent signals and member engagement through the
   const owner = ownerDb()
   const env = () => ({ DATABASE_URL: databaseUrl(), CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX })
 
-  beforeAll(async () => {
+  // A fake of its own for each test: what one test adds never shows in another's sync.
+  beforeEach(async () => {
     fake = await startDelivrFake()
+  })
+  afterEach(async () => {
+    await fake.close()
+  })
+  beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'gtm-delivr-'))
   })
   afterAll(async () => {
-    await fake.close()
     await rm(dir, { recursive: true, force: true })
     await owner.close()
   })

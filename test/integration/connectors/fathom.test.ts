@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { and, asc, eq } from 'drizzle-orm'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   activities,
   connectors,
@@ -27,12 +27,17 @@ describe('Fathom (fathom): meetings and their content, by sync and by webhook', 
   const env = () => ({ DATABASE_URL: databaseUrl(), CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX })
   let recording = 1000
 
-  beforeAll(async () => {
+  // A fake of its own for each test: what one test adds never shows in another's sync.
+  beforeEach(async () => {
     fake = await startFathomFake()
+  })
+  afterEach(async () => {
+    await fake.close()
+  })
+  beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'gtm-fathom-'))
   })
   afterAll(async () => {
-    await fake.close()
     await rm(dir, { recursive: true, force: true })
     await owner.close()
   })
@@ -151,6 +156,20 @@ describe('Fathom (fathom): meetings and their content, by sync and by webhook', 
     expect((await stored(tenantId)).meetings.map((m) => m.recordingId)).toContain(
       newest.recording_id,
     )
+  })
+
+  it('says whether it is healthy: healthy, then down when Fathom refuses the key', async () => {
+    const tenantId = await newTenant()
+    expect((await connect(tenantId, { apiKey: fake.apiKey, baseUrl: fake.url })).code).toBe(0)
+    const healthy = await runCli(['health', 'fathom', '--tenant', tenantId, '--json'], env())
+    expect(JSON.parse(healthy.stdout)).toMatchObject({ status: 'healthy' })
+    const other = await startFathomFake()
+    const second = await newTenant()
+    expect((await connect(second, { apiKey: other.apiKey, baseUrl: other.url })).code).toBe(0)
+    await other.close()
+    const down = await runCli(['health', 'fathom', '--tenant', second, '--json'], env())
+    expect(JSON.parse(down.stdout)).toMatchObject({ status: 'down' })
+    expect(down.stdout).not.toContain(other.apiKey)
   })
 
   it('takes signed webhooks once each (three deliveries, one meeting), and refuses bad or stale signatures', async () => {

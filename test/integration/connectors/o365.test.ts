@@ -23,6 +23,72 @@ const graphTime = (d: Date) => ({
 })
 const person = (address: string) => ({ emailAddress: { name: address, address } })
 
+/** The directory every test reads: two mailboxes with meetings and mail, one user without a mailbox. */
+function seedDirectory(target: MicrosoftFake, meetingStart: Date): void {
+  target.addUser('ann@contoso.com')
+  target.addUser('bob@contoso.com')
+  target.addUser('kiosk@contoso.com', { mailbox: false })
+  target.putEvent('ann@contoso.com', {
+    id: 'ev-1',
+    subject: 'QBR',
+    start: graphTime(meetingStart),
+    end: graphTime(new Date(meetingStart.getTime() + 3_600_000)),
+    organizer: person('ann@contoso.com'),
+    attendees: [
+      { type: 'required', ...person('John.Smith@Client.com') },
+      person('ann@contoso.com'),
+    ],
+    isCancelled: false,
+    iCalUId: 'ical-1',
+    lastModifiedDateTime: hours(-60).toISOString(),
+    body: { contentType: 'html', content: BODY },
+    bodyPreview: BODY,
+  })
+  target.putEvent('ann@contoso.com', {
+    id: 'ev-2',
+    subject: 'Lookalike',
+    start: graphTime(hours(-20)),
+    end: graphTime(hours(-19)),
+    organizer: person('ann@contoso.com'),
+    attendees: [person('eve@notclient.com')],
+    body: { contentType: 'html', content: BODY },
+  })
+  target.putEvent('bob@contoso.com', {
+    id: 'ev-3',
+    subject: 'Demo',
+    start: graphTime(hours(24)),
+    end: graphTime(hours(25)),
+    organizer: person('bob@contoso.com'),
+    attendees: [person('mia@client.com')],
+    body: { contentType: 'html', content: BODY },
+  })
+  target.putMessage('ann@contoso.com', 'inbox', {
+    id: 'm-1',
+    subject: 'Pricing question',
+    from: person('John.Smith@client.com'),
+    toRecipients: [person('ann@contoso.com')],
+    receivedDateTime: hours(-5).toISOString(),
+    sentDateTime: hours(-5).toISOString(),
+    conversationId: 'conv-1',
+    hasAttachments: false,
+    body: { contentType: 'html', content: BODY },
+    bodyPreview: BODY,
+    uniqueBody: { contentType: 'html', content: BODY },
+  })
+  target.putMessage('ann@contoso.com', 'sentitems', {
+    id: 'm-2',
+    subject: 'Re: Pricing question',
+    from: person('ann@contoso.com'),
+    toRecipients: [person('john.smith@client.com')],
+    ccRecipients: [person('someone@notclient.com')],
+    receivedDateTime: hours(-4).toISOString(),
+    sentDateTime: hours(-4).toISOString(),
+    conversationId: 'conv-1',
+    hasAttachments: true,
+    body: { contentType: 'html', content: BODY },
+  })
+}
+
 describe('Microsoft 365 (o365): calendar and mail metadata per mailbox', () => {
   let fake: MicrosoftFake
   let dir: string
@@ -39,68 +105,7 @@ describe('Microsoft 365 (o365): calendar and mail metadata per mailbox', () => {
     fake = await startMicrosoftFake()
     fake.grantConsent()
     dir = await mkdtemp(path.join(os.tmpdir(), 'gtm-o365-'))
-    fake.addUser('ann@contoso.com')
-    fake.addUser('bob@contoso.com')
-    fake.addUser('kiosk@contoso.com', { mailbox: false })
-    fake.putEvent('ann@contoso.com', {
-      id: 'ev-1',
-      subject: 'QBR',
-      start: graphTime(meetingStart),
-      end: graphTime(new Date(meetingStart.getTime() + 3_600_000)),
-      organizer: person('ann@contoso.com'),
-      attendees: [
-        { type: 'required', ...person('John.Smith@Client.com') },
-        person('ann@contoso.com'),
-      ],
-      isCancelled: false,
-      iCalUId: 'ical-1',
-      lastModifiedDateTime: hours(-60).toISOString(),
-      body: { contentType: 'html', content: BODY },
-      bodyPreview: BODY,
-    })
-    fake.putEvent('ann@contoso.com', {
-      id: 'ev-2',
-      subject: 'Lookalike',
-      start: graphTime(hours(-20)),
-      end: graphTime(hours(-19)),
-      organizer: person('ann@contoso.com'),
-      attendees: [person('eve@notclient.com')],
-      body: { contentType: 'html', content: BODY },
-    })
-    fake.putEvent('bob@contoso.com', {
-      id: 'ev-3',
-      subject: 'Demo',
-      start: graphTime(hours(24)),
-      end: graphTime(hours(25)),
-      organizer: person('bob@contoso.com'),
-      attendees: [person('mia@client.com')],
-      body: { contentType: 'html', content: BODY },
-    })
-    fake.putMessage('ann@contoso.com', 'inbox', {
-      id: 'm-1',
-      subject: 'Pricing question',
-      from: person('John.Smith@client.com'),
-      toRecipients: [person('ann@contoso.com')],
-      receivedDateTime: hours(-5).toISOString(),
-      sentDateTime: hours(-5).toISOString(),
-      conversationId: 'conv-1',
-      hasAttachments: false,
-      body: { contentType: 'html', content: BODY },
-      bodyPreview: BODY,
-      uniqueBody: { contentType: 'html', content: BODY },
-    })
-    fake.putMessage('ann@contoso.com', 'sentitems', {
-      id: 'm-2',
-      subject: 'Re: Pricing question',
-      from: person('ann@contoso.com'),
-      toRecipients: [person('john.smith@client.com')],
-      ccRecipients: [person('someone@notclient.com')],
-      receivedDateTime: hours(-4).toISOString(),
-      sentDateTime: hours(-4).toISOString(),
-      conversationId: 'conv-1',
-      hasAttachments: true,
-      body: { contentType: 'html', content: BODY },
-    })
+    seedDirectory(fake, meetingStart)
   })
   afterAll(async () => {
     await fake.close()
@@ -114,16 +119,16 @@ describe('Microsoft 365 (o365): calendar and mail metadata per mailbox', () => {
     expect(created.code, created.stderr).toBe(0)
     return tenantId
   }
-  const connect = async (tenantId: string, domains: string[]) => {
+  const connect = async (tenantId: string, domains: string[], target: MicrosoftFake = fake) => {
     const file = path.join(dir, `${tenantId}-${domains.length}.json`)
     await writeFile(
       file,
       JSON.stringify({
-        tenantId: fake.tenantId,
-        clientId: fake.clientId,
-        clientSecret: fake.clientSecret,
-        authority: fake.url,
-        graphBaseUrl: `${fake.url}/v1.0`,
+        tenantId: target.tenantId,
+        clientId: target.clientId,
+        clientSecret: target.clientSecret,
+        authority: target.url,
+        graphBaseUrl: `${target.url}/v1.0`,
         allowedExternalDomains: domains,
       }),
     )
@@ -227,6 +232,55 @@ describe('Microsoft 365 (o365): calendar and mail metadata per mailbox', () => {
     )
   })
 
+  it('quarantines a malformed item while the rest lands, and says whether it is healthy', async () => {
+    // A directory of its own, so the other tests' mailboxes never hold this bad item.
+    const own = await startMicrosoftFake()
+    own.grantConsent()
+    own.addUser('cara@contoso.com')
+    own.putMessage('cara@contoso.com', 'inbox', {
+      id: 'm-bad',
+      subject: 'No date',
+      from: person('x@client.com'),
+      receivedDateTime: 'not a date',
+    })
+    own.putMessage('cara@contoso.com', 'inbox', {
+      id: 'm-ok',
+      subject: 'Dated',
+      from: person('y@client.com'),
+      receivedDateTime: hours(-1).toISOString(),
+    })
+    const tenantId = await newTenant()
+    await connect(tenantId, ['client.com'], own)
+    await accept(tenantId)
+    const result = await runCli(
+      [
+        'sync',
+        'o365',
+        '--tenant',
+        tenantId,
+        '--json',
+        '--stream',
+        'mail',
+        '--partition',
+        'cara@contoso.com',
+      ],
+      env(),
+    )
+    expect(result.code, result.stderr).toBe(0)
+    expect(JSON.parse(result.stdout)).toMatchObject({ status: 'succeeded', created: 1, errors: 1 })
+    const rejected = await withTenant(owner.db, tenantId, (tx) =>
+      tx.select().from(quarantine).where(eq(quarantine.tenantId, tenantId)),
+    )
+    expect(rejected.map((r) => [r.externalId, r.reason.split(':')[0]])).toEqual([
+      ['cara@contoso.com:message:m-bad', 'occurredAt'],
+    ])
+    const healthy = await runCli(['health', 'o365', '--tenant', tenantId, '--json'], env())
+    expect(JSON.parse(healthy.stdout)).toMatchObject({ status: 'healthy' })
+    await own.close()
+    const down = await runCli(['health', 'o365', '--tenant', tenantId, '--json'], env())
+    expect(JSON.parse(down.stdout)).toMatchObject({ status: 'down' })
+  })
+
   it('is listed with the four other connectors, each with its streams', async () => {
     const listed = await runCli(['connectors', '--json'], env())
     expect(listed.code, listed.stderr).toBe(0)
@@ -248,13 +302,17 @@ describe('Microsoft 365 (o365): calendar and mail metadata per mailbox', () => {
   })
 
   it('follows changes by delta: a removed meeting is deleted, a moved one moves, and an expired token restarts that mailbox only', async () => {
+    // A directory of its own: this test changes it.
+    const own = await startMicrosoftFake()
+    own.grantConsent()
+    seedDirectory(own, meetingStart)
     const tenantId = await newTenant()
-    await connect(tenantId, ['client.com'])
+    await connect(tenantId, ['client.com'], own)
     await accept(tenantId)
     expect((await sync(tenantId)).code).toBe(0)
 
     const moved = hours(-30)
-    fake.putEvent('bob@contoso.com', {
+    own.putEvent('bob@contoso.com', {
       id: 'ev-3',
       subject: 'Demo (moved)',
       start: graphTime(moved),
@@ -263,9 +321,9 @@ describe('Microsoft 365 (o365): calendar and mail metadata per mailbox', () => {
       attendees: [person('mia@client.com')],
       body: { contentType: 'html', content: BODY },
     })
-    fake.removeEvent('ann@contoso.com', 'ev-1')
-    fake.expireDeltaTokens('bob@contoso.com')
-    const before = fake.graphRequests.length
+    own.removeEvent('ann@contoso.com', 'ev-1')
+    own.expireDeltaTokens('bob@contoso.com')
+    const before = own.graphRequests.length
     const result = await sync(tenantId)
     expect(result.code, result.stderr).toBe(0)
 
@@ -275,7 +333,7 @@ describe('Microsoft 365 (o365): calendar and mail metadata per mailbox', () => {
     expect(byId.get('bob@contoso.com:event:ev-3')?.occurredAt.toISOString()).toBe(
       moved.toISOString(),
     )
-    const calls = fake.graphRequests.slice(before).filter((r) => r.path.includes('calendarView'))
+    const calls = own.graphRequests.slice(before).filter((r) => r.path.includes('calendarView'))
     // Bob's token was refused (410) and his calendar read again from the start; Ann's went on.
     expect(calls.filter((c) => c.path.includes('bob') && c.status === 410)).toHaveLength(1)
     expect(
@@ -288,5 +346,6 @@ describe('Microsoft 365 (o365): calendar and mail metadata per mailbox', () => {
         .filter((c) => c.path.includes('ann'))
         .every((c) => c.query['$deltatoken'] !== undefined),
     ).toBe(true)
+    await own.close()
   })
 })
