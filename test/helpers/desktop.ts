@@ -129,3 +129,18 @@ export function appHandlers(
     call: (channel, input) => dispatch(ipc, channel, input, handlers[channel] as never),
   }
 }
+
+/**
+ * The tenant's only connection once every stream has been read (by whichever worker runs it),
+ * asked of the agent over RPC.
+ */
+export async function firstSyncDone(agent: AgentUnderTest, tenantId: string, what: string) {
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    const [connection] = callData(await agent.supervisor.call('connections:list', { tenantId }))
+    const done = connection?.streams.every((s) => s.status !== 'never' && s.status !== 'running')
+    if (connection?.lastSyncAt && done) return connection
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+}

@@ -7,6 +7,7 @@ import { AppError } from '../../../shared/errors.js'
 import type { SourceRecord } from '../../../shared/schemas.js'
 import { probeHealth } from '../http.js'
 import type { Connector, StreamDefinition, SyncOptions } from '../interface.js'
+import { jsonCursorPage, readJsonCursor } from '../json-cursor.js'
 import { connectorRegistry } from '../registry.js'
 import { deliveryActivities } from './events.js'
 import { checkKey, fetchCustomers, fetchMessages } from './fetch.js'
@@ -111,13 +112,7 @@ export const customerioConnector: Connector<CustomerioConfig> = {
     } else {
       throw new AppError('internal', `Customer.io has no stream "${options.stream ?? ''}".`)
     }
-    return {
-      records,
-      cursor: JSON.stringify(next),
-      hasMore: more,
-      syncedAt: new Date(),
-      stats: { created: 0, updated: 0, errors: 0 },
-    }
+    return jsonCursorPage(records, next, more)
   },
 
   getSchema(entityType) {
@@ -149,20 +144,12 @@ export const customerioConnector: Connector<CustomerioConfig> = {
 }
 
 function readCursor(cursor: string | null, options: SyncOptions): CustomerioCursor {
-  if (cursor) {
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(cursor)
-    } catch {
-      parsed = undefined
-    }
-    const result = customerioCursorSchema.safeParse(parsed)
-    if (result.success) return result.data
+  const stored = readJsonCursor(customerioCursorSchema, cursor, () =>
     options.log?.warn(
       'the stored Customer.io cursor is not one this connector wrote; starting over',
-    )
-  }
-  return { v: 1, start: null }
+    ),
+  )
+  return stored ?? { v: 1, start: null }
 }
 
 if (!connectorRegistry.has(customerioConnector.id)) connectorRegistry.register(customerioConnector)

@@ -7,6 +7,7 @@ import { AppError } from '../../../shared/errors.js'
 import type { SourceRecord } from '../../../shared/schemas.js'
 import { probeHealth } from '../http.js'
 import type { Connector, StreamDefinition, SyncOptions } from '../interface.js'
+import { jsonCursorPage, readJsonCursor } from '../json-cursor.js'
 import { connectorRegistry } from '../registry.js'
 import { checkHealth, fetchFeed, PAGE_SIZE } from './fetch.js'
 import {
@@ -130,13 +131,7 @@ export const delivrConnector: Connector<DelivrConfig> = {
       ? { v: 1, since: at.since, next: page.nextCursor ?? null, high }
       : // The walk is over: the next one starts at the latest row seen (read again, unchanged).
         { v: 1, since: high ?? at.since, next: null, high }
-    return {
-      records,
-      cursor: JSON.stringify(next),
-      hasMore: more,
-      syncedAt: new Date(),
-      stats: { created: 0, updated: 0, errors: 0 },
-    }
+    return jsonCursorPage(records, next, more)
   },
 
   getSchema(entityType) {
@@ -178,19 +173,12 @@ const FIELD_TYPES: Record<string, string> = {
 
 /** Where a page starts: the stored cursor, or exactly BACKFILL_DAYS ago on a first (or full) sync. */
 function startingPoint(cursor: string | null, options: SyncOptions): DelivrCursor {
-  if (cursor) {
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(cursor)
-    } catch {
-      parsed = undefined
-    }
-    const result = delivrCursorSchema.safeParse(parsed)
-    if (result.success) return result.data
+  const stored = readJsonCursor(delivrCursorSchema, cursor, () =>
     options.log?.warn(
       'the stored Delivr.ai cursor is not one this connector wrote; reading the last 90 days',
-    )
-  }
+    ),
+  )
+  if (stored) return stored
   const since = new Date(Date.now() - BACKFILL_DAYS * 24 * 60 * 60 * 1000).toISOString()
   return { v: 1, since, next: null, high: null }
 }

@@ -7,6 +7,7 @@
 import { AppError } from '../../../shared/errors.js'
 import { probeHealth } from '../http.js'
 import type { Connector, StreamDefinition, SyncOptions } from '../interface.js'
+import { jsonCursorPage, readJsonCursor } from '../json-cursor.js'
 import { connectorRegistry } from '../registry.js'
 import { fetchMeetings, probeMeetings } from './fetch.js'
 import { fathomSideTables, meetingRecord } from './meetings.js'
@@ -101,13 +102,11 @@ export const fathomConnector: Connector<FathomConfig> = {
           next: null,
           high,
         }
-    return {
-      records: page.items.map((item) => meetingRecord(item)),
-      cursor: JSON.stringify(next),
-      hasMore: more,
-      syncedAt: new Date(),
-      stats: { created: 0, updated: 0, errors: 0 },
-    }
+    return jsonCursorPage(
+      page.items.map((item) => meetingRecord(item)),
+      next,
+      more,
+    )
   },
 
   getSchema(entityType) {
@@ -152,20 +151,12 @@ export const fathomConnector: Connector<FathomConfig> = {
 }
 
 function startingPoint(cursor: string | null, options: SyncOptions): FathomCursor {
-  if (cursor) {
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(cursor)
-    } catch {
-      parsed = undefined
-    }
-    const result = fathomCursorSchema.safeParse(parsed)
-    if (result.success) return result.data
+  const stored = readJsonCursor(fathomCursorSchema, cursor, () =>
     options.log?.warn(
       'the stored Fathom cursor is not one this connector wrote; reading every meeting',
-    )
-  }
-  return { v: 1, createdAfter: null, next: null, high: null }
+    ),
+  )
+  return stored ?? { v: 1, createdAfter: null, next: null, high: null }
 }
 
 if (!connectorRegistry.has(fathomConnector.id)) connectorRegistry.register(fathomConnector)

@@ -7,9 +7,10 @@
  */
 import { z } from 'zod'
 import { AppError } from '../../../shared/errors.js'
-import type { SourceRecord } from '../../../shared/schemas.js'
+import type { SyncResult } from '../../../shared/schemas.js'
 import { probeHealth } from '../http.js'
 import type { Connector, CredentialOptions, StreamDefinition, SyncOptions } from '../interface.js'
+import { jsonCursorPage, readJsonCursor } from '../json-cursor.js'
 import { connectorRegistry } from '../registry.js'
 import { VENDOR, checkAppOnly } from './auth.js'
 import { o365ConfigSchema, type O365Config } from './config.js'
@@ -161,34 +162,6 @@ export const o365Connector: Connector<O365Config> = {
   },
 }
 
-function parseCursor<T>(schema: z.ZodType<T>, cursor: string | null): T | undefined {
-  if (!cursor) return undefined
-  try {
-    const parsed = schema.safeParse(JSON.parse(cursor))
-    return parsed.success ? parsed.data : undefined
-  } catch {
-    return undefined
-  }
-}
-
-type Page = {
-  records: SourceRecord[]
-  cursor: string
-  hasMore: boolean
-  syncedAt: Date
-  stats: { created: 0; updated: 0; errors: 0 }
-}
-
-function page(records: SourceRecord[], cursor: unknown, hasMore: boolean): Page {
-  return {
-    records,
-    cursor: JSON.stringify(cursor),
-    hasMore,
-    syncedAt: new Date(),
-    stats: { created: 0, updated: 0, errors: 0 },
-  }
-}
-
 /**
  * One Graph page of a mailbox, starting over from `initial` when its delta token expired; a user
  * without a mailbox is reported (log) and read as empty.
@@ -224,8 +197,13 @@ async function calendarPage(
   cursor: string | null,
   allowed: ReadonlySet<string>,
   options: SyncOptions,
-): Promise<Page> {
-  let at = parseCursor(calendarCursor, cursor)
+): Promise<SyncResult> {
+  let at = readJsonCursor(calendarCursor, cursor, () =>
+    options.log?.warn(
+      { mailbox },
+      'a stored calendar cursor is not one this connector wrote; reading it again',
+    ),
+  )
   const now = Date.now()
   if (!at || (at.next === null && now - Date.parse(at.since) > CALENDAR_RENEW_MS)) {
     // A first walk, or a window grown stale: the last and next 30 days from now.
@@ -237,11 +215,15 @@ async function calendarPage(
     `?startDateTime=${new Date(since - CALENDAR_DAYS * DAY_MS).toISOString()}` +
     `&endDateTime=${new Date(since + CALENDAR_DAYS * DAY_MS).toISOString()}`
   const result = await read(config, at.next ?? at.delta ?? initial, initial, mailbox, options)
-  if (result === 'no-mailbox') return page([], at, false)
+  if (result === 'no-mailbox') return jsonCursorPage([], at, false)
   const records = result.value.flatMap((item) => eventRecord(mailbox, item, allowed) ?? [])
   const nextLink = result['@odata.nextLink']
-  if (nextLink) return page(records, { ...at, next: nextLink }, true)
-  return page(records, { ...at, next: null, delta: result['@odata.deltaLink'] ?? at.delta }, false)
+  if (nextLink) return jsonCursorPage(records, { ...at, next: nextLink }, true)
+  return jsonCursorPage(
+    records,
+    { ...at, next: null, delta: result['@odata.deltaLink'] ?? at.delta },
+    false,
+  )
 }
 
 async function mailPage(
@@ -250,8 +232,13 @@ async function mailPage(
   cursor: string | null,
   allowed: ReadonlySet<string>,
   options: SyncOptions,
-): Promise<Page> {
-  const at = parseCursor(mailCursor, cursor) ?? {
+): Promise<SyncResult> {
+  const at = readJsonCursor(mailCursor, cursor, () =>
+    options.log?.warn(
+      { mailbox },
+      'a stored mail cursor is not one this connector wrote; reading it again',
+    ),
+  ) ?? {
     v: 1 as const,
     folder: 'inbox' as MailFolder,
     next: null,
@@ -270,17 +257,18 @@ async function mailPage(
     mailbox,
     options,
   )
-  if (result === 'no-mailbox') return page([], { ...at, folder: 'inbox', next: null }, false)
+  if (result === 'no-mailbox')
+    return jsonCursorPage([], { ...at, folder: 'inbox', next: null }, false)
   const records = result.value.flatMap(
     (item) => messageRecord(mailbox, folder, item, allowed) ?? [],
   )
   const nextLink = result['@odata.nextLink']
-  if (nextLink) return page(records, { ...at, next: nextLink }, true)
+  if (nextLink) return jsonCursorPage(records, { ...at, next: nextLink }, true)
   const deltas = { ...at.deltas, [folder]: result['@odata.deltaLink'] ?? at.deltas[folder] }
   // Inbox done: sent items next, in the same run. Both done: the mailbox is read.
   if (folder === 'inbox')
-    return page(records, { v: 1, folder: 'sentitems', next: null, deltas }, true)
-  return page(records, { v: 1, folder: 'inbox', next: null, deltas }, false)
+    return jsonCursorPage(records, { v: 1, folder: 'sentitems', next: null, deltas }, true)
+  return jsonCursorPage(records, { v: 1, folder: 'inbox', next: null, deltas }, false)
 }
 
 if (!connectorRegistry.has(o365Connector.id)) connectorRegistry.register(o365Connector)

@@ -1,9 +1,6 @@
 import type { ChildProcess } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
 import { and, asc, eq } from 'drizzle-orm'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   activities,
   connectors,
@@ -13,18 +10,17 @@ import {
 } from '../../../db/schema/index.js'
 import { withTenant } from '../../../db/tenant.js'
 import { startFathomFake, type FathomFake } from '../../fakes/fathom.js'
-import { TEST_KEY_HEX } from '../../helpers/agent.js'
 import { runCli, stderrLines } from '../../helpers/cli.js'
-import { databaseUrl, ownerDb, uniqueTenantId } from '../../helpers/db.js'
+import { connectorCli } from '../../helpers/connector-cli.js'
+import { ownerDb } from '../../helpers/db.js'
 import { waitFor } from '../../helpers/temporal.js'
 
 const MIN = 60_000
 
 describe('Fathom (fathom): meetings and their content, by sync and by webhook', () => {
   let fake: FathomFake
-  let dir: string
   const owner = ownerDb()
-  const env = () => ({ DATABASE_URL: databaseUrl(), CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX })
+  const { env, newTenant, connect, sync } = connectorCli('fathom')
   let recording = 1000
 
   // A fake of its own for each test: what one test adds never shows in another's sync.
@@ -34,30 +30,10 @@ describe('Fathom (fathom): meetings and their content, by sync and by webhook', 
   afterEach(async () => {
     await fake.close()
   })
-  beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'gtm-fathom-'))
-  })
   afterAll(async () => {
-    await rm(dir, { recursive: true, force: true })
     await owner.close()
   })
 
-  const newTenant = async (): Promise<string> => {
-    const tenantId = uniqueTenantId('fathom')
-    const created = await runCli(['tenants', 'create', tenantId, '--name', 'Fathom'], env())
-    expect(created.code, created.stderr).toBe(0)
-    return tenantId
-  }
-  const connect = async (tenantId: string, config: Record<string, unknown>) => {
-    const file = path.join(dir, `${tenantId}.json`)
-    await writeFile(file, JSON.stringify(config))
-    return runCli(['connect', 'fathom', '--tenant', tenantId, '--config', file], env())
-  }
-  const sync = async (tenantId: string) => {
-    const result = await runCli(['sync', 'fathom', '--tenant', tenantId, '--json'], env())
-    expect(result.code, result.stderr).toBe(0)
-    return JSON.parse(result.stdout) as Record<string, unknown>
-  }
   const stored = (tenantId: string) =>
     withTenant(owner.db, tenantId, async (tx) => ({
       activities: await tx

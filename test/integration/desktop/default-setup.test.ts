@@ -2,7 +2,12 @@ import { execFileSync } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
 import { uniqueTenantId } from '../../helpers/db.js'
-import { callData, startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
+import {
+  callData,
+  firstSyncDone,
+  startAgentProcess,
+  type AgentUnderTest,
+} from '../../helpers/desktop.js'
 import { waitFor } from '../../helpers/temporal.js'
 
 /** Command lines of the running processes that mention `text`. */
@@ -57,16 +62,7 @@ describe('the desktop agent with nothing set up', () => {
       }),
     )
     // The first sync starts at once, on the agent's own worker.
-    const synced = await waitFor(
-      async () => {
-        const [connection] = callData(await agent.supervisor.call('connections:list', { tenantId }))
-        const done = connection?.streams.every(
-          (s) => s.status !== 'never' && s.status !== 'running',
-        )
-        return connection?.lastSyncAt && done ? connection : undefined
-      },
-      { timeoutMs: 60_000, intervalMs: 250, what: 'the first sync' },
-    )
+    const synced = await firstSyncDone(agent, tenantId, 'the first sync')
     expect(synced.records).toEqual({ person: 38, account: 12, activity: 30 })
     const schedule = callData(
       await agent.supervisor.call('schedules:get', { tenantId, connectorType: 'salesforce' }),

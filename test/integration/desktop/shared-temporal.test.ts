@@ -1,12 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
 import { uniqueTenantId } from '../../helpers/db.js'
-import { callData, startAgentProcess, type AgentUnderTest } from '../../helpers/desktop.js'
+import {
+  callData,
+  firstSyncDone,
+  startAgentProcess,
+  type AgentUnderTest,
+} from '../../helpers/desktop.js'
 import {
   createIsolatedDatabase,
   spawnWorkerProcess,
   startTemporalTestEnv,
-  waitFor,
   type TemporalTestEnv,
   type WorkerProcess,
 } from '../../helpers/temporal.js'
@@ -56,16 +60,7 @@ describe('the app configuring what an on-prem worker runs', () => {
         config: { ...fake.connectConfig(), bulkPollIntervalMs: 5 },
       }),
     )
-    const synced = await waitFor(
-      async () => {
-        const [connection] = callData(await agent.supervisor.call('connections:list', { tenantId }))
-        const done = connection?.streams.every(
-          (s) => s.status !== 'never' && s.status !== 'running',
-        )
-        return connection?.lastSyncAt && done ? connection : undefined
-      },
-      { timeoutMs: 60_000, intervalMs: 250, what: 'the worker to sync the connection' },
-    )
+    const synced = await firstSyncDone(agent, tenantId, 'the worker to sync the connection')
     expect(synced.records).toEqual({ person: 38, account: 12, activity: 30 })
     expect(synced.streams.map((s) => s.status)).toEqual(Array(6).fill('succeeded'))
     // The schedule the app made lives in the shared Temporal.
