@@ -40,3 +40,37 @@ export function connectorCli(type: string) {
     },
   }
 }
+
+/** A running `gtm-agent webhooks serve --port 0`: where it listens, and how to stop it. */
+export interface WebhookServer {
+  /** http://127.0.0.1:<port> */
+  origin: string
+  /** Stops it with SIGTERM; what it printed. */
+  stop(): Promise<CliResult>
+}
+
+export async function serveWebhooks(env: Record<string, string>): Promise<WebhookServer> {
+  let stdout = ''
+  let announced: (url: string) => void = () => undefined
+  const listening = new Promise<string>((resolve) => (announced = resolve))
+  let kill: () => void = () => undefined
+  const done = runCli(['webhooks', 'serve', '--port', '0'], env, {
+    onStart: (child) => {
+      kill = () => child.kill('SIGTERM')
+      child.stdout?.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString()
+        const match = /Receiving webhooks at (http:\/\/\S+)\/webhooks/.exec(stdout)
+        if (match) announced(match[1]!)
+      })
+    },
+  })
+  const started = await Promise.race([listening, done])
+  if (typeof started !== 'string') throw new Error(`webhooks serve exited: ${started.stderr}`)
+  return {
+    origin: started,
+    stop: () => {
+      kill()
+      return done
+    },
+  }
+}

@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process'
 import { and, asc, eq } from 'drizzle-orm'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
@@ -11,7 +10,7 @@ import {
 import { withTenant } from '../../../db/tenant.js'
 import { startCustomerioFake, type CustomerioFake } from '../../fakes/customerio.js'
 import { runCli, stderrLines } from '../../helpers/cli.js'
-import { connectorCli } from '../../helpers/connector-cli.js'
+import { connectorCli, serveWebhooks } from '../../helpers/connector-cli.js'
 import { ownerDb } from '../../helpers/db.js'
 import { waitFor } from '../../helpers/temporal.js'
 
@@ -163,22 +162,9 @@ describe('Customer.io (customerio): email engagement and people, by sync and by 
   it('takes a webhook event once (three deliveries), makes the same activity a backfill would, and refuses bad signatures and other channels', async () => {
     const tenantId = await newTenant()
     expect((await connect(tenantId, config())).code).toBe(0)
-    let child: ChildProcess | undefined
-    let out = ''
-    let announced: (url: string) => void = () => undefined
-    const listening = new Promise<string>((resolve) => (announced = resolve))
-    const served = runCli(['webhooks', 'serve', '--port', '0'], env(), {
-      onStart: (c) => {
-        child = c
-        c.stdout?.on('data', (chunk: Buffer) => {
-          out += chunk.toString()
-          const match = /Receiving webhooks at (http:\/\/\S+)\/webhooks/.exec(out)
-          if (match) announced(match[1]!)
-        })
-      },
-    })
+    const server = await serveWebhooks(env())
     try {
-      const origin = await listening
+      const origin = server.origin
       const post = (d: { headers: Record<string, string>; body: string }) =>
         fetch(`${origin}/webhooks/customerio/${tenantId}`, {
           method: 'POST',
@@ -250,8 +236,7 @@ describe('Customer.io (customerio): email engagement and people, by sync and by 
       expect(acts.filter((a) => a.externalId === `${deliveryId}:open`)).toHaveLength(1)
       expect(acts.every((a) => a.type.startsWith('email_') && a.channel === 'email')).toBe(true)
     } finally {
-      child?.kill('SIGTERM')
-      const result = await served
+      const result = await server.stop()
       expect(result.stdout + result.stderr).not.toContain(fake.signingKey)
       expect(result.stdout + result.stderr).not.toContain(fake.appApiKey)
     }

@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process'
 import { and, asc, eq } from 'drizzle-orm'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
@@ -11,7 +10,7 @@ import {
 import { withTenant } from '../../../db/tenant.js'
 import { startFathomFake, type FathomFake } from '../../fakes/fathom.js'
 import { runCli, stderrLines } from '../../helpers/cli.js'
-import { connectorCli } from '../../helpers/connector-cli.js'
+import { connectorCli, serveWebhooks } from '../../helpers/connector-cli.js'
 import { ownerDb } from '../../helpers/db.js'
 import { waitFor } from '../../helpers/temporal.js'
 
@@ -159,22 +158,9 @@ describe('Fathom (fathom): meetings and their content, by sync and by webhook', 
         })
       ).code,
     ).toBe(0)
-    let child: ChildProcess | undefined
-    let out = ''
-    let announced: (url: string) => void = () => undefined
-    const listening = new Promise<string>((resolve) => (announced = resolve))
-    const served = runCli(['webhooks', 'serve', '--port', '0'], env(), {
-      onStart: (c) => {
-        child = c
-        c.stdout?.on('data', (chunk: Buffer) => {
-          out += chunk.toString()
-          const match = /Receiving webhooks at (http:\/\/\S+)\/webhooks/.exec(out)
-          if (match) announced(match[1]!)
-        })
-      },
-    })
+    const server = await serveWebhooks(env())
     try {
-      const origin = await listening
+      const origin = server.origin
       const meeting = {
         ...fake.addMeeting({ recording_id: ++recording, created_at: new Date().toISOString() }),
       }
@@ -223,8 +209,7 @@ describe('Fathom (fathom): meetings and their content, by sync and by webhook', 
         after.activities.filter((a) => a.externalId === `fathom_${meeting.recording_id}`),
       ).toHaveLength(1)
     } finally {
-      child?.kill('SIGTERM')
-      const result = await served
+      const result = await server.stop()
       expect(result.stdout + result.stderr).not.toContain(fake.webhookSecret)
       expect(result.stdout + result.stderr).not.toContain(fake.apiKey)
     }
