@@ -56,6 +56,8 @@ export interface MicrosoftFake {
     folder: 'inbox' | 'sentitems',
     message: Record<string, unknown> & { id: string },
   ): void
+  /** The next `count` Graph requests answer 429 with `Retry-After: 1`. */
+  throttleGraph(count: number): void
   /** Delta tokens of this mailbox answer 410 Gone (syncStateNotFound) from now on. */
   expireDeltaTokens(upn: string): void
   /** Graph requests (path and query), in order. */
@@ -83,6 +85,7 @@ export async function startMicrosoftFake(
   const messages = new Map<string, Map<string, Item>>()
   const expired = new Set<string>()
   const graphRequests: MicrosoftFake['graphRequests'] = []
+  let graphThrottle = 0
   let seq = 0
   const put = (
     store: Map<string, Map<string, Item>>,
@@ -240,6 +243,15 @@ export async function startMicrosoftFake(
     if (req.method === 'GET' && url.pathname.startsWith('/v1.0/users')) {
       const graphRecord = { path: url.pathname, query, status: 0 }
       graphRequests.push(graphRecord)
+      if (graphThrottle > 0) {
+        graphThrottle -= 1
+        graphRecord.status = 429
+        return send(
+          429,
+          { error: { code: 'TooManyRequests', message: 'Please retry again later.' } },
+          { 'retry-after': '1' },
+        )
+      }
       const reply = (status: number, body: unknown) => {
         graphRecord.status = status
         send(status, body)
@@ -399,6 +411,9 @@ export async function startMicrosoftFake(
     removeEvent: (upn, id) => put(events, upn.toLowerCase(), id, {}, true),
     putMessage: (upn, folder, message) =>
       put(messages, `${upn.toLowerCase()}|${folder}`, message.id, message),
+    throttleGraph: (count) => {
+      graphThrottle = count
+    },
     expireDeltaTokens: (upn) => expired.add(upn.toLowerCase()),
     close: () =>
       new Promise<void>((resolve) => {

@@ -38,6 +38,18 @@ export function connectorCli(type: string) {
       expect(result.code, result.stderr).toBe(0)
       return JSON.parse(result.stdout) as Record<string, unknown>
     },
+    /** The same, logging at trace level; the summary and everything it printed. */
+    syncTraced: async (
+      tenantId: string,
+    ): Promise<{ summary: Record<string, unknown>; output: string }> => {
+      const result = await runCli(['sync', type, '--tenant', tenantId, '--json'], {
+        ...env(),
+        LOG_LEVEL: 'trace',
+      })
+      expect(result.code, result.stderr).toBe(0)
+      const summary = JSON.parse(result.stdout) as Record<string, unknown>
+      return { summary, output: result.stdout + result.stderr }
+    },
   }
 }
 

@@ -20,7 +20,7 @@ const now = () => Math.floor(Date.now() / 1000)
 describe('Customer.io (customerio): email engagement and people, by sync and by webhook', () => {
   let fake: CustomerioFake
   const owner = ownerDb()
-  const { env, newTenant, connect, sync } = connectorCli('customerio')
+  const { env, newTenant, connect, sync, syncTraced } = connectorCli('customerio')
 
   // A fake of its own for each test: what one test adds never shows in another's sync.
   beforeEach(async () => {
@@ -92,8 +92,12 @@ describe('Customer.io (customerio): email engagement and people, by sync and by 
     expect((await connect(tenantId, config())).code).toBe(0)
 
     fake.throttleNext(3)
-    const first = await sync(tenantId)
+    const { summary: first, output } = await syncTraced(tenantId)
     expect(first).toMatchObject({ status: 'succeeded', errors: 1 })
+    // Logged at every level, the key never shows.
+    expect(output).toContain('"msg":"page committed"')
+    expect(output).not.toContain(fake.appApiKey)
+    expect(output).not.toContain(fake.signingKey)
     expect(fake.requests.filter((r) => r.status === 429)).toHaveLength(3)
 
     const { activities: acts, people: persons, quarantined } = await stored(tenantId)

@@ -19,7 +19,7 @@ const MIN = 60_000
 describe('Fathom (fathom): meetings and their content, by sync and by webhook', () => {
   let fake: FathomFake
   const owner = ownerDb()
-  const { env, newTenant, connect, sync } = connectorCli('fathom')
+  const { env, newTenant, connect, sync, syncTraced } = connectorCli('fathom')
   let recording = 1000
 
   // A fake of its own for each test: what one test adds never shows in another's sync.
@@ -76,7 +76,9 @@ describe('Fathom (fathom): meetings and their content, by sync and by webhook', 
     expect((await connect(tenantId, { apiKey: fake.apiKey, baseUrl: fake.url })).code).toBe(0)
     const before = fake.requests.length
     fake.throttleNext(2, 1)
-    const first = await sync(tenantId)
+    const { summary: first, output } = await syncTraced(tenantId)
+    expect(output).toContain('"msg":"page committed"')
+    expect(output).not.toContain(fake.apiKey)
     expect(first).toMatchObject({ status: 'succeeded', created: 12, errors: 1 })
     const pages = fake.requests.slice(before).filter((r) => r.status === 200)
     expect(fake.requests.slice(before).filter((r) => r.status === 429)).toHaveLength(2)

@@ -281,6 +281,32 @@ describe('Microsoft 365 (o365): calendar and mail metadata per mailbox', () => {
     expect(JSON.parse(down.stdout)).toMatchObject({ status: 'down' })
   })
 
+  it('reads Graph page by page, waits out 429s as Graph asks, and logs no secret even at trace level', async () => {
+    const own = await startMicrosoftFake()
+    own.grantConsent()
+    seedDirectory(own, meetingStart)
+    const tenantId = await newTenant()
+    await connect(tenantId, ['client.com'], own)
+    await accept(tenantId)
+    own.throttleGraph(2)
+    const result = await runCli(
+      ['sync', 'o365', '--tenant', tenantId, '--json', '--page-size', '1'],
+      env({ LOG_LEVEL: 'trace' }),
+    )
+    expect(result.code, result.stderr).toBe(0)
+    expect(JSON.parse(result.stdout)).toMatchObject({ status: 'succeeded', created: 4, errors: 0 })
+    expect(own.graphRequests.filter((r) => r.status === 429)).toHaveLength(2)
+    // One item a page: Ann's calendar (two events) took two pages, the second by its nextLink.
+    const annCalendar = own.graphRequests.filter(
+      (r) => r.path.includes('ann') && r.path.includes('calendarView') && r.status === 200,
+    )
+    expect(annCalendar.length).toBeGreaterThanOrEqual(2)
+    expect(annCalendar.some((r) => r.query['$skiptoken'])).toBe(true)
+    expect(result.stderr.length).toBeGreaterThan(0)
+    expect(result.stdout + result.stderr).not.toContain(own.clientSecret)
+    await own.close()
+  })
+
   it('is listed with the four other connectors, each with its streams', async () => {
     const listed = await runCli(['connectors', '--json'], env())
     expect(listed.code, listed.stderr).toBe(0)
