@@ -8,9 +8,9 @@ import { z } from 'zod'
 import { ConfigError } from '../../shared/errors.js'
 import type { AnyConnector } from '../connectors/interface.js'
 import type { Logger } from '../logging/logger.js'
-import { registerSecret } from '../../shared/redact.js'
 import { whileInterruptible } from '../shutdown.js'
 import { openBrowser, type BrowserEnv } from '../signin/browser.js'
+import { parseSignInConfig } from '../signin/config.js'
 import {
   DEFAULT_REDIRECT_PATH,
   DEFAULT_REDIRECT_PORT,
@@ -53,10 +53,6 @@ export async function signInWithBrowser(input: BrowserSignInInput): Promise<unkn
     )
   }
   const config = parseSignInConfig(connector, signIn.configSchema, input.configJson)
-  for (const key of connector.secretConfigKeys) {
-    const value = (config as Record<string, unknown>)[key]
-    if (typeof value === 'string') registerSecret(value)
-  }
   const listener = parseSignInConfig(connector, loopbackConfigSchema, input.configJson)
   const port = input.redirectPort ?? listener.redirectPort
   const timeoutMs = input.timeoutMs ?? DEFAULT_SIGN_IN_TIMEOUT_MS
@@ -85,19 +81,4 @@ export function redirectPortOption(value: string): number {
   if (!/^\d+$/.test(value) || n > 65_535)
     throw new InvalidArgumentError('expected a port number (0–65535).')
   return n
-}
-
-function parseSignInConfig<T>(connector: AnyConnector, schema: z.ZodType<T>, json: unknown): T {
-  const result = schema.safeParse(json)
-  if (result.success) return result.data
-  const problems = result.error.issues.map((issue) => {
-    const where = issue.path.length === 0 ? 'the config' : `"${issue.path.map(String).join('.')}"`
-    return issue.code === 'invalid_type' && /received undefined$/.test(issue.message)
-      ? `${where} is required`
-      : `${where}: ${issue.message}`
-  })
-  throw new ConfigError(
-    'config_invalid',
-    `Invalid sign-in config for ${connector.id}: ${problems.join('; ')}`,
-  )
 }

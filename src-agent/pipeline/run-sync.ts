@@ -237,8 +237,10 @@ export async function startRun(
   const connector = deps.registry.get(connectorType)
   const stream = request.stream ? findStream(connector, request.stream) : streamsOf(connector)[0]!
   const mode: SyncMode = request.full ? 'full' : 'incremental'
-  // Before any vendor call (listing partitions included).
-  await withTenant(deps.handle.db, tenantId, (tx) => requireAgreement(tx, tenantId, connector))
+  // Before any vendor call (listing partitions included); no transaction for connectors without terms.
+  if (connector.requiredAgreement) {
+    await withTenant(deps.handle.db, tenantId, (tx) => requireAgreement(tx, tenantId, connector))
+  }
   const partitions = stream.partitioned
     ? await listPartitions(deps, { tenantId, connector, stream: stream.id })
     : undefined

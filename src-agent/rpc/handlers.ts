@@ -13,7 +13,6 @@ import type { AnyConnector } from '../connectors/interface.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Env } from '../config.js'
 import type { Logger } from '../logging/logger.js'
-import { registerSecret } from '../../shared/redact.js'
 import { runSync } from '../pipeline/run-sync.js'
 import { listTenants } from '../pipeline/tenants.js'
 import type { Keyring } from '../secrets/crypto.js'
@@ -43,7 +42,12 @@ import {
   listRuns,
   schemaVersion,
 } from '../services/views.js'
-import { DEFAULT_REDIRECT_PATH, signInThroughLoopback } from '../signin/loopback.js'
+import { parseSignInConfig } from '../signin/config.js'
+import {
+  DEFAULT_REDIRECT_PATH,
+  DEFAULT_SIGN_IN_TIMEOUT_MS,
+  signInThroughLoopback,
+} from '../signin/loopback.js'
 
 export interface AgentDeps {
   handle: DbHandle
@@ -416,22 +420,10 @@ async function signInThroughBrowser(
       `${connector.name} has no browser sign-in: connect it with its API key instead.`,
     )
   }
-  const parsed = signIn.configSchema.safeParse(input.config)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    const where = issue && issue.path.length > 0 ? `"${issue.path.join('.')}"` : 'the settings'
-    throw new ConfigError(
-      'config_invalid',
-      `The ${connector.name} sign-in settings are not valid: ${where}: ${issue?.message ?? 'invalid'}.`,
-    )
-  }
-  for (const key of connector.secretConfigKeys) {
-    const value = (parsed.data as Record<string, unknown>)[key]
-    if (typeof value === 'string') registerSecret(value)
-  }
-  const timeoutMs = input.timeoutMs ?? 5 * 60_000
+  const config = parseSignInConfig(connector, signIn.configSchema, input.config)
+  const timeoutMs = input.timeoutMs ?? DEFAULT_SIGN_IN_TIMEOUT_MS
   const both = AbortSignal.any([signal, deps.stop])
-  return signInThroughLoopback(signIn, parsed.data, {
+  return signInThroughLoopback(signIn, config, {
     vendor: connector.name,
     port: input.redirectPort,
     path: DEFAULT_REDIRECT_PATH,

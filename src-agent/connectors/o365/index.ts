@@ -35,6 +35,16 @@ const mapping = (
   transform,
 })
 
+/** What calendar and mail activities share; each stream adds its own properties. */
+const ACTIVITY_FIELDS = [
+  mapping('activityId', 'externalId'),
+  mapping('kind', 'type'),
+  mapping('channel', 'channel'),
+  mapping('occurredAt', 'occurredAt'),
+  mapping('personEmail', 'personExternalId', 'lowercase'),
+  mapping('subject', 'properties.subject', 'trim'),
+]
+
 const STREAMS: readonly StreamDefinition[] = [
   {
     id: 'calendar',
@@ -42,12 +52,7 @@ const STREAMS: readonly StreamDefinition[] = [
     entityType: 'activity',
     partitioned: true,
     defaultMappings: [
-      mapping('activityId', 'externalId'),
-      mapping('kind', 'type'),
-      mapping('channel', 'channel'),
-      mapping('occurredAt', 'occurredAt'),
-      mapping('personEmail', 'personExternalId', 'lowercase'),
-      mapping('subject', 'properties.subject', 'trim'),
+      ...ACTIVITY_FIELDS,
       mapping('endsAt', 'properties.endsAt'),
       mapping('attendeeCount', 'properties.attendeeCount'),
       mapping('isCancelled', 'properties.isCancelled'),
@@ -61,12 +66,7 @@ const STREAMS: readonly StreamDefinition[] = [
     entityType: 'activity',
     partitioned: true,
     defaultMappings: [
-      mapping('activityId', 'externalId'),
-      mapping('kind', 'type'),
-      mapping('channel', 'channel'),
-      mapping('occurredAt', 'occurredAt'),
-      mapping('personEmail', 'personExternalId', 'lowercase'),
-      mapping('subject', 'properties.subject', 'trim'),
+      ...ACTIVITY_FIELDS,
       mapping('conversationId', 'properties.conversationId'),
       mapping('hasAttachments', 'properties.hasAttachments'),
       mapping('mailbox', 'properties.mailbox', 'lowercase'),
