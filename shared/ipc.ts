@@ -59,6 +59,12 @@ const mainChannels = {
     output: z.object({ name: z.string().min(1), version: z.string().min(1) }),
   },
   'agent:status': { kind: 'query', input: z.void(), output: agentStatusSchema },
+  /** Puts text on the system clipboard (the diagnostics report); the renderer has no access. */
+  'app:copyText': {
+    kind: 'local',
+    input: z.object({ text: z.string().max(1_000_000) }),
+    output: z.object({ copied: z.literal(true) }),
+  },
   'agent:restart': { kind: 'local', input: z.void(), output: agentStatusSchema },
   'settings:get': { kind: 'query', input: z.void(), output: settingsSchema },
   'settings:set': { kind: 'local', input: settingsPatchSchema, output: settingsSchema },

@@ -52,7 +52,11 @@ export const connectorSummarySchema = connectorInfoSchema.extend({
   secretConfigKeys: z.array(z.string()),
   /** Connects through the system browser (OAuth, admin consent) instead of a form. */
   signIn: z.boolean(),
+  /** The sign-in form (client id, login URL …): a JSON Schema, null without a browser sign-in. */
+  signInSchema: z.record(z.string(), z.unknown()).nullable(),
   webhooks: z.boolean(),
+  /** Can write scores back to the source (writeback settings and dry run). */
+  writeback: z.boolean(),
 })
 
 export const streamStateSchema = z.object({
@@ -75,6 +79,8 @@ export const connectionSummarySchema = z.object({
   streams: z.array(streamStateSchema),
   /** Records stored from this connection, by entity type. */
   records: z.object({ person: z.number(), account: z.number(), activity: z.number() }),
+  /** The source refused the stored credentials: Reconnect (sign in again, or a new key). */
+  needsReauth: z.boolean(),
 })
 
 export const syncRunSchema = z.object({
@@ -173,6 +179,146 @@ export const writebackSettingsSchema = writebackEntityConfigSchema.extend({
   isDefault: z.boolean(),
 })
 
+/** One named setup check of a connection's settings, run before anything is saved. */
+export const setupCheckSchema = z.object({
+  /** Stable key: settings, auth, reachable, permissions, webhook_key, agreement. */
+  id: z.string(),
+  /** What an admin reads: "Key accepted". */
+  label: z.string(),
+  status: z.enum(['passed', 'failed', 'skipped']),
+  /** What happened, in a sentence. */
+  message: z.string(),
+  /** What to do when it failed; null when it passed. */
+  hint: z.string().nullable(),
+  latencyMs: z.number().nonnegative().nullable(),
+})
+
+export const setupReportSchema = z.object({
+  /** True when every check passed (skipped ones do not count against it). */
+  ok: z.boolean(),
+  checks: z.array(setupCheckSchema),
+})
+
+/** One sample record through the draft mappings and the quality rules. */
+export const previewRowSchema = z.object({
+  externalId: z.string().nullable(),
+  /** The source record's data as read (secret-looking keys removed). */
+  raw: z.record(z.string(), z.unknown()),
+  /** The canonical record it becomes; null when it is rejected or a deletion. */
+  canonical: z.record(z.string(), z.unknown()).nullable(),
+  deleted: z.boolean(),
+  /** Why it would be quarantined: the canonical field at fault and the reason. */
+  rejects: z.array(z.object({ field: z.string(), reason: z.string() })),
+})
+
+export const mappingPreviewSchema = z.object({
+  /** When the samples were read from the source (they are reused for a few minutes). */
+  fetchedAt: isoTime,
+  /** Why the draft cannot be saved (names the field), or null; rows are empty then. */
+  mappingError: z.string().nullable(),
+  rows: z.array(previewRowSchema),
+  accepted: z.number().int(),
+  rejected: z.number().int(),
+  /** Time spent mapping and checking, sample reading excluded. */
+  durationMs: z.number().nonnegative(),
+})
+
+export const timelineTypeSchema = z.enum([
+  'run',
+  'config',
+  'mapping',
+  'signin',
+  'schedule',
+  'writeback',
+])
+
+export const timelineEntrySchema = z.object({
+  id: z.string(),
+  type: timelineTypeSchema,
+  at: isoTime,
+  /** One line: "Sync succeeded", "Mapping of Contacts changed". */
+  title: z.string(),
+  /** Who did it (audit user), or null for a scheduled run. */
+  userId: z.string().nullable(),
+  /** A run's figures; null for other entries. */
+  run: z
+    .object({
+      runId: z.string(),
+      status: z.string(),
+      mode: syncModeSchema,
+      stream: z.string().nullable(),
+      records: z.number().int(),
+      durationMs: z.number().nullable(),
+      error: z.string().nullable(),
+    })
+    .nullable(),
+})
+
+export const writebackPreviewSchema = z.object({
+  /** Items queued for the connection, all of which a real writeback would send. */
+  queued: z.number().int(),
+  items: z.array(
+    z.object({
+      entityType: entityTypeSchema,
+      externalId: z.string(),
+      objectType: z.string().nullable(),
+      found: z.boolean(),
+      changes: z.array(z.object({ field: z.string(), from: z.unknown(), to: z.unknown() })),
+      error: z.string().nullable(),
+    }),
+  ),
+})
+
+const errorKindSchema = z.enum(['configuration', 'transient', 'system'])
+
+export const diagnosticsSchema = z.object({
+  checkedAt: isoTime,
+  database: z.object({
+    reachable: z.boolean(),
+    latencyMs: z.number().nullable(),
+    migrations: z.object({ applied: z.number().int(), shipped: z.number().int() }).nullable(),
+    /** Tenant tables without forced row-level security; empty when all are protected. */
+    tablesWithoutRls: z.array(z.string()),
+    error: z.string().nullable(),
+  }),
+  temporal: z.object({
+    reachable: z.boolean(),
+    address: z.string(),
+    namespace: z.string(),
+    latencyMs: z.number().nullable(),
+    worker: z.enum(['starting', 'running', 'stopped', 'off']),
+    workerError: z.string().nullable(),
+    /** The tenant's connection schedules Temporal holds; null when it could not be asked. */
+    schedules: z.number().int().nullable(),
+    error: z.string().nullable(),
+  }),
+  encryptionKey: z.object({ present: z.boolean(), keyId: z.string().nullable() }),
+  connections: z.array(
+    z.object({
+      connectorType: z.string(),
+      status: connectorStatusSchema,
+      health: healthViewSchema.nullable(),
+      /** API calls used of the vendor's allowance (Salesforce's daily API requests). */
+      quota: z.object({ used: z.number(), limit: z.number() }).nullable(),
+      tokenExpiresAt: isoTime.nullable(),
+      error: z.string().nullable(),
+    }),
+  ),
+  /** Failures of the last 7 days grouped by kind and code, newest first. */
+  recentErrors: z.array(
+    z.object({
+      kind: errorKindSchema,
+      code: z.string(),
+      connectorType: z.string().nullable(),
+      count: z.number().int(),
+      lastAt: isoTime,
+      message: z.string(),
+      /** What to do about it. */
+      nextStep: z.string(),
+    }),
+  ),
+})
+
 /** The sign-in settings a connector's browser flow needs (client id, login URL …), no tokens. */
 const signInInput = connectionTarget.extend({
   config: z.record(z.string(), z.unknown()),
@@ -260,7 +406,15 @@ export const agentRpc = {
   },
   'audit:list': {
     kind: 'query',
-    input: z.object({ tenantId, limit: z.number().int().min(1).max(500).default(100) }),
+    input: z.object({
+      tenantId,
+      action: z.string().max(100).optional(),
+      resource: z.string().max(100).optional(),
+      userId: z.string().max(200).optional(),
+      from: isoTime.optional(),
+      to: isoTime.optional(),
+      limit: z.number().int().min(1).max(500).default(100),
+    }),
     output: z.array(auditEntrySchema),
   },
   'sources:fields': {
@@ -301,6 +455,53 @@ export const agentRpc = {
     input: connectionTarget,
     output: z.object({ acceptedAt: isoTime, already: z.boolean() }),
   },
+  /** Runs the named setup checks of a config without storing anything; `connect:check` events report each. */
+  'connections:check': {
+    kind: 'query',
+    input: connectionTarget.extend({ config: z.record(z.string(), z.unknown()) }),
+    output: setupReportSchema,
+  },
+  /** Runs draft mappings and the quality rules over sample records read from the source. */
+  'mappings:preview': {
+    kind: 'query',
+    input: connectionTarget.extend({
+      entityType: entityTypeSchema,
+      stream: id.optional(),
+      mappings: z.array(fieldMappingSchema).max(500),
+      limit: z.number().int().min(1).max(1000).default(50),
+      /** Read fresh samples instead of the ones kept from the last preview. */
+      refresh: z.boolean().optional(),
+    }),
+    output: mappingPreviewSchema,
+  },
+  /** Maps rejected records again with the current mappings; the ones that pass are stored. */
+  'quarantine:retry': {
+    kind: 'mutation',
+    input: connectionTarget.extend({ ids: z.array(z.string().uuid()).min(1).max(500).optional() }),
+    output: z.object({
+      retried: z.number().int(),
+      accepted: z.number().int(),
+      stillRejected: z.number().int(),
+    }),
+  },
+  'timeline:list': {
+    kind: 'query',
+    input: connectionTarget.extend({
+      types: z.array(timelineTypeSchema).optional(),
+      from: isoTime.optional(),
+      to: isoTime.optional(),
+      limit: z.number().int().min(1).max(500).default(100),
+    }),
+    output: z.array(timelineEntrySchema),
+  },
+  /** A dry run of the queued writeback: the source's values now against the new ones. */
+  'writeback:preview': {
+    kind: 'query',
+    input: connectionTarget.extend({ limit: z.number().int().min(1).max(200).default(50) }),
+    output: writebackPreviewSchema,
+  },
+  /** The local health check: database, Temporal, the key, every connection, recent errors. */
+  'diagnostics:run': { kind: 'query', input: z.object({ tenantId }), output: diagnosticsSchema },
   'signin:run': {
     kind: 'mutation',
     input: signInInput,
@@ -323,6 +524,17 @@ export const syncProgressEventSchema = syncCountsSchema.extend({
   totals: syncCountsSchema,
   /** Milliseconds since the sync started, so the screen can show records per second. */
   elapsedMs: z.number(),
+  /** How many records this stream holds in all, when the source says (a bar and an ETA). */
+  expected: z.number().int().nonnegative().nullable().optional(),
+})
+
+export const connectCheckEventSchema = z.object({
+  tenantId: z.string(),
+  connectorType: z.string(),
+  /** Its place among the checks, from 0, and how many there are. */
+  index: z.number().int().nonnegative(),
+  total: z.number().int().positive(),
+  check: setupCheckSchema,
 })
 
 export const signInStateEventSchema = z.discriminatedUnion('phase', [
@@ -343,6 +555,7 @@ export const signInStateEventSchema = z.discriminatedUnion('phase', [
 export const agentEvents = {
   'sync:progress': syncProgressEventSchema,
   'signin:state': signInStateEventSchema,
+  'connect:check': connectCheckEventSchema,
 } as const
 
 export type AgentEventName = keyof typeof agentEvents
@@ -388,7 +601,7 @@ export const fromAgentMessageSchema = z.discriminatedUnion('type', [
   }),
   z.object({
     type: z.literal('event'),
-    event: z.enum(['sync:progress', 'signin:state']),
+    event: z.enum(['sync:progress', 'signin:state', 'connect:check']),
     requestId: z.number().int().nullable(),
     data: z.unknown(),
   }),

@@ -93,6 +93,12 @@ export const syncResultSchema = z.object({
   hasMore: z.boolean(),
   syncedAt: z.date(),
   stats: syncStatsSchema,
+  /**
+   * How many records the stream holds in all, when the source says (a count before the first
+   * page, a Bulk job's record count): the progress bar's end. Absent when unknown; a run keeps
+   * the last one told.
+   */
+  expected: z.number().int().nonnegative().optional(),
 })
 export type SyncResult = z.infer<typeof syncResultSchema>
 

@@ -1,5 +1,5 @@
 import path from 'node:path'
-import { app, BrowserWindow, shell } from 'electron'
+import { app, BrowserWindow, clipboard, shell } from 'electron'
 import { agentEnvironment, DATABASE_PASSWORD_NAME } from './agent/environment.js'
 import { AgentSupervisor } from './agent/supervisor.js'
 import { utilityAgent } from './agent/utility.js'
@@ -81,6 +81,7 @@ async function main(): Promise<void> {
     settings,
     keychain: async () => ({ ...(await keychain.probe()), encryptionKeySource: keySource }),
     openSignInPage: (url) => openInBrowser(url),
+    copyText: (text) => clipboard.writeText(text),
     setDatabasePassword: async (password) => {
       if (password) await keychain.set(DATABASE_PASSWORD_NAME, password)
       else await keychain.delete(DATABASE_PASSWORD_NAME)

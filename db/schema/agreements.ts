@@ -19,5 +19,7 @@ export const connectorAgreements = pgTable(
     acceptedBy: text('accepted_by').notNull(),
     acceptedAt: timestamp('accepted_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [unique('connector_agreements_tenant_connector_key').on(t.tenantId, t.connector, t.agreement)],
+  (t) => [
+    unique('connector_agreements_tenant_connector_key').on(t.tenantId, t.connector, t.agreement),
+  ],
 )

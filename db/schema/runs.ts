@@ -29,6 +29,8 @@ export const syncRuns = pgTable(
     /** Records the source reported deleted that were marked deleted_at. */
     deleted: integer('deleted').notNull().default(0),
     error: text('error'),
+    /** The error's code (shared/errors.ts ErrorCode), so failures can be grouped and explained. */
+    errorCode: text('error_code'),
     /** Vendor calls retried during the run (a transient failure, then another attempt). */
     retries: integer('retries').notNull().default(0),
     /** The same retries by reason (`timeout`, `http_503`, `cut_body`, …): reason → count. */

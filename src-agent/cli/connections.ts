@@ -80,6 +80,7 @@ export function registerConnectionCommands(program: Command, ctx: CliContext): v
           connectorType: type,
           configJson,
           userId: ctx.userId,
+          ...(opts.browser ? { via: 'sign-in' as const } : {}),
         })
         const verb = result.created ? 'Connected' : 'Reconnected'
         if (result.status === 'error') {

@@ -56,6 +56,11 @@ export interface SyncOptions extends CredentialOptions {
   full?: boolean
   /** Records per page the connector should ask its source for. */
   pageSize?: number
+  /**
+   * Only this one page is wanted (the mapping editor's samples): read it the cheapest way, with
+   * no bulk strategy and no extra calls, whatever the cursor would suggest.
+   */
+  sample?: boolean
 }
 
 /**
@@ -208,6 +213,8 @@ export type WebhookParseResult =
 export interface WebhookCapability {
   /** The largest body accepted; a longer one is answered 413 without being read to its end. */
   readonly maxBodyBytes: number
+  /** The config key (one of `secretConfigKeys`) holding the key `verify` checks signatures with. */
+  readonly signingKeyConfigKey: string
   /** Checks the signature (in constant time) and the timestamp (against replays). */
   verify(request: WebhookRequest, credentials: Credentials): WebhookVerdict
   /** Reads a verified body into events. Pure: no I/O, never throws on bad input. */
@@ -248,7 +255,9 @@ export interface SourceField {
 /**
  * A data source. `sync` returns ONE page: the pipeline calls it again with the returned cursor
  * while `hasMore` is true, committing each page's rows and cursor in one transaction.
- * The cursor is opaque to everything but the connector that made it.
+ * The cursor is opaque to everything but the connector that made it. A page may say how many
+ * records its stream holds in all (`SyncResult.expected`) when the source tells; the sync's
+ * progress events carry it.
  */
 export interface Connector<Config = unknown> {
   readonly id: string
@@ -262,6 +271,11 @@ export interface Connector<Config = unknown> {
   readonly configSchema: z.ZodType<Config>
   /** Config keys that are secrets: kept only inside the encrypted credentials, never in `config`. */
   readonly secretConfigKeys: readonly string[]
+  /**
+   * Where an admin gets new credentials, as a sentence naming the place in the source's admin
+   * screens (the setup checks show it when the source refuses the key).
+   */
+  readonly credentialsHelp?: string
   authenticate(config: Config, options?: HealthOptions): Promise<AuthResult>
   sync(credentials: Credentials, cursor: string | null, options?: SyncOptions): Promise<SyncResult>
   /** The default field mappings for one entity type ([] when the connector does not produce it). */

@@ -28,6 +28,13 @@ export class ConnectorRegistry {
         `Connector "${connector.id}" cannot be registered: ${streams}.`,
       )
     }
+    const signingKey = connector.webhooks?.signingKeyConfigKey
+    if (signingKey !== undefined && !connector.secretConfigKeys.includes(signingKey)) {
+      throw new AppError(
+        'internal',
+        `Connector "${connector.id}" signs webhooks with "${signingKey}", which is not one of its secretConfigKeys.`,
+      )
+    }
     if (this.#connectors.has(connector.id)) {
       throw new AppError(
         'connector_duplicate',

@@ -8,6 +8,19 @@ import { decryptCredentials, encryptCredentials, type Keyring } from '../secrets
 
 export type ConnectorRow = typeof connectors.$inferSelect
 
+/**
+ * How connectors.last_sync_error begins when the source refused the stored credentials (a
+ * revoked or expired refresh token, a changed API key): the connection needs a Reconnect.
+ */
+export const NEEDS_REAUTH_PREFIX = 'needs re-auth: '
+
+/** Whether the connection's last failure was the source refusing its credentials. */
+export function needsReauth(row: Pick<ConnectorRow, 'status' | 'lastSyncError'>): boolean {
+  return (
+    row.status !== 'disconnected' && (row.lastSyncError?.startsWith(NEEDS_REAUTH_PREFIX) ?? false)
+  )
+}
+
 /** The tenant's connectors row of a type, or undefined. */
 export async function findConnection(
   tx: Tx,

@@ -47,23 +47,7 @@ export function prepareBatch<E extends EntityType>(input: PrepareBatchInput<E>):
   const outcomes: Array<Outcome<E>> = []
 
   for (const source of records) {
-    const raw = isPlainObject(source.data) ? storedPayload(source.data) : {}
-    if (source.entityType !== entityType) {
-      rejects.push({
-        externalId: null,
-        field: 'entityType',
-        reason: `record is a ${String(source.entityType)}, but this batch holds ${entityType} records`,
-        raw,
-      })
-      continue
-    }
-    if (!isPlainObject(source.data)) {
-      rejects.push({ externalId: null, field: 'data', reason: 'record has no data object', raw })
-      continue
-    }
-    const outcome = source.deleted
-      ? prepareDeletion<E>(source, mappings, raw)
-      : prepareUpsert(entityType, source, mappings, raw)
+    const outcome = prepareRecord(entityType, source, mappings)
     if ('reject' in outcome) rejects.push(outcome.reject)
     else outcomes.push(outcome)
   }
@@ -80,6 +64,45 @@ export function prepareBatch<E extends EntityType>(input: PrepareBatchInput<E>):
     else batch.deletions.push(winner.externalId)
   }
   return batch
+}
+
+/** What the transform stage makes of one record: an upsert, a deletion (no upsert) or a reject. */
+export type RecordOutcome<E extends EntityType = EntityType> =
+  | {
+      externalId: string
+      modifiedAt: SourceRecord['modifiedAt']
+      /** Absent for a deletion. */
+      upsert?: PreparedUpsert<E>
+    }
+  | { reject: PreparedReject }
+
+/**
+ * Maps, coerces and validates one record with mappings that `validateMappings` already
+ * checked: the per-record step of prepareBatch (which then dedupes), for callers that need each
+ * record's own outcome in order (the mapping preview).
+ */
+export function prepareRecord<E extends EntityType>(
+  entityType: E,
+  source: SourceRecord,
+  mappings: readonly FieldMapping[],
+): RecordOutcome<E> {
+  const raw = isPlainObject(source.data) ? storedPayload(source.data) : {}
+  if (source.entityType !== entityType) {
+    return {
+      reject: {
+        externalId: null,
+        field: 'entityType',
+        reason: `record is a ${String(source.entityType)}, but this batch holds ${entityType} records`,
+        raw,
+      },
+    }
+  }
+  if (!isPlainObject(source.data)) {
+    return { reject: { externalId: null, field: 'data', reason: 'record has no data object', raw } }
+  }
+  return source.deleted
+    ? prepareDeletion<E>(source, mappings, raw)
+    : prepareUpsert(entityType, source, mappings, raw)
 }
 
 /**
@@ -171,11 +194,7 @@ function isKeptKey(key: string): boolean {
   return verdict
 }
 
-type Outcome<E extends EntityType> = {
-  externalId: string
-  modifiedAt: SourceRecord['modifiedAt']
-  upsert?: PreparedUpsert<E>
-}
+type Outcome<E extends EntityType> = Exclude<RecordOutcome<E>, { reject: PreparedReject }>
 
 function prepareUpsert<E extends EntityType>(
   entityType: E,

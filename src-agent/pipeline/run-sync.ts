@@ -18,7 +18,7 @@ import type { ConnectorRegistry } from '../connectors/registry.js'
 import { DEFAULT_STREAM, findStream, streamsOf } from '../connectors/streams.js'
 import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
-import { openConnection } from './connection.js'
+import { NEEDS_REAUTH_PREFIX, openConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { requireAgreement } from './agreements.js'
 import { persistPage, persistSideTables } from './persist.js'
@@ -75,6 +75,8 @@ export interface SyncProgress extends SyncCounts {
   stream: string | null
   /** The counts of the stream being read, so far. */
   streamCounts: SyncCounts
+  /** How many records the stream holds, as its source last said (SyncResult.expected); else null. */
+  expected: number | null
 }
 
 /** How one stream's run ended. */
@@ -119,8 +121,15 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
     const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
     let streamCounts: SyncCounts = { ...counts }
     let current: string | null = null
+    let expected: number | null = null
     const progress = (phase: SyncPhase): void =>
-      request.onProgress?.({ phase, stream: current, ...counts, streamCounts: { ...streamCounts } })
+      request.onProgress?.({
+        phase,
+        stream: current,
+        ...counts,
+        streamCounts: { ...streamCounts },
+        expected,
+      })
     const stopped = (): boolean =>
       request.signal?.aborted === true || request.stop?.aborted === true
     const results: StreamSummary[] = []
@@ -128,10 +137,13 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
       if (stopped()) break
       current = stream.id
       streamCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
+      expected = null
       progress('authenticating')
       const result = await syncStream(deps, { ...request, stream: stream.id }, stopped, (page) => {
         addCounts(counts, page)
         addCounts(streamCounts, page)
+        // A source tells the size once (a count before the first page) or on every page.
+        if (page.expected !== undefined) expected = page.expected
         progress('syncing')
       })
       results.push(result)
@@ -167,7 +179,7 @@ async function syncStream(
   deps: SyncDeps,
   request: SyncRequest & { stream: string },
   stopped: () => boolean,
-  onPage: (page: SyncCounts) => void,
+  onPage: (page: SyncCounts & { expected?: number }) => void,
 ): Promise<StreamSummary> {
   const { tenantId, connectorType, stream } = request
   const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
@@ -269,6 +281,7 @@ export async function startRun(
         finishedAt: sql`now()`,
         error:
           'Interrupted: the agent stopped before this run finished. A later run resumed from its last committed page.',
+        errorCode: 'sync_incomplete',
       })
       .where(and(eq(syncRuns.connectorId, row.id), eq(syncRuns.status, 'running')))
     await upgradeLegacyCursor(tx, connector, row)
@@ -339,8 +352,13 @@ export interface RunPagesRequest extends RunTarget {
   signal?: AbortSignal
   /** Stops before the next page: the page in hand is finished and committed first. */
   stop?: AbortSignal
-  /** After each committed page, with that page's counts and the committed cursor. */
-  onPage?: (page: SyncCounts & { cursor: string | null; partition: string }) => void
+  /**
+   * After each committed page, with that page's counts, the committed cursor and, when the
+   * source said, how many records the stream holds.
+   */
+  onPage?: (
+    page: SyncCounts & { cursor: string | null; partition: string; expected?: number },
+  ) => void
 }
 
 /**
@@ -482,7 +500,13 @@ export async function runPages(
       })
       addCounts(counts, { pages: 1, ...pageCounts })
       runLog.debug({ page: counts.pages, partition, ...pageCounts }, 'page committed')
-      request.onPage?.({ pages: 1, ...pageCounts, cursor: page.cursor, partition })
+      request.onPage?.({
+        pages: 1,
+        ...pageCounts,
+        cursor: page.cursor,
+        partition,
+        ...(page.expected !== undefined ? { expected: page.expected } : {}),
+      })
       if (!page.hasMore) return { done: true, cursor: page.cursor }
       cursor = page.cursor
       if (chunkFull) return { done: false, cursor }
@@ -587,7 +611,12 @@ export async function failRun(
   await withTenant(deps.handle.db, target.tenantId, async (tx) => {
     const [run] = await tx
       .update(syncRuns)
-      .set({ status: outcome.runStatus, finishedAt: sql`now()`, error: outcome.message })
+      .set({
+        status: outcome.runStatus,
+        finishedAt: sql`now()`,
+        error: outcome.message,
+        errorCode: outcome.code,
+      })
       .where(eq(syncRuns.id, target.runId))
       .returning({ connectorId: syncRuns.connectorId, stream: syncRuns.stream })
     if (!run) return
@@ -630,7 +659,7 @@ function addCounts(total: SyncCounts, more: SyncCounts): void {
 }
 
 /** One page from the connector, its envelope checked and every record parsed. */
-async function fetchPage(
+export async function fetchPage(
   connector: AnyConnector,
   credentials: Credentials,
   cursor: string | null,
@@ -661,6 +690,11 @@ async function fetchPage(
         { retryable: false },
       )
     }
+  }
+  // Only a progress hint: a size that is no count is dropped, never a reason to fail the page.
+  if (page.expected !== undefined && !(Number.isSafeInteger(page.expected) && page.expected >= 0)) {
+    const { expected: _dropped, ...rest } = page
+    return rest
   }
   return page
 }
@@ -715,7 +749,7 @@ function classify(err: unknown, vendor: string): SyncOutcome {
       retryable: false,
       runStatus: 'failed',
       connectorStatus: 'error',
-      connectorError: `needs re-auth: ${message}`,
+      connectorError: `${NEEDS_REAUTH_PREFIX}${message}`,
     }
   }
   if (err instanceof VendorError && err.code === 'vendor_quota_exhausted') {

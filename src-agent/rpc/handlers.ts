@@ -18,8 +18,15 @@ import { listTenants } from '../pipeline/tenants.js'
 import type { Keyring } from '../secrets/crypto.js'
 import { acceptAgreement } from '../services/agreements.js'
 import { connect, disconnect, health, sourceFields } from '../services/connections.js'
+import { createSampleCache, previewConnectionMappings } from '../services/mapping-preview.js'
+import { retryQuarantine } from '../services/quarantine-retry.js'
+import { runSetupChecks } from '../services/setup-checks.js'
+import { runDiagnostics } from '../services/diagnostics.js'
+import { listTimeline } from '../services/timeline.js'
 import { listWritebackConfigs, setWritebackConfig } from '../services/writeback-config.js'
+import { previewWriteback } from '../services/writeback-preview.js'
 import { schedulerDeps, withTemporal } from '../temporal/client.js'
+import { probeTemporal } from '../temporal/probe.js'
 import {
   describeSchedule,
   ensureSchedule,
@@ -72,6 +79,9 @@ export interface AgentDeps {
   }) => Promise<void>
 }
 
+/** How long Diagnostics waits for Temporal to connect, and then for each answer. */
+const TEMPORAL_PROBE_TIMEOUT_MS = 3_000
+
 /** A sign-in in progress: only one at a time, for the loopback port is one. */
 let signInRunning: string | undefined
 
@@ -79,6 +89,8 @@ export function createAgentHandlers(deps: AgentDeps): CallHandlers<AgentRpc> {
   const { handle, registry, keyring, log, userId } = deps
   const db = handle.db
   const connectionDeps = { db, registry, keyring, log }
+  /** The mapping preview's samples, kept a few minutes per tenant, connector and stream. */
+  const samples = createSampleCache()
   const changed = async (
     tenantId: string,
     connectorType: string,
@@ -149,6 +161,23 @@ export function createAgentHandlers(deps: AgentDeps): CallHandlers<AgentRpc> {
 
     'connections:health': async (input) => healthView(await health(connectionDeps, input)),
 
+    'connections:check': (input, context) =>
+      runSetupChecks(
+        { db, registry, log },
+        { tenantId: input.tenantId, connectorType: input.connectorType, configJson: input.config },
+        {
+          signal: AbortSignal.any([context.signal, deps.stop]),
+          onCheck: (check, index, total) =>
+            context.emit('connect:check', {
+              tenantId: input.tenantId,
+              connectorType: input.connectorType,
+              index,
+              total,
+              check,
+            }),
+        },
+      ),
+
     'sync:run': async (input, context) => {
       const started = Date.now()
       // The caller's cancel stops after the page in hand (what is committed stays); so does quit.
@@ -178,6 +207,7 @@ export function createAgentHandlers(deps: AgentDeps): CallHandlers<AgentRpc> {
                 errors: p.errors,
               },
               elapsedMs: Date.now() - started,
+              expected: p.expected,
             }),
         },
       )
@@ -220,7 +250,31 @@ export function createAgentHandlers(deps: AgentDeps): CallHandlers<AgentRpc> {
 
     'quarantine:list': (input) => listQuarantine(db, input),
 
+    'quarantine:retry': (input) => retryQuarantine({ db, registry }, { ...input, userId }),
+
+    'mappings:preview': (input, context) =>
+      previewConnectionMappings(
+        { ...connectionDeps, samples, signal: AbortSignal.any([context.signal, deps.stop]) },
+        input,
+      ),
+
     'audit:list': (input) => listAudit(db, input),
+
+    'timeline:list': (input) => listTimeline(db, registry, input),
+
+    'diagnostics:run': (input) =>
+      runDiagnostics(
+        {
+          handle,
+          registry,
+          keyring,
+          log,
+          worker: deps.worker,
+          temporal: (target) =>
+            probeTemporal(deps.env, { ...target, timeoutMs: TEMPORAL_PROBE_TIMEOUT_MS }),
+        },
+        input,
+      ),
 
     'sources:fields': (input) => sourceFields(connectionDeps, input),
 
@@ -264,6 +318,12 @@ export function createAgentHandlers(deps: AgentDeps): CallHandlers<AgentRpc> {
       return view
     },
 
+    'writeback:preview': (input, context) =>
+      previewWriteback(
+        { handle, keyring, registry, log },
+        { ...input, signal: AbortSignal.any([context.signal, deps.stop]) },
+      ),
+
     'agreements:accept': async (input) => {
       const result = await acceptAgreement(db, { ...input, registry, userId })
       return { acceptedAt: result.acceptedAt.toISOString(), already: result.already }
@@ -288,6 +348,7 @@ export function createAgentHandlers(deps: AgentDeps): CallHandlers<AgentRpc> {
           connectorType: input.connectorType,
           configJson,
           userId,
+          via: 'sign-in',
         })
         await changed(input.tenantId, input.connectorType, 'connected')
         state({ phase: 'succeeded' })
@@ -312,22 +373,24 @@ function describeConnector(
   c: AnyConnector,
   info: ConnectorInfo,
 ): z.input<AgentRpc['connectors:list']['output']>[number] {
-  let configSchema: Record<string, unknown>
-  try {
-    configSchema = z.toJSONSchema(c.configSchema as z.ZodType, {
-      io: 'input',
-      unrepresentable: 'any',
-    })
-  } catch (err) {
-    // A schema JSON Schema cannot express: the form falls back to the key list.
-    configSchema = { description: `not expressible as JSON Schema: ${String(err)}` }
-  }
   return {
     ...info,
-    configSchema,
+    configSchema: formSchema(c.configSchema as z.ZodType),
     secretConfigKeys: [...c.secretConfigKeys],
     signIn: c.signIn !== undefined,
+    signInSchema: c.signIn ? formSchema(c.signIn.configSchema) : null,
     webhooks: c.webhooks !== undefined,
+    writeback: c.writeback !== undefined,
+  }
+}
+
+/** A config schema as JSON Schema, for the app's forms. */
+function formSchema(schema: z.ZodType): Record<string, unknown> {
+  try {
+    return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' })
+  } catch (err) {
+    // A schema JSON Schema cannot express: the form falls back to the key list.
+    return { description: `not expressible as JSON Schema: ${String(err)}` }
   }
 }
 

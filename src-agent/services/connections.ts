@@ -36,6 +36,8 @@ export interface ConnectInput {
   /** The parsed JSON of the config file; checked against the connector's configSchema. */
   configJson: unknown
   userId: string
+  /** How the credentials were obtained: 'sign-in' through the browser, else from a config. */
+  via?: 'sign-in'
 }
 
 export interface ConnectResult {
@@ -118,7 +120,11 @@ export async function connect(deps: ConnectionDeps, input: ConnectInput): Promis
         resourceId: row.id,
         ...(before ? { before: auditView(before) } : {}),
         after: auditView(row),
-        metadata: { connectorType, health: health.status },
+        metadata: {
+          connectorType,
+          health: health.status,
+          ...(input.via ? { via: input.via } : {}),
+        },
       })
       return { connectorId: row.id, status, created: !before, health }
     })
@@ -232,7 +238,7 @@ export function parseConfig(connector: AnyConnector, configJson: unknown): unkno
 // --- implementation ---
 
 /** A health check never throws here: a refused login or an unreachable source is "down". */
-async function checkHealth(
+export async function checkHealth(
   connector: AnyConnector,
   credentials: Record<string, unknown>,
   log: Logger,

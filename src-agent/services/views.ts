@@ -3,7 +3,7 @@
  * their streams and record counts, runs, rejected records and the audit trail. Read-only; every
  * query runs inside the tenant's transaction, so row-level security scopes it.
  */
-import { and, desc, eq, isNull, sql } from 'drizzle-orm'
+import { and, desc, eq, gte, isNull, lte, sql } from 'drizzle-orm'
 import type { Db, DbHandle } from '../../db/client.js'
 import { toDbError } from '../../db/errors.js'
 import { shippedMigrationCount } from '../../db/migrate.js'
@@ -22,6 +22,7 @@ import { AppError } from '../../shared/errors.js'
 import type { EntityType, SyncMode } from '../../shared/schemas.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import { streamsOf } from '../connectors/streams.js'
+import { needsReauth } from '../pipeline/connection.js'
 import { requireTenant } from '../pipeline/tenants.js'
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
@@ -42,6 +43,8 @@ export interface ConnectionView {
     lastError: string | null
   }>
   records: Record<EntityType, number>
+  /** The source refused the stored credentials: Reconnect. */
+  needsReauth: boolean
 }
 
 /**
@@ -110,6 +113,7 @@ export async function listConnections(
           createdAt: row.createdAt.toISOString(),
           streams,
           records: counts.get(row.type) ?? { person: 0, account: 0, activity: 0 },
+          needsReauth: needsReauth(row),
         }
       })
     }),
@@ -218,10 +222,22 @@ export async function listQuarantine(
   )
 }
 
-/** The tenant's audit trail, newest first (before/after were redacted when written). */
+/**
+ * The tenant's audit trail, newest first (before/after were redacted when written), narrowed
+ * by whichever filters are given: the exact action, resource and user, and a time window
+ * (`from` and `to` included).
+ */
 export async function listAudit(
   db: Db,
-  input: { tenantId: string; limit: number },
+  input: {
+    tenantId: string
+    action?: string | undefined
+    resource?: string | undefined
+    userId?: string | undefined
+    from?: string | undefined
+    to?: string | undefined
+    limit: number
+  },
 ): Promise<
   Array<{
     id: string
@@ -238,8 +254,17 @@ export async function listAudit(
       const rows = await tx
         .select()
         .from(auditLog)
-        .where(eq(auditLog.tenantId, input.tenantId))
-        .orderBy(desc(auditLog.createdAt))
+        .where(
+          and(
+            eq(auditLog.tenantId, input.tenantId),
+            input.action !== undefined ? eq(auditLog.action, input.action) : undefined,
+            input.resource !== undefined ? eq(auditLog.resource, input.resource) : undefined,
+            input.userId !== undefined ? eq(auditLog.userId, input.userId) : undefined,
+            input.from !== undefined ? gte(auditLog.createdAt, new Date(input.from)) : undefined,
+            input.to !== undefined ? lte(auditLog.createdAt, new Date(input.to)) : undefined,
+          ),
+        )
+        .orderBy(desc(auditLog.createdAt), desc(auditLog.id))
         .limit(input.limit)
       return rows.map((row) => ({
         id: row.id,
@@ -264,7 +289,8 @@ export async function schemaVersion(
   })
 }
 
-async function guard<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+/** Runs a read; a database failure becomes a DbError that says what was being read. */
+export async function guard<T>(doing: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
   } catch (err) {

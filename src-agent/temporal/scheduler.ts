@@ -20,6 +20,7 @@ import { and, eq, ne, sql } from 'drizzle-orm'
 import type { DbHandle } from '../../db/client.js'
 import { connectors, syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
+import { checkCron as checkCronExpression } from '../../shared/cron.js'
 import { AppError, ConfigError, describeError } from '../../shared/errors.js'
 import {
   DEFAULT_SYNC_CRON,
@@ -607,17 +608,13 @@ async function audited(
   })
 }
 
-/** 5–7 fields, or one of Temporal's shorthands (@daily, @every 30m, ...). */
+/** One definition of a valid schedule, the app's (shared/cron.ts, what Temporal accepts). */
 function checkCron(cron: string): void {
-  const body = cron
-    .replace(/^(CRON_TZ|TZ)=\S+\s+/, '')
-    .replace(/#.*$/, '')
-    .trim()
-  const fields = body.split(/\s+/).filter(Boolean).length
-  if (body.startsWith('@') || (fields >= 5 && fields <= 7)) return
+  const check = checkCronExpression(cron)
+  if (check.ok) return
   throw new ConfigError(
     'config_invalid',
-    `"${cron}" is not a cron expression: give 5 fields (minute hour day-of-month month day-of-week), e.g. "${DEFAULT_SYNC_CRON}".`,
+    `"${cron}" is not a cron expression the scheduler accepts: ${check.error}. For example "${DEFAULT_SYNC_CRON}" syncs every 15 minutes.`,
   )
 }
 

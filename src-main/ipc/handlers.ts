@@ -26,6 +26,8 @@ export interface HandlerDeps {
   keychain: () => Promise<KeychainStatus & { encryptionKeySource: EncryptionKeySource | null }>
   /** Opens a vendor's sign-in page in the system browser (https only, in the app). */
   openSignInPage: (url: string) => Promise<void>
+  /** Puts text on the system clipboard (Electron's clipboard in the app). */
+  copyText: (text: string) => void
   /** Keeps (or, when empty, removes) the shared database's password in the OS keychain. */
   setDatabasePassword: (password: string) => Promise<void>
   /** Told when settings the agent starts with changed (database, Temporal, data folder). */
@@ -55,6 +57,12 @@ export function createHandlers(deps: HandlerDeps): IpcHandlers {
     'app:info': () => ({ name: deps.app.name, version: deps.app.version }),
 
     'agent:status': () => agent.status,
+
+    'app:copyText': ({ text }) => {
+      deps.copyText(text)
+      log('info', 'text copied to the clipboard', { characters: text.length })
+      return { copied: true as const }
+    },
 
     'agent:restart': () => {
       log('info', 'the agent is restarted from the app')

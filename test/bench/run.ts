@@ -13,11 +13,16 @@
  * - sink ceiling: the rows that sync wrote, COPYed into identical tables (ceilings.ts);
  * - peak RSS of the agent process for a full sync at a tenth of the size and at full size.
  *
+ * It also times the mapping editor's live preview of 1,000 samples (mapping-preview.ts, in a
+ * child process, the median of many runs after a warm-up): `--only preview` measures just that,
+ * in seconds, with no fake and no Postgres.
+ *
  * Postgres is DATABASE_URL's server when set (one new database per sync, dropped afterwards),
  * else an embedded Postgres in a temporary directory. `--runs N` repeats the timed
  * measurements and reports the median and the range.
  *
  *   npm run bench [-- --quick] [-- --runs 3] [-- --transport bulk] [-- --page-size 2000] [-- --check]
+ *   npm run bench -- --only preview [--check]
  *
  * --check exits 1 when a target is missed (always 1 when the benchmark cannot run to the end).
  */
@@ -34,6 +39,7 @@ import { startFaultProxy } from '../fakes/fault-proxy.js'
 import type { AgentRunReport, Transport } from './agent-run.js'
 import type { CeilingReport } from './ceilings.js'
 import type { FakeReady } from './fake-server.js'
+import type { PreviewReport } from './mapping-preview.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '../..')
@@ -43,7 +49,11 @@ const TARGETS = {
   rssGrowth: 1.2,
   rssMaxMiB: 400,
   incrementalShare: 0.01,
+  /** The mapping preview of 1,000 samples, median ms: it reruns on every edit in the editor. */
+  previewMs: 50,
 }
+
+const PREVIEW_SAMPLES = 1000
 
 interface Sizes {
   contacts: number
@@ -84,9 +94,37 @@ async function main(): Promise<number> {
       transport: { type: 'string', default: 'both' },
       'page-size': { type: 'string', default: '2000' },
       check: { type: 'boolean', default: false },
+      only: { type: 'string', default: 'all' },
     },
   })
   const runs = Math.max(1, Number(values.runs) || 1)
+  if (values.only !== 'all' && values.only !== 'preview') {
+    process.stdout.write(`\nUnknown --only "${values.only}": use all or preview.\n`)
+    return 1
+  }
+  let preview: PreviewReport
+  try {
+    preview = await child<PreviewReport>('mapping preview', 'mapping-preview.ts', [
+      '--samples',
+      String(PREVIEW_SAMPLES),
+      '--runs',
+      String(Math.max(30, runs * 10)),
+    ])
+  } catch (err) {
+    process.stdout.write(`\nBenchmark did not start: ${describe(err)}\n`)
+    return 1
+  }
+  if (values.only === 'preview') {
+    const row = previewTarget(preview)
+    process.stdout.write(
+      `${['', ...table([['target', 'measured', 'goal', 'result'], row]), ''].join('\n')}\n`,
+    )
+    if (values.check && row[3] === 'FAIL') {
+      process.stdout.write('--check: 1 target missed\n')
+      return 1
+    }
+    return 0
+  }
   const pageSize = Number(values['page-size']) || 2000
   const transports: Transport[] =
     values.transport === 'rest'
@@ -221,7 +259,16 @@ async function main(): Promise<number> {
       await fake.stop()
     }
 
-    const failed = report({ quick: values.quick, server, large, small, pageSize, runs, results })
+    const failed = report({
+      quick: values.quick,
+      server,
+      large,
+      small,
+      pageSize,
+      runs,
+      results,
+      preview,
+    })
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
     if (values.check && failed > 0) {
       process.stdout.write(`--check: ${failed} target${failed === 1 ? '' : 's'} missed\n`)
@@ -289,6 +336,7 @@ function report(input: {
   pageSize: number
   runs: number
   results: TransportResult[]
+  preview: PreviewReport
 }): number {
   const { large, small, results } = input
   const records = large.contacts + large.accounts
@@ -481,6 +529,7 @@ function report(input: {
       verdict(problems.length === 0),
     ])
   }
+  targetRows.push(previewTarget(input.preview))
   out.push(...table(targetRows))
   if (input.quick) {
     out.push(
@@ -492,6 +541,18 @@ function report(input: {
   out.push('')
   process.stdout.write(`${out.join('\n')}\n`)
   return targetRows.filter((row) => row[3] === 'FAIL').length
+}
+
+/** The mapping preview's row of the targets table: its median against the ceiling. */
+function previewTarget(preview: PreviewReport): string[] {
+  const fmt = (ms: number) => ms.toFixed(1)
+  const ok = preview.samples === PREVIEW_SAMPLES && preview.rows === PREVIEW_SAMPLES
+  return [
+    `mapping preview of ${count(preview.samples)} samples (median of ${preview.runs} runs)`,
+    `${fmt(preview.medianMs)} ms [${fmt(preview.minMs)}–${fmt(preview.maxMs)}]`,
+    `≤ ${TARGETS.previewMs} ms`,
+    verdict(ok && preview.medianMs <= TARGETS.previewMs),
+  ]
 }
 
 function checkCounts(r: TransportResult, large: Sizes): string[] {

@@ -104,7 +104,13 @@ export function callData<T>(result: CallResult<T>): T {
  */
 export function appHandlers(
   agent: AgentUnderTest,
-  options: { redirectPort: number; openSignInPage: (url: string) => void; signInTimeoutMs: number },
+  options: {
+    redirectPort: number
+    openSignInPage: (url: string) => void
+    signInTimeoutMs: number
+    /** Receives what the app would put on the clipboard. */
+    copyText?: (text: string) => void
+  },
 ): {
   handlers: IpcHandlers
   call: (channel: IpcChannel, input?: unknown) => Promise<CallResult<unknown>>
@@ -118,6 +124,7 @@ export function appHandlers(
       encryptionKeySource: null,
     }),
     openSignInPage: async (url) => options.openSignInPage(url),
+    copyText: (text) => options.copyText?.(text),
     setDatabasePassword: async () => {
       throw new Error('These tests keep no database password.')
     },

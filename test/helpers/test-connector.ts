@@ -91,6 +91,7 @@ const webhookBodySchema = z.object({
 
 const testWebhooks: WebhookCapability = {
   maxBodyBytes: 64 * 1024,
+  signingKeyConfigKey: 'webhookSigningKey',
   verify(request, credentials) {
     return checkHmacSignature({
       key: credentials.webhookSigningKey,

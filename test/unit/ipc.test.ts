@@ -143,6 +143,7 @@ describe('the contract', () => {
         'schedules:set',
         'signin:begin',
         'sync:run',
+        'quarantine:retry',
         'tenants:create',
         'writeback:set',
       ].sort(),

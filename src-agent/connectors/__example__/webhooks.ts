@@ -16,6 +16,7 @@ const contactEventSchema = z.object({
 
 export const exampleWebhooks: WebhookCapability = {
   maxBodyBytes: 256 * 1024,
+  signingKeyConfigKey: 'webhookSigningKey',
 
   // The HMAC covers the exact bytes received, so verify before parsing anything.
   verify(request, credentials) {

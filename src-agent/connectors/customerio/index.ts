@@ -67,6 +67,8 @@ export const customerioConnector: Connector<CustomerioConfig> = {
   dataTypes: ['person', 'activity'],
   configSchema: customerioConfigSchema,
   secretConfigKeys: ['appApiKey', 'webhookSigningKey'],
+  credentialsHelp:
+    'Create an App API key in Customer.io under Settings › API Credentials › App API Keys, and paste it here.',
   streams: STREAMS,
 
   async authenticate(config, options) {

@@ -10,6 +10,7 @@ import { eventActivities, reportingEventSchema } from './events.js'
 
 export const customerioWebhooks: WebhookCapability = {
   maxBodyBytes: 256 * 1024,
+  signingKeyConfigKey: 'webhookSigningKey',
 
   verify(request, credentials) {
     return checkHmacSignature({

@@ -82,6 +82,8 @@ export const delivrConnector: Connector<DelivrConfig> = {
   dataTypes: ['activity'],
   configSchema: delivrConfigSchema,
   secretConfigKeys: ['apiKey'],
+  credentialsHelp:
+    'Ask your Delivr.ai account team for an API key issued for GTM Clarity (it starts with dlvr_), and paste it here.',
   streams: STREAMS,
   // Signal ids are Delivr's own; engagement ids are built here as `engagement:<person>:…`.
   idsUniqueAcrossStreams: true,

@@ -61,6 +61,8 @@ export const fathomConnector: Connector<FathomConfig> = {
   dataTypes: ['activity'],
   configSchema: fathomConfigSchema,
   secretConfigKeys: ['apiKey', 'webhookSecret'],
+  credentialsHelp:
+    'Create an API key in Fathom under User Settings › API Access (it sees the meetings of the user who made it), and paste it here.',
   streams: STREAMS,
 
   async authenticate(config, options) {

@@ -11,6 +11,7 @@ import { meetingRecord } from './meetings.js'
 export const fathomWebhooks: WebhookCapability = {
   // A meeting with its whole transcript can be large.
   maxBodyBytes: 8 * 1024 * 1024,
+  signingKeyConfigKey: 'webhookSecret',
 
   verify(request, credentials) {
     return checkStandardWebhookSignature({

@@ -95,6 +95,8 @@ export const o365Connector: Connector<O365Config> = {
   dataTypes: ['activity'],
   configSchema: o365ConfigSchema,
   secretConfigKeys: ['clientSecret'],
+  credentialsHelp:
+    'In Entra ID, open the app registration: check its tenant and client IDs, add a client secret under Certificates & secrets and paste its Value, and grant admin consent under API permissions.',
   streams: STREAMS,
   // Ids carry the mailbox and the kind: `<mailbox>:event:<id>` and `<mailbox>:message:<id>`.
   idsUniqueAcrossStreams: true,

@@ -41,6 +41,8 @@ export const salesforceConnector: SalesforceConnector = {
   dataTypes: ['person', 'account', 'activity'],
   configSchema: salesforceConfigSchema,
   secretConfigKeys: SALESFORCE_SECRET_KEYS,
+  credentialsHelp:
+    'Sign in to Salesforce again (Connect › Sign in): the stored sign-in was revoked or has expired.',
 
   async authenticate(config, options) {
     // Refreshed tokens are only kept here: connect() stores what we return.

@@ -45,6 +45,8 @@ interface Step {
   records: SourceRecord[]
   cursor: SyncCursor
   passComplete: boolean
+  /** The object's record count when this step learned it (a COUNT() or a Bulk job's). */
+  expected?: number
 }
 
 interface Context {
@@ -52,6 +54,8 @@ interface Context {
   config: SalesforceConfig
   pageSize: number
   bulkPageSize: number
+  /** One page is wanted (SyncOptions.sample): REST only, no COUNT(), no Bulk job. */
+  sample: boolean
   log: SyncOptions['log']
 }
 
@@ -68,6 +72,7 @@ export async function syncPage(
     config,
     pageSize: options.pageSize ?? DEFAULT_PAGE_SIZE,
     bulkPageSize: options.pageSize ?? DEFAULT_BULK_PAGE_SIZE,
+    sample: options.sample === true,
     log: options.log,
   }
   const object = streamObject(options.stream)
@@ -80,12 +85,14 @@ export async function syncPage(
     }
     const records: SourceRecord[] = []
     let passComplete = false
+    let expected: number | undefined
     // Steps that read nothing (a Bulk job's results gone) are followed at once.
     for (;;) {
       session.throwIfAborted()
       const step = await readStep(ctx, cursor)
       records.push(...step.records)
       cursor = step.cursor
+      expected = step.expected ?? expected
       if (step.passComplete) {
         passComplete = true
         break
@@ -110,6 +117,7 @@ export async function syncPage(
       hasMore: !passComplete,
       syncedAt: new Date(),
       stats: { created: 0, updated: 0, errors: 0 },
+      ...(expected !== undefined ? { expected } : {}),
     }
   } catch (err) {
     if (options.signal?.aborted) throw err
@@ -143,13 +151,22 @@ async function readStep(ctx: Context, cursor: SyncCursor): Promise<Step> {
   const position = cursor.position
   const soql = keysetQuery({ object, fields: fields.fields, position, limit: ctx.pageSize })
   const wide = !fitsInUrl(config.instanceUrl, config.apiVersion, soql)
-  const large =
-    !wide && position === null && (await countRecords(session, object)) >= config.bulkMinRecords
-  if (wide || large) {
+  // From scratch, the count picks REST or Bulk and is the progress bar's end (live records:
+  // queryAll also reads the recycle bin, so a pass can read a few more).
+  const count =
+    !wide && position === null && !ctx.sample ? await countRecords(session, object) : undefined
+  const large = count !== undefined && count >= config.bulkMinRecords
+  if ((wide || large) && !ctx.sample) {
     const bulk = await startBulk(ctx, fields, position)
     if (bulk) return readBulkPage(ctx, { ...cursor, bulk }, bulk, fields)
   }
-  return readRestPage(ctx, cursor, wide ? fitFields(ctx, fields, position) : fields, position)
+  const step = await readRestPage(
+    ctx,
+    cursor,
+    wide ? fitFields(ctx, fields, position) : fields,
+    position,
+  )
+  return count === undefined ? step : { ...step, expected: count }
 }
 
 /** The next keyset page over REST (queryAll, so deletions arrive as IsDeleted records). */
@@ -269,6 +286,7 @@ async function readBulkPage(
       records,
       cursor: { ...cursor, bulk: { ...bulk, locator: page.next, read } },
       passComplete: false,
+      expected: bulk.expected,
     }
   }
   if (read !== bulk.expected) {
@@ -286,7 +304,7 @@ async function readBulkPage(
   // it started (stamped up to the look-back before it) from before that.
   const from = Date.parse(bulk.since) - ctx.config.lookbackSeconds * 1000
   const end = { stamp: new Date(from).toISOString(), id: null }
-  return { records, cursor: advance(cursor, end), passComplete: true }
+  return { records, cursor: advance(cursor, end), passComplete: true, expected: bulk.expected }
 }
 
 /**

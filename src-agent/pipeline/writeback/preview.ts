@@ -15,6 +15,9 @@ import { dueNow, pendingCounts } from './status.js'
 
 /** What a dry run shows: each due item's change, and what waits because its type is disabled. */
 export interface WritebackPreviewReport {
+  /** Records with an update due now (of enabled types): what a real run would send. */
+  queued: number
+  /** The first `limit` of them (all without a limit), in queue order. */
   items: Array<WritebackPreview & { entityType: EntityType }>
   /** Pending items of entity types whose writeback is disabled, by type. */
   disabled: Partial<Record<EntityType, number>>
@@ -28,14 +31,14 @@ export interface WritebackPreviewReport {
  */
 export async function previewQueuedWriteback(
   deps: WritebackDeps,
-  input: { tenantId: string; connectorType: string; signal?: AbortSignal },
+  input: { tenantId: string; connectorType: string; signal?: AbortSignal; limit?: number },
 ): Promise<WritebackPreviewReport> {
   const { tenantId, connectorType } = input
   const { connector, capability } = writebackConnector(deps.registry, connectorType)
   if (!capability.preview) {
     throw new ConfigError(
       'config_invalid',
-      `${connector.name} cannot preview a writeback; run it without --dry-run to send it.`,
+      `${connector.name} cannot preview a writeback (it has no dry run): its queued updates can only be sent.`,
     )
   }
   const { row, credentials, configs, due } = await withTenant(
@@ -61,7 +64,9 @@ export async function previewQueuedWriteback(
     },
   )
   due.sort((a, b) => a.seq - b.seq)
-  const planned = due.map((item) =>
+  // Only the items shown are read from the source.
+  const shown = input.limit === undefined ? due : due.slice(0, input.limit)
+  const planned = shown.map((item) =>
     applyFieldMap(toItem(item), configs.get(item.entityType)!.fieldMap),
   )
   const sendable = planned.flatMap((p) => ('item' in p ? [p.item] : []))
@@ -75,7 +80,7 @@ export async function previewQueuedWriteback(
           ...credentialHooks(deps, { tenantId, connector, connectorId: row.id }),
         })
   const items = planned.map((p, index) => {
-    const { entityType, externalId } = due[index]!
+    const { entityType, externalId } = shown[index]!
     const unwritable = (error: string) => ({
       entityType,
       externalId,
@@ -94,5 +99,5 @@ export async function previewQueuedWriteback(
     const count = counts.byType.get(type) ?? 0
     if (!config.enabled && count > 0) disabled[type] = count
   }
-  return { items, disabled, waiting: counts.waiting }
+  return { queued: due.length, items, disabled, waiting: counts.waiting }
 }

@@ -15,6 +15,7 @@ import type { WritebackResult } from '../../connectors/interface.js'
 import type { ConnectorRegistry } from '../../connectors/registry.js'
 import type { Logger } from '../../logging/logger.js'
 import type { Keyring } from '../../secrets/crypto.js'
+import { NEEDS_REAUTH_PREFIX } from '../connection.js'
 import { credentialHooks } from '../credential-lock.js'
 import {
   applyFieldMap,
@@ -375,7 +376,11 @@ async function markNeedsReauth(
   await withTenant(handle.db, tenantId, (tx) =>
     tx
       .update(connectors)
-      .set({ status: 'error', lastSyncError: `needs re-auth: ${message}`, updatedAt: sql`now()` })
+      .set({
+        status: 'error',
+        lastSyncError: `${NEEDS_REAUTH_PREFIX}${message}`,
+        updatedAt: sql`now()`,
+      })
       .where(eq(connectors.id, connectorId)),
   )
 }

@@ -226,6 +226,8 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
       'sync:run': () =>
         agent.supervisor.call('sync:run', { ...target, stream: 'contacts' }, { timeoutMs: null }),
       'mappings:set': () => agent.supervisor.call('mappings:set', mapping),
+      // Audited even when nothing is quarantined: the admin asked for it.
+      'quarantine:retry': () => agent.supervisor.call('quarantine:retry', target),
       'mappings:reset': () =>
         agent.supervisor.call('mappings:reset', {
           ...target,
