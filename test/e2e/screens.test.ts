@@ -1,0 +1,453 @@
+/// <reference lib="dom" />
+// Functions passed to page.evaluate run in the page, so this file sees DOM types.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Page } from '@playwright/test'
+import type { CallResult } from '../../shared/contract.js'
+import type { IpcChannel } from '../../shared/ipc.js'
+import { startDevServer, type StartedDevServer } from '../../src-agent/temporal/dev-server.js'
+import { startDelivrFake, type DelivrFake } from '../fakes/delivr.js'
+import { startSalesforceFake, type SalesforceFake } from '../fakes/salesforce.js'
+import {
+  accessibilityViolations,
+  launchAppBrowser,
+  screenshot,
+  type AppBrowser,
+} from '../helpers/app-browser.js'
+import { browse } from '../helpers/browser.js'
+import { databaseUrl, uniqueTenantId } from '../helpers/db.js'
+import {
+  appHandlers,
+  callData,
+  startAgentProcess,
+  type AgentUnderTest,
+} from '../helpers/desktop.js'
+import { memoryLogger } from '../helpers/agent.js'
+import { freePort } from '../helpers/ports.js'
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
+import { testTemporalCli } from '../helpers/temporal.js'
+
+/**
+ * The screens as an admin uses them: Chromium on the built renderer, window.gtm over main's real
+ * handlers, the real agent process, Postgres (behind a proxy a test can cut), a Temporal dev
+ * server and the loopback vendor fakes.
+ */
+describe('the desktop screens', () => {
+  let temporal: StartedDevServer
+  let proxy: TcpProxy
+  let salesforce: SalesforceFake
+  let delivr: DelivrFake
+  let agent: AgentUnderTest
+  let app: AppBrowser
+  let call: (channel: IpcChannel, input?: unknown) => Promise<CallResult<unknown>>
+  const copied: string[] = []
+
+  beforeAll(async () => {
+    const port = await freePort()
+    const database = new URL(databaseUrl())
+    proxy = await startTcpProxy({ host: database.hostname, port: Number(database.port || 5432) })
+    database.port = String(proxy.port)
+    temporal = await startDevServer({ cliPath: testTemporalCli(), log: memoryLogger('warn').log })
+    salesforce = await startSalesforceFake({ callbackUrls: [`http://127.0.0.1:${port}/callback`] })
+    delivr = await startDelivrFake()
+    delivr.addSignal({ id: 'sig-1', occurredAt: new Date(Date.now() - 3_600_000).toISOString() })
+    agent = await startAgentProcess({
+      env: { DATABASE_URL: database.toString(), TEMPORAL_ADDRESS: temporal.address },
+      supervisor: {
+        onEvent: (event, data) => app?.emit(event, data),
+        onStatus: (status) => app?.emit('agent:status', status),
+      },
+    })
+    call = appHandlers(agent, {
+      redirectPort: port,
+      // The system browser: it follows the vendor's redirects back to the loopback.
+      openSignInPage: (url) => void browse(url).catch(() => undefined),
+      signInTimeoutMs: 60_000,
+      copyText: (text) => copied.push(text),
+    }).call
+    app = await launchAppBrowser(call)
+  }, 180_000)
+
+  afterAll(async () => {
+    await app?.close()
+    await agent?.close()
+    await salesforce?.close()
+    await delivr?.close()
+    await temporal?.stop()
+    await proxy?.close()
+  })
+
+  const newTenant = async (name: string): Promise<string> => {
+    const id = uniqueTenantId('ui')
+    callData(await call('tenants:create', { id, name }))
+    return id
+  }
+  const connectSalesforce = async (tenantId: string): Promise<void> => {
+    callData(
+      await call('connections:connect', {
+        tenantId,
+        connectorType: 'salesforce',
+        config: { ...salesforce.connectConfig(), bulkPollIntervalMs: 5 },
+      }),
+    )
+  }
+  /** Opens the app with `tenantId` selected (remembered as the last one used). */
+  const openApp = async (
+    tenantId: string,
+    colorScheme: 'light' | 'dark' = 'light',
+  ): Promise<Page> => {
+    const page = await app.open({ colorScheme })
+    await page.evaluate((id) => window.localStorage.setItem('gtm.tenant', id), tenantId)
+    await page.reload()
+    await page.getByLabel('Tenant', { exact: true }).waitFor()
+    expect(await page.getByLabel('Tenant', { exact: true }).inputValue()).toBe(tenantId)
+    return page
+  }
+  const openConnector = async (page: Page, name: string): Promise<void> => {
+    await page.getByRole('region', { name }).getByRole('button', { name: 'Open' }).click()
+    await page.getByRole('tab', { name: 'Overview' }).waitFor()
+  }
+
+  it('connects an API-key connector: a wrong key fails its setup checks and says why, the right one passes', async () => {
+    const tenantId = await newTenant('Connect tenant')
+    const page = await openApp(tenantId)
+    const card = page.getByRole('region', { name: 'Delivr.ai' })
+    await card.getByRole('button', { name: 'Connect' }).click()
+    await page.getByRole('heading', { name: 'Connect Delivr.ai' }).waitFor()
+
+    // Submitting empty names the required field.
+    await page.getByRole('button', { name: 'Check and connect' }).click()
+    const keyField = page.getByLabel(/API key/)
+    expect(await keyField.getAttribute('aria-invalid')).toBe('true')
+
+    await page.getByLabel(/Base URL/).fill(delivr.url)
+    await keyField.fill('dlvr_live_wrong_key_000000')
+    await page.getByRole('button', { name: 'Check and connect' }).click()
+    const auth = page.getByTestId('check-auth')
+    await auth.waitFor()
+    await page.getByRole('button', { name: 'Check and connect' }).waitFor()
+    expect(await auth.textContent()).toMatch(/failed/)
+    expect(await page.getByTestId('check-reachable').textContent()).toMatch(/skipped/)
+    await screenshot(page, 'connect-checks-failed')
+    // What the checks say never repeats the key.
+    expect(
+      await page
+        .getByRole('region', { name: 'Delivr.ai settings' })
+        .locator('.checks')
+        .textContent(),
+    ).not.toContain('dlvr_live_wrong_key_000000')
+    const stored = callData(await call('connections:list', { tenantId })) as unknown[]
+    expect(stored).toHaveLength(0)
+
+    await keyField.fill(delivr.apiKey)
+    await page.getByRole('button', { name: 'Check and connect' }).click()
+    await page.getByRole('tab', { name: 'Overview' }).waitFor()
+    const connections = callData(await call('connections:list', { tenantId })) as Array<{
+      connectorType: string
+    }>
+    expect(connections.map((c) => c.connectorType)).toEqual(['delivrai'])
+    expect(await page.getByTestId('detail-status').textContent()).toContain('Connected')
+    await page.close()
+  })
+
+  it('fills and submits the connect form with the keyboard alone', async () => {
+    const tenantId = await newTenant('Keyboard tenant')
+    const page = await openApp(tenantId)
+    await page
+      .getByRole('region', { name: 'Delivr.ai' })
+      .getByRole('button', { name: 'Connect' })
+      .focus()
+    await page.keyboard.press('Enter')
+    await page.getByRole('heading', { name: 'Connect Delivr.ai' }).waitFor()
+    // Tab reaches the first field, and every field after it, in order.
+    const reached: string[] = []
+    for (let i = 0; i < 20; i++) {
+      await page.keyboard.press('Tab')
+      const focused = await page.evaluate(() => ({
+        id: document.activeElement?.id ?? '',
+        text: document.activeElement?.textContent ?? '',
+      }))
+      if (focused.id.startsWith('cfg-')) reached.push(focused.id)
+      if (focused.id === 'cfg-apiKey') await page.keyboard.type(delivr.apiKey)
+      if (focused.id === 'cfg-baseUrl') await page.keyboard.type(delivr.url)
+      if (focused.text === 'Check and connect') break
+    }
+    expect(reached).toEqual(['cfg-apiKey', 'cfg-baseUrl'])
+    // Focus is on the submit button now: Enter presses it.
+    await page.keyboard.press('Enter')
+    await page.getByRole('tab', { name: 'Overview' }).waitFor()
+    await page.close()
+  })
+
+  it('signs in to Salesforce through the loopback, with a waiting state, and lands on the connection', async () => {
+    const tenantId = await newTenant('Sign-in tenant')
+    const page = await openApp(tenantId)
+    await page
+      .getByRole('region', { name: 'Salesforce' })
+      .getByRole('button', { name: 'Connect' })
+      .click()
+    await page.getByLabel(/Client ID/).fill(salesforce.clientId)
+    await page.getByLabel(/Login URL/).fill(salesforce.url)
+    await page.getByRole('button', { name: 'Sign in with Salesforce' }).click()
+    await page.getByRole('tab', { name: 'Overview' }).waitFor({ timeout: 30_000 })
+    const connections = callData(await call('connections:list', { tenantId })) as Array<{
+      connectorType: string
+      status: string
+    }>
+    expect(connections).toMatchObject([{ connectorType: 'salesforce', status: 'connected' }])
+    await page.close()
+  })
+
+  it('syncs with live progress to complete, and the timeline and chart gain the run', async () => {
+    const tenantId = await newTenant('Sync tenant')
+    await connectSalesforce(tenantId)
+    const page = await openApp(tenantId)
+    await openConnector(page, 'Salesforce')
+    await page.getByRole('tab', { name: 'Timeline' }).click()
+    await page.getByText('No sync in this period yet.').waitFor()
+    await page.getByRole('tab', { name: 'Overview' }).click()
+
+    await page.getByRole('button', { name: 'Sync now' }).click()
+    const seen: number[] = []
+    const records = page.getByTestId('live-records')
+    await records.waitFor()
+    for (let i = 0; i < 200; i++) {
+      seen.push(Number((await records.textContent())?.replace(/,/g, '')))
+      if ((await page.getByTestId('live-progress').textContent())?.includes('Complete')) break
+      await page.waitForTimeout(50)
+    }
+    await screenshot(page, 'connector-synced')
+    expect(await page.getByTestId('live-progress').textContent()).toContain('Complete')
+    // 12 accounts, 38 people, 30 activities: the count only rises, and ends at all of them.
+    expect(seen.at(-1)).toBe(80)
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThanOrEqual(seen[i - 1]!)
+    expect(await page.getByTestId('live-stream-contacts').textContent()).toContain('30')
+
+    await page.getByRole('tab', { name: 'Timeline' }).click()
+    await page.getByTestId('runs-chart').waitFor()
+    expect(Number(await page.getByTestId('runs-chart').getAttribute('data-runs'))).toBe(6)
+    expect(await page.locator('[data-testid="timeline"] tr[data-type="run"]').count()).toBe(6)
+    await page.close()
+  })
+
+  it('edits a mapping with a live preview, saves it, and the audit log shows it', async () => {
+    const tenantId = await newTenant('Mapping tenant')
+    await connectSalesforce(tenantId)
+    const page = await openApp(tenantId)
+    await openConnector(page, 'Salesforce')
+    await page.getByRole('button', { name: 'Edit mappings of Contacts' }).click()
+    await page.getByTestId('preview-canonical').first().waitFor({ timeout: 30_000 })
+    const before = await page.getByTestId('preview-canonical').first().textContent()
+    const lastName = before?.match(/"lastName": "([^"]+)"/)?.[1]
+    expect(lastName).toBeTruthy()
+    expect(lastName).not.toBe(lastName!.toUpperCase())
+
+    await page.getByLabel('Transform for lastName').selectOption('uppercase')
+    await page.waitForFunction(
+      (upper) =>
+        document
+          .querySelector('[data-testid="preview-canonical"]')
+          ?.textContent?.includes(`"lastName": "${upper}"`),
+      lastName!.toUpperCase(),
+    )
+    expect(await page.getByTestId('mapping-diff').textContent()).toContain('uppercase')
+    await screenshot(page, 'mappings')
+    await page.getByRole('button', { name: /^Save 1 change/ }).click()
+    await page.getByRole('button', { name: 'Saved' }).waitFor()
+
+    await page.getByRole('button', { name: 'Audit log' }).click()
+    await page.getByTestId('audit').waitFor()
+    const row = page.locator('[data-testid="audit"] tr[data-action="mapping.update"]')
+    expect(await row.count()).toBe(1)
+    expect(await row.textContent()).toContain('uppercase')
+    await page.close()
+  })
+
+  it('shows a rejected record with its reason, and stores it after a mapping fix and a retry', async () => {
+    const tenantId = await newTenant('Reject tenant')
+    await connectSalesforce(tenantId)
+    // Accounts need a name: map it from a field no account has.
+    callData(
+      await call('mappings:set', {
+        tenantId,
+        connectorType: 'salesforce',
+        entityType: 'account',
+        stream: 'accounts',
+        mappings: [{ sourceField: 'Unused_Field__c', targetField: 'name', transform: 'none' }],
+      }),
+    )
+    callData(await call('sync:run', { tenantId, connectorType: 'salesforce', stream: 'accounts' }))
+    const page = await openApp(tenantId)
+    await openConnector(page, 'Salesforce')
+    await page.getByRole('tab', { name: 'Rejected records' }).click()
+    await page.getByTestId('rejected').waitFor()
+    expect(await page.locator('[data-testid="rejected"] tbody tr').count()).toBe(12)
+    expect(await page.getByTestId('rejected').textContent()).toContain('name')
+    await screenshot(page, 'rejected')
+
+    callData(
+      await call('mappings:reset', {
+        tenantId,
+        connectorType: 'salesforce',
+        entityType: 'account',
+        stream: 'accounts',
+      }),
+    )
+    await page.getByRole('button', { name: 'Retry all' }).click()
+    await page.getByTestId('retry-result').waitFor()
+    expect(await page.getByTestId('retry-result').textContent()).toContain('12 stored')
+    await page.getByText('No rejected records').waitFor()
+    const [connection] = callData(await call('connections:list', { tenantId })) as Array<{
+      records: { account: number }
+    }>
+    expect(connection!.records.account).toBe(12)
+    await page.close()
+  })
+
+  it('previews the Salesforce writeback as a dry run before it is turned on', async () => {
+    const tenantId = await newTenant('Writeback tenant')
+    await connectSalesforce(tenantId)
+    const page = await openApp(tenantId)
+    await openConnector(page, 'Salesforce')
+    await page.getByRole('tab', { name: 'Writeback' }).click()
+    const turnOn = page.getByRole('button', { name: 'Turn on…' }).first()
+    await turnOn.waitFor()
+    expect(await turnOn.isDisabled()).toBe(true)
+    await page.getByRole('button', { name: 'Run dry run' }).click()
+    await page.getByRole('button', { name: 'Run again' }).waitFor()
+    expect(await turnOn.isDisabled()).toBe(false)
+    await screenshot(page, 'writeback')
+    await page.close()
+  })
+
+  it('shows diagnostics all green, the database red while it is down, and copies a report without secrets', async () => {
+    const tenantId = await newTenant('Diagnostics tenant')
+    await connectSalesforce(tenantId)
+    const page = await openApp(tenantId)
+    await page.getByRole('button', { name: 'Diagnostics' }).click()
+    for (const id of ['agent', 'database', 'temporal', 'key']) {
+      await page.getByTestId(`diag-${id}`).waitFor()
+      expect(await page.getByTestId(`diag-${id}`).getAttribute('data-tone'), id).toBe('ok')
+    }
+    await screenshot(page, 'diagnostics')
+
+    await page.getByRole('button', { name: 'Copy report' }).click()
+    await page.getByText('Report copied').waitFor()
+    const report = copied.at(-1)!
+    expect(report).toContain('"reachable": true')
+    for (const secret of [salesforce.refreshToken, salesforce.accessToken, delivr.apiKey]) {
+      expect(report).not.toContain(secret)
+    }
+
+    await proxy.cut()
+    try {
+      await page.getByRole('button', { name: 'Run all checks' }).click()
+      await page.waitForFunction(
+        () =>
+          document.querySelector('[data-testid="diag-database"]')?.getAttribute('data-tone') ===
+          'bad',
+        undefined,
+        { timeout: 20_000 },
+      )
+      expect(await page.getByTestId('database-error').textContent()).toBeTruthy()
+      await screenshot(page, 'diagnostics-database-down')
+    } finally {
+      await proxy.restore()
+    }
+    await page.getByRole('button', { name: 'Run all checks' }).click()
+    await page.waitForFunction(
+      () =>
+        document.querySelector('[data-testid="diag-database"]')?.getAttribute('data-tone') === 'ok',
+      undefined,
+      { timeout: 20_000 },
+    )
+    await page.close()
+  })
+
+  it('never shows another tenant rows, even for a frame, when switching tenants', async () => {
+    const first = await newTenant('Tenant Alpha')
+    const second = await newTenant('Tenant Beta')
+    await connectSalesforce(first)
+    const page = await openApp(first)
+    await page.getByTestId('status-salesforce').waitFor()
+    // Record every text the page ever shows about Salesforce's state, frame by frame.
+    await page.evaluate(() => {
+      const seen: string[] = []
+      ;(window as unknown as { __seen: string[] }).__seen = seen
+      new MutationObserver(() => {
+        const el = document.querySelector('[data-testid="status-salesforce"]')
+        seen.push(
+          `${document.querySelector('#tenant') instanceof HTMLSelectElement ? (document.querySelector('#tenant') as HTMLSelectElement).value : ''}:${el?.textContent ?? ''}`,
+        )
+      }).observe(document.body, { subtree: true, childList: true, characterData: true })
+    })
+    expect(await page.getByTestId('status-salesforce').textContent()).toContain('Connected')
+    await page.getByLabel('Tenant', { exact: true }).selectOption(second)
+    await page.getByText('Add your Delivr.ai API key to start syncing.').waitFor()
+    await page.waitForFunction(() =>
+      document
+        .querySelector('[data-testid="status-salesforce"]')
+        ?.textContent?.includes('Not connected'),
+    )
+    const seen = await page.evaluate(() => (window as unknown as { __seen: string[] }).__seen)
+    expect(
+      seen.filter(
+        (s) =>
+          s.startsWith(`${second}:`) && s.includes('Connected') && !s.includes('Not connected'),
+      ),
+    ).toEqual([])
+    await page.close()
+  })
+
+  it('passes an accessibility scan on every screen and saves screenshots, light and dark', async () => {
+    const tenantId = await newTenant('Screens tenant')
+    await connectSalesforce(tenantId)
+    callData(await call('sync:run', { tenantId, connectorType: 'salesforce' }))
+    const problems: string[] = []
+    for (const scheme of ['light', 'dark'] as const) {
+      const page = await openApp(tenantId, scheme)
+      const visit = async (name: string, ready: () => Promise<unknown>): Promise<void> => {
+        await ready()
+        await page.waitForFunction(
+          () => document.querySelectorAll('[aria-busy="true"]').length === 0,
+          undefined,
+          {
+            timeout: 30_000,
+          },
+        )
+        await screenshot(page, name)
+        for (const v of await accessibilityViolations(page))
+          problems.push(`${name} (${scheme}): ${v}`)
+      }
+      await visit('connectors', () => page.getByTestId('status-salesforce').waitFor())
+      await page
+        .getByRole('region', { name: 'Fathom' })
+        .getByRole('button', { name: 'Connect' })
+        .click()
+      await visit('connect', () => page.getByRole('heading', { name: 'Connect Fathom' }).waitFor())
+      await page.getByRole('button', { name: 'Connectors' }).first().click()
+      await openConnector(page, 'Salesforce')
+      await visit('connector-overview', () =>
+        page.getByRole('heading', { name: 'Schedule' }).waitFor(),
+      )
+      await page.getByRole('tab', { name: 'Timeline' }).click()
+      await visit('connector-timeline', () => page.getByTestId('runs-chart').waitFor())
+      await page.getByRole('tab', { name: 'Rejected records' }).click()
+      await visit('connector-rejected', () => page.getByText('No rejected records').waitFor())
+      await page.getByRole('tab', { name: 'Writeback' }).click()
+      await visit('connector-writeback', () =>
+        page.getByRole('button', { name: 'Run dry run' }).waitFor(),
+      )
+      await page.getByRole('button', { name: 'Field mappings' }).click()
+      await visit('field-mappings', () =>
+        page.getByTestId('preview-canonical').first().waitFor({ timeout: 30_000 }),
+      )
+      await page.getByRole('button', { name: 'Diagnostics' }).click()
+      await visit('diagnostics', () => page.getByTestId('diag-database').waitFor())
+      await page.getByRole('button', { name: 'Audit log' }).click()
+      await visit('audit-log', () => page.getByTestId('audit').waitFor())
+      await page.close()
+    }
+    expect(problems).toEqual([])
+    expect(app.pageErrors).toEqual([])
+  }, 300_000)
+})
