@@ -79,6 +79,11 @@ export const connectionSummarySchema = z.object({
   streams: z.array(streamStateSchema),
   /** Records stored from this connection, by entity type. */
   records: z.object({ person: z.number(), account: z.number(), activity: z.number() }),
+  /**
+   * Live records per stream, in the order the streams are read. Records stored before streams
+   * were recorded, of an entity type several streams produce, count under stream ''.
+   */
+  recordsByStream: z.array(z.object({ stream: z.string(), records: z.number() })),
   /** The source refused the stored credentials: Reconnect (sign in again, or a new key). */
   needsReauth: z.boolean(),
 })

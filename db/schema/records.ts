@@ -25,6 +25,11 @@ const bookkeeping = () => ({
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   /** Set when the source reports the record deleted; the row is kept. */
   deletedAt: timestamp('deleted_at', { withTimezone: true }),
+  /**
+   * The connector stream that last wrote the record (its count on the Connectors screen); null
+   * for rows written before streams were recorded, until the stream reads them again.
+   */
+  stream: text('stream'),
 })
 
 /** Canonical Person rows. */

@@ -16,11 +16,13 @@ export interface RecordsWrite {
   source: string
   /** The run the records came from (quarantined rejects point to it); null for webhook events. */
   runId: string | null
+  /** The stream that read the records, stored on each row; null keeps what a row has. */
+  stream: string | null
   batches: { [E in EntityType]: PreparedBatch<E> }
 }
 
 /** One page's prepared records, written with its stream's new cursor in one transaction. */
-export interface PageWrite extends RecordsWrite {
+export interface PageWrite extends Omit<RecordsWrite, 'stream'> {
   runId: string
   stream: StreamKey
   /** The partition read ('' for a stream without partitions). */
@@ -43,7 +45,7 @@ export interface PageCounts {
  * cursor.
  */
 export async function persistPage(tx: Tx, page: PageWrite): Promise<PageCounts> {
-  const counts = await persistRecords(tx, page)
+  const counts = await persistRecords(tx, { ...page, stream: page.stream.stream })
   await saveCursor(tx, page.stream, {
     partition: page.partition,
     cursor: page.cursor,
@@ -150,7 +152,7 @@ interface UpsertTarget<E extends EntityType> {
 
 /** Columns an upsert leaves to the conflict key, the defaults or the bookkeeping. */
 const KEY_COLUMNS = new Set(['id', 'tenantId', 'source', 'externalId', 'createdAt'])
-const BOOKKEEPING = new Set(['updatedAt', 'deletedAt'])
+const BOOKKEEPING = new Set(['updatedAt', 'deletedAt', 'stream'])
 
 /**
  * The statements for one table. `values` must name every column of the table apart from the
@@ -190,6 +192,9 @@ function upsertTarget<E extends EntityType>(
   const key = [column('tenantId'), column('source'), column('externalId')]
   const data = columns.map((c) => quote(c.name))
   const deletedAt = column('deletedAt')
+  const stream = column('stream')
+  // The stream is the last parameter, after the columns.
+  const streamParam = `$${columns.length + 4}::text`
   // $1 tenant, $2 source, then one JSON array per column ($3 the external ids): JSON.stringify
   // builds each in one native pass, and ROWS FROM zips the arrays back into rows.
   const sources = [
@@ -202,25 +207,28 @@ function upsertTarget<E extends EntityType>(
     'u.k',
     ...columns.map((c, i) => (c.type === 'text' ? `u.c${i}` : `u.c${i}::${c.type}`)),
   ]
-  const into = `insert into ${t} (${[...key, ...data].join(', ')}) `
+  const into = `insert into ${t} (${[...key, ...data, stream].join(', ')}) `
   const upsert =
     into +
-    `select $1::text, $2::text, ${selected.join(', ')} ` +
+    `select $1::text, $2::text, ${selected.join(', ')}, ${streamParam} ` +
     `from rows from (${sources.join(', ')}) as u(k, ${columns.map((_, i) => `c${i}`).join(', ')}) `
   // Typed parameters: a value Postgres cannot read fails naming its parameter, hence its field.
   const upsertOne =
     into +
-    `values ($1::text, $2::text, $3::text, ${columns.map((c, i) => `$${i + 4}::${c.type}`).join(', ')}) `
+    `values ($1::text, $2::text, $3::text, ${columns.map((c, i) => `$${i + 4}::${c.type}`).join(', ')}, ${streamParam}) `
   const onConflict =
     `on conflict (${key.join(', ')}) do update set ` +
     [
       ...data.map((c) => `${c} = excluded.${c}`),
       `${column('updatedAt')} = now()`,
       `${deletedAt} = null`,
+      `${stream} = coalesce(excluded.${stream}, ${t}.${stream})`,
     ].join(', ') +
-    // Only a real change (or a revival of a deleted row) is an update.
+    // Only a real change (a revival of a deleted row, a record another stream now reads) is an
+    // update.
     ` where (${data.map((c) => `${t}.${c}`).join(', ')}) is distinct from ` +
     `(${data.map((c) => `excluded.${c}`).join(', ')}) or ${t}.${deletedAt} is not null ` +
+    `or ${t}.${stream} is distinct from coalesce(excluded.${stream}, ${t}.${stream}) ` +
     `returning (xmax = 0) as inserted`
   const softDelete =
     `update ${t} set ${deletedAt} = now(), ${column('updatedAt')} = now() ` +
@@ -318,6 +326,7 @@ async function upsertSet<E extends EntityType>(
       page.source,
       JSON.stringify(externalIds),
       ...arrays.map((values) => JSON.stringify(values)),
+      page.stream,
     ]),
   )
   let created = 0
@@ -341,7 +350,7 @@ async function upsertOneByOne<E extends EntityType>(
     try {
       const written = await tx.transaction((savepoint) =>
         savepoint.execute<{ inserted: boolean }>(
-          target.upsertOne([page.tenantId, page.source, record.externalId, ...values]),
+          target.upsertOne([page.tenantId, page.source, record.externalId, ...values, page.stream]),
         ),
       )
       for (const row of written.rows) {

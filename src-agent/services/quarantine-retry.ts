@@ -215,7 +215,13 @@ async function retryChunk(
       data: r.rawPayload,
     }))
     const batches = prepareRecords(records, (e) => mappings.get(e) ?? [])
-    const written = await persistRecords(tx, { tenantId, source: connector.id, runId, batches })
+    const written = await persistRecords(tx, {
+      tenantId,
+      source: connector.id,
+      runId,
+      stream: stream.id,
+      batches,
+    })
     await persistSideTables(tx, connector, { tenantId, records, batches })
     counts.created += written.created
     counts.updated += written.updated

@@ -43,6 +43,8 @@ export interface ConnectionView {
     lastError: string | null
   }>
   records: Record<EntityType, number>
+  /** Live records per stream (stream '': older records no stream has read again yet). */
+  recordsByStream: Array<{ stream: string; records: number }>
   /** The source refused the stored credentials: Reconnect. */
   needsReauth: boolean
 }
@@ -66,20 +68,25 @@ export async function listConnections(
         .orderBy(connectors.type)
       const states = await tx.select().from(streamState).where(eq(streamState.tenantId, tenantId))
       const counts = new Map<string, Record<EntityType, number>>()
+      /** Per source: [entity type, stream or null, live records]. */
+      const perStream = new Map<string, Array<[EntityType, string | null, number]>>()
       for (const [entityType, table] of [
         ['person', people],
         ['account', accounts],
         ['activity', activities],
       ] as const) {
-        const byType = await tx
-          .select({ source: table.source, n: sql<string>`count(*)` })
+        const grouped = await tx
+          .select({ source: table.source, stream: table.stream, n: sql<string>`count(*)` })
           .from(table)
           .where(and(eq(table.tenantId, tenantId), isNull(table.deletedAt)))
-          .groupBy(table.source)
-        for (const { source, n } of byType) {
+          .groupBy(table.source, table.stream)
+        for (const { source, stream, n } of grouped) {
           const entry = counts.get(source) ?? { person: 0, account: 0, activity: 0 }
-          entry[entityType] = Number(n)
+          entry[entityType] += Number(n)
           counts.set(source, entry)
+          const list = perStream.get(source) ?? []
+          list.push([entityType, stream, Number(n)])
+          perStream.set(source, list)
         }
       }
       return rows.map((row) => {
@@ -113,11 +120,30 @@ export async function listConnections(
           createdAt: row.createdAt.toISOString(),
           streams,
           records: counts.get(row.type) ?? { person: 0, account: 0, activity: 0 },
+          recordsByStream: countByStream(declared, perStream.get(row.type) ?? []),
           needsReauth: needsReauth(row),
         }
       })
     }),
   )
+}
+
+/**
+ * Live records per declared stream. A row no stream has written yet (stored before streams were
+ * recorded) belongs to its entity type's stream when only one stream produces that type;
+ * otherwise it counts under stream ''. A stream the connector no longer declares keeps its count.
+ */
+function countByStream(
+  declared: ReadonlyArray<{ id: string; entityType: EntityType }>,
+  grouped: ReadonlyArray<[EntityType, string | null, number]>,
+): Array<{ stream: string; records: number }> {
+  const byStream = new Map<string, number>(declared.map((s) => [s.id, 0]))
+  for (const [entityType, stream, n] of grouped) {
+    const producers = declared.filter((s) => s.entityType === entityType)
+    const key = stream ?? (producers.length === 1 ? producers[0]!.id : '')
+    byStream.set(key, (byStream.get(key) ?? 0) + n)
+  }
+  return [...byStream].map(([stream, records]) => ({ stream, records }))
 }
 
 /** The connection's latest runs, newest first. */

@@ -109,6 +109,7 @@ export async function processEvent(
           tenantId,
           source: row.source,
           runId: null,
+          stream: stream.id,
           batches,
         })
         await persistSideTables(savepoint, connector, { tenantId, records, batches })

@@ -11,7 +11,18 @@ import { useToastStore } from '../stores/use-toast-store.js'
 
 type Connector = IpcOutput<'connectors:list'>[number]
 
-const pluralOf = { person: 'people', account: 'accounts', activity: 'activities' } as const
+/**
+ * How a stream's last run ended, over all its partitions: 'never' when none was read, the first
+ * failure when one failed.
+ */
+function streamStatus(
+  streams: ReadonlyArray<{ stream: string; status: string }>,
+  stream: string,
+): string | null {
+  const own = streams.filter((s) => s.stream === stream)
+  if (own.length === 0) return null
+  return own.find((s) => s.status !== 'succeeded' && s.status !== 'never')?.status ?? own[0]!.status
+}
 type Connection = IpcOutput<'connections:list'>[number]
 type Schedule = IpcOutput<'schedules:get'>
 
@@ -185,22 +196,21 @@ function ConnectorCard({
             </p>
           ) : null}
           <div className="stack">
-            <span className="label">Records</span>
-            <ul className="counts" aria-label={`${connector.name} records by type`}>
-              {connector.dataTypes.map((type) => (
-                <li key={type} style={{ listStyle: 'none' }}>
-                  <strong>{formatNumber(connection.records[type])}</strong>
-                  <span className="muted">{pluralOf[type]}</span>
-                </li>
-              ))}
+            <span className="label">Records per stream</span>
+            <ul className="counts" aria-label={`${connector.name} records per stream`}>
+              {connection.recordsByStream.map(({ stream, records }) => {
+                const state = streamStatus(connection.streams, stream)
+                return (
+                  <li key={stream || 'earlier'} title={state ? `Last run: ${state}` : undefined}>
+                    <strong>{formatNumber(records)}</strong>
+                    <span className="muted">
+                      {stream ? streamLabel(stream) : 'Earlier records'}
+                      {state && state !== 'succeeded' ? ` (${state})` : ''}
+                    </span>
+                  </li>
+                )
+              })}
             </ul>
-            <span className="xsmall muted">
-              Streams:{' '}
-              {connection.streams
-                .filter((s, i, all) => all.findIndex((o) => o.stream === s.stream) === i)
-                .map((s) => `${streamLabel(s.stream)} (${s.status})`)
-                .join(' · ')}
-            </span>
           </div>
         </>
       ) : (

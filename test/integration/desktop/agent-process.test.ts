@@ -126,6 +126,15 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
       records: { person: 38, account: 12, activity: 30 },
     })
     expect(connections[0]!.streams.map((s) => s.status)).toEqual(Array(6).fill('succeeded'))
+    // Each stream's stored records are the ones its run created, in the order streams are read.
+    const createdByStream = [...new Set(events.map((e) => e.data['stream'] as string))].map(
+      (stream) => ({
+        stream,
+        records: events.filter((e) => e.data['stream'] === stream).at(-1)!.data['created'],
+      }),
+    )
+    expect(createdByStream).toHaveLength(6)
+    expect(connections[0]!.recordsByStream).toEqual(createdByStream)
     // The stored config comes back without its secrets.
     expect(JSON.stringify(connections[0]!.config)).not.toContain(fake.refreshToken)
 
