@@ -305,7 +305,10 @@ export const diagnosticsSchema = z.object({
       health: healthViewSchema.nullable(),
       /** API calls used of the vendor's allowance (Salesforce's daily API requests). */
       quota: z.object({ used: z.number(), limit: z.number() }).nullable(),
+      /** When the access token in use expires, for sources that say (Microsoft 365). */
       tokenExpiresAt: isoTime.nullable(),
+      /** The kind of credential and how it is kept valid. */
+      credential: z.string(),
       error: z.string().nullable(),
     }),
   ),

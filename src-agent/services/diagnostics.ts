@@ -11,7 +11,7 @@ import { connectors, syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
 import { describeError } from '../../shared/errors.js'
 import { scrubString } from '../../shared/redact.js'
-import type { ConnectorHealthStatus, ConnectorStatus } from '../../shared/schemas.js'
+import type { AuthMethod, ConnectorHealthStatus, ConnectorStatus } from '../../shared/schemas.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
 import { needsReauth, type ConnectorRow } from '../pipeline/connection.js'
@@ -67,6 +67,7 @@ export interface Diagnostics {
     } | null
     quota: { used: number; limit: number } | null
     tokenExpiresAt: string | null
+    credential: string
     error: string | null
   }>
   recentErrors: Array<{
@@ -188,6 +189,9 @@ async function checkConnection(
     health: null,
     quota: null,
     tokenExpiresAt: null,
+    credential: deps.registry.has(row.type)
+      ? CREDENTIALS[deps.registry.get(row.type).authMethod]
+      : 'Unknown',
   }
   const name = deps.registry.has(row.type) ? deps.registry.get(row.type).name : row.type
   const stored = needsReauth(row)
@@ -231,6 +235,14 @@ async function checkConnection(
   } catch (err) {
     return { ...base, error: scrubString(describeError(err)) }
   }
+}
+
+/** What each way of signing in keeps, and whether it runs out. */
+const CREDENTIALS: Record<AuthMethod, string> = {
+  api_key: 'API key: valid until revoked at the source',
+  oauth2: 'Refresh token: access renewed as needed, valid until revoked',
+  msal: 'App secret: access tokens renewed as needed',
+  none: 'None needed',
 }
 
 /** API calls used of the vendor's allowance, when the connector reports it (Salesforce's /limits). */

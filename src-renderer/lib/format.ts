@@ -20,13 +20,16 @@ export function formatRelative(value: string | null | undefined, now = Date.now(
   if (!value) return 'never'
   const ms = new Date(value).getTime() - now
   const abs = Math.abs(ms)
+  // Rounded once per unit, so 59.9 minutes reads "1 h", not "60 min".
+  const minutes = Math.round(abs / 60_000)
+  const hours = Math.round(abs / 3_600_000)
   const unit =
     abs < 60_000
       ? 'less than a minute'
-      : abs < 3_600_000
-        ? `${Math.round(abs / 60_000)} min`
-        : abs < 86_400_000
-          ? `${Math.round(abs / 3_600_000)} h`
+      : minutes < 60
+        ? `${minutes} min`
+        : hours < 24
+          ? `${hours} h`
           : `${Math.round(abs / 86_400_000)} d`
   return ms < 0 ? `${unit} ago` : `in ${unit}`
 }

@@ -397,7 +397,9 @@ function ScheduleCard({
       {check.ok ? (
         <div className="small">
           <span className="muted">Next three runs: </span>
-          <span data-testid="next-runs">{upcoming.map((d) => formatDateTime(d)).join(' · ')}</span>
+          <span data-testid="next-runs" data-runs={upcoming.map((d) => d.toISOString()).join(' ')}>
+            {upcoming.map((d) => formatDateTime(d)).join(' · ')}
+          </span>
         </div>
       ) : null}
       <div className="row">

@@ -334,7 +334,7 @@ function ConnectionsCard({ diagnostics }: { diagnostics: Diagnostics }) {
                 <th>Health</th>
                 <th className="num">Latency</th>
                 <th>API quota</th>
-                <th>Token expires</th>
+                <th>Credential</th>
               </tr>
             </thead>
             <tbody>
@@ -360,7 +360,14 @@ function ConnectionsCard({ diagnostics }: { diagnostics: Diagnostics }) {
                         ? `${c.quota.used.toLocaleString()} of ${c.quota.limit.toLocaleString()} (${Math.round((c.quota.used / Math.max(c.quota.limit, 1)) * 100)}%)`
                         : '—'}
                     </td>
-                    <td>{c.tokenExpiresAt ? formatRelative(c.tokenExpiresAt) : '—'}</td>
+                    <td className="small">
+                      {c.credential}
+                      {c.tokenExpiresAt ? (
+                        <div className="xsmall muted">
+                          Current token expires {formatRelative(c.tokenExpiresAt)}
+                        </div>
+                      ) : null}
+                    </td>
                   </tr>
                 )
               })}

@@ -6,6 +6,7 @@ import type { CallResult } from '../../shared/contract.js'
 import type { IpcChannel } from '../../shared/ipc.js'
 import { startDevServer, type StartedDevServer } from '../../src-agent/temporal/dev-server.js'
 import { startDelivrFake, type DelivrFake } from '../fakes/delivr.js'
+import { startMicrosoftFake, type MicrosoftFake } from '../fakes/microsoft.js'
 import { startSalesforceFake, type SalesforceFake } from '../fakes/salesforce.js'
 import {
   accessibilityViolations,
@@ -25,6 +26,7 @@ import { memoryLogger } from '../helpers/agent.js'
 import { freePort } from '../helpers/ports.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { testTemporalCli } from '../helpers/temporal.js'
+import { testCertificate } from '../helpers/tls.js'
 
 /**
  * The screens as an admin uses them: Chromium on the built renderer, window.gtm over main's real
@@ -36,10 +38,15 @@ describe('the desktop screens', () => {
   let proxy: TcpProxy
   let salesforce: SalesforceFake
   let delivr: DelivrFake
+  let microsoft: MicrosoftFake
   let agent: AgentUnderTest
   let app: AppBrowser
   let call: (channel: IpcChannel, input?: unknown) => Promise<CallResult<unknown>>
   const copied: string[] = []
+  /** Sign-in pages the app asked the system browser to open. */
+  const opened: string[] = []
+  /** While set, the system browser opens nothing until the test calls it. */
+  let holdBrowser: ((url: string) => void) | null = null
 
   beforeAll(async () => {
     const port = await freePort()
@@ -49,9 +56,15 @@ describe('the desktop screens', () => {
     temporal = await startDevServer({ cliPath: testTemporalCli(), log: memoryLogger('warn').log })
     salesforce = await startSalesforceFake({ callbackUrls: [`http://127.0.0.1:${port}/callback`] })
     delivr = await startDelivrFake()
+    microsoft = await startMicrosoftFake({ replyUrls: [`http://127.0.0.1:${port}/callback`] })
     delivr.addSignal({ id: 'sig-1', occurredAt: new Date(Date.now() - 3_600_000).toISOString() })
     agent = await startAgentProcess({
-      env: { DATABASE_URL: database.toString(), TEMPORAL_ADDRESS: temporal.address },
+      env: {
+        DATABASE_URL: database.toString(),
+        TEMPORAL_ADDRESS: temporal.address,
+        // The Microsoft fake speaks https with the tests' own CA (MSAL takes no http authority).
+        NODE_EXTRA_CA_CERTS: testCertificate().caFile,
+      },
       supervisor: {
         onEvent: (event, data) => app?.emit(event, data),
         onStatus: (status) => app?.emit('agent:status', status),
@@ -60,7 +73,11 @@ describe('the desktop screens', () => {
     call = appHandlers(agent, {
       redirectPort: port,
       // The system browser: it follows the vendor's redirects back to the loopback.
-      openSignInPage: (url) => void browse(url).catch(() => undefined),
+      openSignInPage: (url) => {
+        opened.push(url)
+        if (holdBrowser) holdBrowser(url)
+        else void browse(url).catch(() => undefined)
+      },
       signInTimeoutMs: 60_000,
       copyText: (text) => copied.push(text),
     }).call
@@ -72,6 +89,7 @@ describe('the desktop screens', () => {
     await agent?.close()
     await salesforce?.close()
     await delivr?.close()
+    await microsoft?.close()
     await temporal?.stop()
     await proxy?.close()
   })
@@ -197,6 +215,83 @@ describe('the desktop screens', () => {
     await page.close()
   })
 
+  it('grants Microsoft 365 admin consent through the browser: terms first, a waiting state with Cancel, then connected with its token expiry', async () => {
+    const tenantId = await newTenant('Consent tenant')
+    const page = await openApp(tenantId)
+    await page
+      .getByRole('region', { name: 'Microsoft 365' })
+      .getByRole('button', { name: 'Connect' })
+      .click()
+    await page.getByRole('heading', { name: 'Connect Microsoft 365' }).waitFor()
+    await page.getByRole('button', { name: 'Accept the terms' }).click()
+    await page.getByText('Accepted', { exact: true }).waitFor()
+    await page.getByLabel(/Client ID/).fill(microsoft.clientId)
+    await page.getByLabel(/Client secret/).fill(microsoft.clientSecret)
+    await page.getByLabel(/Authority/).fill(microsoft.url)
+    await page.getByLabel(/Graph base URL/).fill(`${microsoft.url}/v1.0`)
+
+    // First attempt: the admin walks away; Cancel ends the wait and stores nothing.
+    const firstOpened = new Promise<string>((resolve) => (holdBrowser = resolve))
+    await page.getByRole('button', { name: 'Grant admin consent' }).click()
+    const consentUrl = new URL(await firstOpened)
+    expect(consentUrl.origin + consentUrl.pathname).toBe(
+      `${microsoft.url}/organizations/v2.0/adminconsent`,
+    )
+    const waiting = page.getByRole('status').filter({ hasText: 'Waiting for your browser' })
+    await waiting.waitFor()
+    expect(await waiting.textContent()).toContain("Microsoft 365's sign-in page")
+    await screenshot(page, 'connect-o365-waiting')
+    await page.getByRole('button', { name: 'Cancel sign-in' }).click()
+    await page.getByRole('alert').filter({ hasText: 'Not connected' }).waitFor()
+    await waiting.waitFor({ state: 'hidden' })
+    expect(callData(await call('connections:list', { tenantId }))).toEqual([])
+
+    // Second attempt: the admin grants consent in the browser.
+    const secondOpened = new Promise<string>((resolve) => (holdBrowser = resolve))
+    await page.getByRole('button', { name: 'Grant admin consent' }).click()
+    const url = await secondOpened
+    holdBrowser = null
+    await waiting.waitFor()
+    const answer = await browse(url)
+    expect(answer.body).toContain('You can close this window')
+    await page.getByRole('tab', { name: 'Overview' }).waitFor({ timeout: 30_000 })
+    const [connection] = callData(await call('connections:list', { tenantId })) as Array<{
+      connectorType: string
+      status: string
+      config: Record<string, unknown>
+    }>
+    expect(connection).toMatchObject({
+      connectorType: 'o365',
+      status: 'connected',
+      config: { tenantId: microsoft.tenantId, clientId: microsoft.clientId },
+    })
+    expect(JSON.stringify(connection)).not.toContain(microsoft.clientSecret)
+
+    // Reconnect keeps the configuration and never shows the saved secret.
+    await page.getByRole('button', { name: 'Connectors' }).first().click()
+    await page
+      .getByRole('region', { name: 'Microsoft 365' })
+      .getByRole('button', { name: 'Reconnect' })
+      .click()
+    expect(await page.getByLabel(/Client ID/).inputValue()).toBe(microsoft.clientId)
+    expect(await page.getByLabel(/Client secret/).inputValue()).toBe('')
+    expect(await page.content()).not.toContain(microsoft.clientSecret)
+
+    // Diagnostics says when the app's current token runs out (Graph's tokens last an hour).
+    const checkedAt = Date.now()
+    await page.getByRole('button', { name: 'Diagnostics' }).click()
+    const row = page.getByTestId('diag-connections-table').locator('tr', { hasText: 'o365' })
+    await row.getByText(/Current token expires in/).waitFor({ timeout: 30_000 })
+    expect(await row.textContent()).toMatch(/Current token expires in (1 h|5\d min)/)
+    const diagnostics = callData(await call('diagnostics:run', { tenantId })) as {
+      connections: Array<{ connectorType: string; tokenExpiresAt: string | null }>
+    }
+    const expiry = new Date(diagnostics.connections[0]!.tokenExpiresAt!).getTime()
+    expect(expiry).toBeGreaterThan(checkedAt + 50 * 60_000)
+    expect(expiry).toBeLessThan(Date.now() + 61 * 60_000)
+    await page.close()
+  })
+
   it('syncs with live progress to complete, and the timeline and chart gain the run', async () => {
     const tenantId = await newTenant('Sync tenant')
     await connectSalesforce(tenantId)
@@ -226,6 +321,114 @@ describe('the desktop screens', () => {
     await page.getByTestId('runs-chart').waitFor()
     expect(Number(await page.getByTestId('runs-chart').getAttribute('data-runs'))).toBe(6)
     expect(await page.locator('[data-testid="timeline"] tr[data-type="run"]').count()).toBe(6)
+    await page.close()
+  })
+
+  it('sets a custom schedule with its next runs, pauses and resumes it, re-reads one stream after confirming, and filters the timeline', async () => {
+    const tenantId = await newTenant('Schedule tenant')
+    const target = { tenantId, connectorType: 'salesforce' }
+    await connectSalesforce(tenantId)
+    callData(await call('sync:run', target))
+    const page = await openApp(tenantId)
+    await openConnector(page, 'Salesforce')
+
+    // A cron that cannot run says why, and cannot be saved.
+    await page.getByRole('button', { name: 'Custom' }).click()
+    const cron = page.getByLabel('Cron expression (UTC)')
+    await cron.fill('61 * * * *')
+    expect(await cron.getAttribute('aria-invalid')).toBe('true')
+    expect(await page.locator('#cron-help').textContent()).toMatch(/minute/i)
+    expect(await page.getByRole('button', { name: 'Save schedule' }).isDisabled()).toBe(true)
+
+    // Mondays at 02:30 UTC: the next three runs shown are the ones Temporal then reports.
+    await cron.fill('30 2 * * 1')
+    const shown = (await page.getByTestId('next-runs').getAttribute('data-runs'))!.split(' ')
+    expect(shown).toHaveLength(3)
+    for (const run of shown) {
+      const at = new Date(run)
+      expect([at.getUTCDay(), at.getUTCHours(), at.getUTCMinutes()]).toEqual([1, 2, 30])
+      expect(at.getTime()).toBeGreaterThan(Date.now())
+    }
+    await page.getByRole('button', { name: 'Save schedule' }).click()
+    await page.getByText('Schedule saved.').waitFor()
+    const saved = callData(await call('schedules:get', target)) as {
+      cron: string
+      paused: boolean
+      nextRunAt: string
+    }
+    expect(saved).toMatchObject({ cron: '30 2 * * 1', paused: false })
+    expect(new Date(saved.nextRunAt).toISOString()).toBe(shown[0])
+
+    await page.getByRole('button', { name: 'Pause', exact: true }).click()
+    await page.getByText('Schedule paused.').waitFor()
+    await page.getByRole('button', { name: 'Resume', exact: true }).waitFor()
+    expect(callData(await call('schedules:get', target))).toMatchObject({ paused: true })
+    await page.getByRole('button', { name: 'Resume', exact: true }).click()
+    await page.getByText('Schedule resumed.').waitFor()
+    await page.getByRole('button', { name: 'Pause', exact: true }).waitFor()
+    expect(callData(await call('schedules:get', target))).toMatchObject({ paused: false })
+
+    // A full re-read of one stream asks first; Cancel starts nothing.
+    const runsOf = async () =>
+      callData(await call('runs:list', { ...target, limit: 100 })) as Array<{
+        stream: string
+        mode: string
+        status: string
+        created: number
+        updated: number
+      }>
+    const before = await runsOf()
+    await page.getByLabel('Read everything again:').selectOption('leads')
+    await page.getByRole('button', { name: 'Full re-read…' }).click()
+    const dialog = page.getByRole('dialog', { name: 'Read Leads again?' })
+    await dialog.waitFor()
+    await dialog.getByRole('button', { name: 'Cancel' }).click()
+    await dialog.waitFor({ state: 'hidden' })
+    expect(await runsOf()).toHaveLength(before.length)
+    await page.getByRole('button', { name: 'Full re-read…' }).click()
+    await dialog.getByRole('button', { name: 'Start full re-read' }).click()
+    await page.waitForFunction(
+      () =>
+        document.querySelector('[data-testid="live-progress"]')?.textContent?.includes('Complete'),
+      undefined,
+      { timeout: 30_000 },
+    )
+    const after = await runsOf()
+    expect(after).toHaveLength(before.length + 1)
+    // Only Leads were read again, and none of them changed, so nothing was rewritten.
+    expect(after[0]).toMatchObject({
+      stream: 'leads',
+      mode: 'full',
+      status: 'succeeded',
+      created: 0,
+      updated: 0,
+    })
+
+    // The timeline by type and date.
+    await page.getByRole('tab', { name: 'Timeline' }).click()
+    const rows = (type: string) => page.locator(`[data-testid="timeline"] tr[data-type="${type}"]`)
+    await rows('run').first().waitFor()
+    expect(await rows('run').count()).toBe(after.length)
+    const scheduleChanges = callData(
+      await call('timeline:list', { ...target, types: ['schedule'], limit: 200 }),
+    ) as unknown[]
+    expect(scheduleChanges.length).toBeGreaterThanOrEqual(3)
+    expect(await rows('schedule').count()).toBe(scheduleChanges.length)
+    await page.getByLabel('Syncs', { exact: true }).uncheck()
+    // Once the filtered timeline has loaded: no runs, the schedule changes still there.
+    await page.waitForFunction(
+      (expected) =>
+        document.querySelectorAll('[data-testid="timeline"] tr[data-type="schedule"]').length ===
+          expected &&
+        document.querySelectorAll('[data-testid="timeline"] tr[data-type="run"]').length === 0,
+      scheduleChanges.length,
+    )
+    expect(await rows('run').count()).toBe(0)
+    await screenshot(page, 'connector-timeline-filtered')
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10)
+    await page.getByLabel('From', { exact: true }).fill(tomorrow)
+    await page.getByText('Nothing here yet').waitFor()
+    expect(await page.locator('[data-testid="timeline"]').count()).toBe(0)
     await page.close()
   })
 

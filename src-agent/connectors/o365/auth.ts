@@ -58,8 +58,8 @@ export async function appOnlyToken(
 export async function checkAppOnly(
   config: O365Config,
   options: Pick<CredentialOptions, 'signal' | 'stop' | 'log'> = {},
-): Promise<{ organization: string }> {
-  const { accessToken } = await appOnlyToken(config, options)
+): Promise<{ organization: string; tokenExpiresAt: Date | null }> {
+  const { accessToken, expiresOn } = await appOnlyToken(config, options)
   const page = await vendorJson<{ value?: Array<{ id?: string; displayName?: string }> }>(
     `${config.graphBaseUrl}/organization?$select=id,displayName`,
     {
@@ -77,7 +77,10 @@ export async function checkAppOnly(
           : undefined,
     },
   )
-  return { organization: page.value?.[0]?.displayName ?? config.tenantId }
+  return {
+    organization: page.value?.[0]?.displayName ?? config.tenantId,
+    tokenExpiresAt: expiresOn,
+  }
 }
 
 // --- implementation ---

@@ -156,11 +156,14 @@ export const o365Connector: Connector<O365Config> = {
     )
   },
 
-  healthCheck(credentials, options) {
-    return probeHealth(
-      () => checkAppOnly(o365ConfigSchema.parse(credentials), options),
-      'Microsoft 365 granted the app its permissions.',
-    )
+  async healthCheck(credentials, options) {
+    let tokenExpiresAt: Date | null = null
+    const status = await probeHealth(async () => {
+      tokenExpiresAt = (await checkAppOnly(o365ConfigSchema.parse(credentials), options))
+        .tokenExpiresAt
+    }, 'Microsoft 365 granted the app its permissions.')
+    // When the app-only token the check was given runs out (MSAL renews it before then).
+    return tokenExpiresAt ? { ...status, details: { ...status.details, tokenExpiresAt } } : status
   },
 }
 

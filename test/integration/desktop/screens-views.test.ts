@@ -106,6 +106,7 @@ describe('the screens’ views, over the agent’s RPC', () => {
           // The health check's own /limits read counts too.
           quota: { used: salesforce.apiUsage().used, limit: 15_000 },
           tokenExpiresAt: null,
+          credential: 'Refresh token: access renewed as needed, valid until revoked',
           error: null,
         },
       ])
