@@ -412,43 +412,6 @@ function SignInPanel({
           </div>
         </Callout>
       ) : null}
-      <form
-        noValidate
-        onSubmit={(e) => {
-          e.preventDefault()
-          void begin()
-        }}
-      >
-        <ConfigForm
-          idPrefix="cfg"
-          fields={form.fields}
-          values={form.values}
-          errors={form.errors}
-          onChange={form.change}
-          reconnecting={connection !== undefined}
-          footer={
-            <div className="row">
-              <button type="submit" className="button button-primary" disabled={busy}>
-                {action}
-              </button>
-              {busy ? (
-                <button
-                  ref={cancelRef}
-                  type="button"
-                  className="button"
-                  onClick={() => void call('signin:cancel')}
-                >
-                  Cancel sign-in
-                </button>
-              ) : (
-                <button type="button" className="button" onClick={() => go({ page: 'connectors' })}>
-                  Back
-                </button>
-              )}
-            </div>
-          }
-        />
-      </form>
       {waiting ? (
         <Callout tone="info" title="Waiting for your browser" role="status">
           {state?.phase === 'exchanging' ? (
@@ -469,8 +432,46 @@ function SignInPanel({
               ) : null}
             </p>
           )}
+          <div className="row">
+            <button
+              ref={cancelRef}
+              type="button"
+              className="button"
+              onClick={() => void call('signin:cancel')}
+            >
+              Cancel sign-in
+            </button>
+          </div>
         </Callout>
       ) : null}
+      <form
+        noValidate
+        onSubmit={(e) => {
+          e.preventDefault()
+          void begin()
+        }}
+      >
+        <ConfigForm
+          idPrefix="cfg"
+          fields={form.fields}
+          values={form.values}
+          errors={form.errors}
+          onChange={form.change}
+          reconnecting={connection !== undefined}
+          footer={
+            <div className="row">
+              <button type="submit" className="button button-primary" disabled={busy}>
+                {action}
+              </button>
+              {busy ? null : (
+                <button type="button" className="button" onClick={() => go({ page: 'connectors' })}>
+                  Back
+                </button>
+              )}
+            </div>
+          }
+        />
+      </form>
       {failure ? (
         <Callout tone="bad" title="Not connected" role="alert">
           <p>{failure}</p>
