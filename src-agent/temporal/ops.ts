@@ -4,12 +4,14 @@
  * time (lag, schedules, backlogs). The worker attaches its parts once they exist; until then,
  * and after it stops, it is not ready.
  */
-import type { Client } from '@temporalio/client'
+import { Client, Connection } from '@temporalio/client'
 import type { Worker } from '@temporalio/worker'
 import type { DbHandle } from '../../db/client.js'
 import { probeDatabase } from '../../db/probe.js'
 import { describeError } from '../../shared/errors.js'
 import { scrubString } from '../../shared/redact.js'
+import { TASK_QUEUE } from '../../shared/temporal.js'
+import { dataDir, type Env } from '../config.js'
 import type { Logger } from '../logging/logger.js'
 import {
   lagSeconds,
@@ -19,6 +21,8 @@ import {
 import { schemaVersion } from '../services/views.js'
 import type { CheckResult, ReadinessReport } from '../telemetry/server.js'
 import type { StateSnapshot } from '../telemetry/state-gauges.js'
+import { readTemporalSettings } from './client.js'
+import { findRunningDevServer } from './dev-server.js'
 import { listSchedules, type ScheduleView } from './scheduler.js'
 
 /** Each readiness check (and each scrape-time read) gives up after this long. */
@@ -199,4 +203,77 @@ async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   } finally {
     clearTimeout(timer)
   }
+}
+
+/** What `gtm-agent status` learns from Temporal. */
+export interface TemporalStatus {
+  reachable: boolean
+  address: string
+  namespace: string
+  taskQueue: string
+  /** Workers polling the task queue for workflow tasks; null when Temporal could not be asked. */
+  workers: number | null
+  /** The connection schedules by `tenant:type`; empty when Temporal could not be asked. */
+  schedules: Map<string, ScheduleView>
+  error: string | null
+}
+
+/**
+ * Asks TEMPORAL_ADDRESS, or the data directory's dev server when it runs (nothing is started),
+ * within `timeoutMs` per call: is it there, how many workers poll the task queue, which
+ * schedules it holds. Never throws.
+ */
+export async function readTemporalStatus(env: Env, timeoutMs: number): Promise<TemporalStatus> {
+  const status: TemporalStatus = {
+    reachable: false,
+    address: env.TEMPORAL_ADDRESS?.trim() || 'local dev server',
+    namespace: env.TEMPORAL_NAMESPACE?.trim() || 'default',
+    taskQueue: env.TEMPORAL_TASK_QUEUE?.trim() || TASK_QUEUE,
+    workers: null,
+    schedules: new Map(),
+    error: null,
+  }
+  let connection: Connection | undefined
+  try {
+    const settings = await readTemporalSettings(env)
+    status.namespace = settings.namespace
+    status.taskQueue = settings.taskQueue
+    const address = settings.address ?? (await findRunningDevServer(dataDir(env)))?.address
+    if (!address) {
+      status.error =
+        'TEMPORAL_ADDRESS is not set and the local Temporal dev server is not running: it starts with gtm-agent worker.'
+      return status
+    }
+    status.address = address
+    const connecting = Connection.connect({
+      address,
+      connectTimeout: timeoutMs,
+      ...(settings.tls === undefined ? {} : { tls: settings.tls }),
+      ...(settings.apiKey ? { apiKey: settings.apiKey } : {}),
+    })
+    connecting.catch(() => undefined)
+    connection = await withDeadline(connecting, timeoutMs).catch((err: unknown) => {
+      void connecting.then((late) => late.close()).catch(() => undefined)
+      throw err
+    })
+    const open = connection
+    const client = new Client({ connection: open, namespace: settings.namespace })
+    await open.withDeadline(Date.now() + timeoutMs, () => open.workflowService.getSystemInfo({}))
+    status.reachable = true
+    const queue = await open.withDeadline(Date.now() + timeoutMs, () =>
+      open.workflowService.describeTaskQueue({
+        namespace: settings.namespace,
+        taskQueue: { name: settings.taskQueue },
+        taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
+      }),
+    )
+    status.workers = (queue.pollers ?? []).length
+    const views = await withDeadline(listSchedules(client), timeoutMs * 5)
+    status.schedules = new Map(views.map((v) => [`${v.tenantId}:${v.connectorType}`, v]))
+  } catch (err) {
+    status.error = `Temporal at ${status.address}: ${scrubString(describeError(err))}`
+  } finally {
+    await connection?.close().catch(() => undefined)
+  }
+  return status
 }

@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDb, type DbHandle } from '../../../db/client.js'
+import type { StatusReport } from '../../../src-agent/cli/status.js'
 import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
 import '../../../src-agent/connectors/salesforce/index.js'
 import { TEST_KEY_HEX } from '../../helpers/agent.js'
@@ -247,4 +248,103 @@ describe('operating the worker: metrics, health and status', () => {
     expect(post.status).toBe(405)
     expect(post.headers.get('allow')).toBe('GET, HEAD')
   })
+
+  it('status --json matches the database, and exits 1 when a connection needs re-auth', async () => {
+    const { rows: ids } = await owner.pool.query<{ id: string }>(
+      'select id from connectors where tenant_id = $1',
+      [tenantId],
+    )
+    const connectorId = ids[0]!.id
+    // Two queued writebacks not due yet, one webhook event nobody processes here.
+    await owner.pool.query(
+      `insert into writeback_queue (tenant_id, connector_type, entity_type, external_id, fields, next_attempt_at)
+       select $1, 'salesforce', 'account', 'acc-' || n, '{"tier":"hot"}', now() + interval '1 day'
+         from generate_series(1, 2) n`,
+      [tenantId],
+    )
+    await owner.pool.query(
+      `insert into webhook_inbox (tenant_id, connector_id, source, event_id, event_type, payload, records)
+       values ($1, $2, 'salesforce', 'evt-1', 'updated', '{}', '[]')`,
+      [tenantId, connectorId],
+    )
+    const status = (args: string[]) => runCli(['status', ...args], agentEnv(database.url))
+
+    const result = await status(['--json'])
+    expect(result.code, result.stderr).toBe(0)
+    const report = JSON.parse(result.stdout) as StatusReport
+    const { rows: connections } = await owner.pool.query<{
+      status: string
+      last_sync_at: Date
+    }>('select status, last_sync_at from connectors where tenant_id = $1', [tenantId])
+    const { rows: runs } = await owner.pool.query<{
+      stream: string
+      status: string
+      started_at: Date
+      finished_at: Date
+    }>(
+      'select stream, status, started_at, finished_at from sync_runs where tenant_id = $1 order by started_at desc limit 1',
+      [tenantId],
+    )
+    const { rows: version } = await owner.pool.query<{ n: number }>(
+      'select gtm_schema_version() as n',
+    )
+    expect(report).toMatchObject({
+      healthy: true,
+      attention: [],
+      database: {
+        reachable: true,
+        migrations: { applied: version[0]!.n, shipped: version[0]!.n },
+        error: null,
+      },
+      temporal: { reachable: true, address: env.address, taskQueue: env.taskQueue, workers: 1 },
+    })
+    expect(report.version).toMatch(/^\d+\.\d+\.\d+/)
+    expect(report.connections).toEqual([
+      {
+        tenantId,
+        connectorType: 'salesforce',
+        status: connections[0]!.status,
+        needsReauth: false,
+        lastSyncAt: connections[0]!.last_sync_at.toISOString(),
+        lagSeconds: expect.any(Number) as number,
+        lastRun: {
+          stream: runs[0]!.stream,
+          status: runs[0]!.status,
+          startedAt: runs[0]!.started_at.toISOString(),
+          finishedAt: runs[0]!.finished_at.toISOString(),
+          errorCode: null,
+          error: null,
+        },
+        schedule: {
+          cron: '*/15 * * * *',
+          paused: false,
+          intervalSeconds: 900,
+          nextRunAt: expect.stringMatching(/^\d{4}-/) as string,
+        },
+        writebacks: { pending: 2, failed: 0 },
+        webhooks: { pending: 1, failed: 0 },
+        attention: [],
+      },
+    ])
+    const lagNow = (Date.now() - connections[0]!.last_sync_at.getTime()) / 1000
+    expect(Math.abs(report.connections[0]!.lagSeconds! - lagNow)).toBeLessThan(30)
+
+    await owner.pool.query(
+      `update connectors set status = 'error', last_sync_error = 'needs re-auth: Salesforce refused the refresh token'
+        where id = $1`,
+      [connectorId],
+    )
+    const failing = await status(['--json'])
+    expect(failing.code).toBe(1)
+    const failed = JSON.parse(failing.stdout) as StatusReport
+    expect(failed.healthy).toBe(false)
+    expect(failed.attention).toEqual([
+      `${tenantId}/salesforce: needs re-auth: the source refused the stored credentials; reconnect it.`,
+    ])
+    const text = await status([])
+    expect(text.code).toBe(1)
+    expect(text.stdout).toMatch(new RegExp(`${tenantId}\\s+salesforce\\s+needs re-auth`))
+    expect(text.stdout).toContain('Needs attention (1):')
+    expect(text.stdout + text.stderr).not.toContain(fake.refreshToken)
+  }, 60_000)
 })
