@@ -11,7 +11,7 @@ import tseslint from 'typescript-eslint'
  * sandbox, so they may not import Node either.
  *
  * Inside src-agent, folders import only lower layers, so no cycle can form:
- * infrastructure (config.ts, shutdown.ts, logging/, secrets/, audit/) ← connectors/ ←
+ * infrastructure (config.ts, shutdown.ts, logging/, telemetry/, secrets/, audit/) ← connectors/ ←
  * pipeline/ ← services/ ← temporal/ ← cli/ and rpc/ (and bin/, which runs the CLI).
  *
  * Flat config replaces (not merges) a rule's options when several blocks match a file, so
@@ -47,7 +47,7 @@ const mainImport = {
   message: 'The renderer talks to main through window.gtm only (types may be imported).',
 }
 const agentLayerMessage =
-  'src-agent layers: infrastructure (config, shutdown, logging, secrets, audit) ← connectors ← signin ← pipeline ← services ← temporal, webhooks ← cli, rpc. Import only from lower layers: move the code down, or pass it in as a parameter.'
+  'src-agent layers: infrastructure (config, shutdown, logging, telemetry, secrets, audit) ← connectors ← signin ← pipeline ← services ← temporal, webhooks ← cli, rpc. Import only from lower layers: move the code down, or pass it in as a parameter.'
 /** Imports of these src-agent folders, by relative path. */
 const agentLayers = (...folders) =>
   folders.map((folder) => ({ regex: `(^|/)${folder}(/|$)`, message: agentLayerMessage }))
@@ -134,7 +134,13 @@ export default tseslint.config(
     rules: { [rule]: restrict({ paths: [electronAll], patterns: [electronSubpath] }) },
   },
   {
-    files: ['src-agent/*.ts', 'src-agent/logging/**', 'src-agent/secrets/**', 'src-agent/audit/**'],
+    files: [
+      'src-agent/*.ts',
+      'src-agent/logging/**',
+      'src-agent/telemetry/**',
+      'src-agent/secrets/**',
+      'src-agent/audit/**',
+    ],
     rules: {
       [rule]: restrict({
         paths: [electronAll],

@@ -20,6 +20,7 @@ import { registerMigrateCommand } from './migrate.js'
 import { registerO365Commands } from './o365.js'
 import { stdoutOutput } from './output.js'
 import { registerScheduleCommands } from './schedules.js'
+import { registerStatusCommand } from './status.js'
 import { registerSyncCommand } from './sync.js'
 import { registerTenantCommands } from './tenants.js'
 import { registerWorkerCommand } from './worker.js'
@@ -61,6 +62,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerHealthCommand(program, ctx)
   registerMappingCommands(program, ctx)
   registerWorkerCommand(program, ctx)
+  registerStatusCommand(program, ctx)
   registerScheduleCommands(program, ctx)
   registerWritebackCommands(program, ctx)
   registerWebhookCommands(program, ctx)

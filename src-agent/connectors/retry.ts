@@ -7,6 +7,12 @@
  */
 import { VendorError, type ErrorCode } from '../../shared/errors.js'
 import type { Logger } from '../logging/logger.js'
+import {
+  currentCallLabels,
+  labelKey,
+  vendorRequestsTotal,
+  vendorRetriesTotal,
+} from '../telemetry/metrics.js'
 
 export interface RetryPolicy {
   /** Tries in all, the first one included (a session refresh adds one more try, once). */
@@ -94,9 +100,13 @@ export async function withRetry<T>(
   for (let n = 1; ; n++) {
     options.signal?.throwIfAborted()
     if (n > 1) options.stop?.throwIfAborted()
+    const labels = currentCallLabels(options.vendor)
     try {
-      return await attempt(n)
+      const result = await attempt(n)
+      vendorRequestsTotal.inc({ ...labels, outcome: 'ok' })
+      return result
     } catch (err) {
+      vendorRequestsTotal.inc({ ...labels, outcome: 'error' })
       if (options.signal?.aborted || options.stop?.aborted) throw err
       if (err instanceof SessionExpiredError) {
         if (refreshed || !options.refreshSession) throw err
@@ -191,6 +201,7 @@ function report(options: RetryOptions, event: RetryEvent, err: VendorError): voi
     { vendor: options.vendor, call: options.what, code: err.code, ...event },
     'vendor call failed; retrying',
   )
+  vendorRetriesTotal.inc({ ...currentCallLabels(options.vendor), reason: labelKey(event.reason) })
   options.onRetry?.(event)
 }
 

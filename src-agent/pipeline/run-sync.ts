@@ -18,6 +18,12 @@ import type { ConnectorRegistry } from '../connectors/registry.js'
 import { DEFAULT_STREAM, findStream, streamsOf } from '../connectors/streams.js'
 import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
+import {
+  syncRecordsTotal,
+  syncRunDuration,
+  syncRunsTotal,
+  withCallLabels,
+} from '../telemetry/metrics.js'
 import { NEEDS_REAUTH_PREFIX, openConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { requireAgreement } from './agreements.js'
@@ -330,10 +336,12 @@ async function listPartitions(
     openConnection(tx, deps.keyring, tenantId, connector.id, connector.secretConfigKeys),
   )
   const hooks = credentialHooks(deps, { tenantId, connector, connectorId: opened.row.id })
-  const partitions = await connector.listPartitions!(opened.credentials, input.stream, {
-    log: deps.log.child({ tenantId, connector: connector.id, stream: input.stream }),
-    ...hooks,
-  })
+  const partitions = await withCallLabels({ tenant: tenantId, connector: connector.id }, () =>
+    connector.listPartitions!(opened.credentials, input.stream, {
+      log: deps.log.child({ tenantId, connector: connector.id, stream: input.stream }),
+      ...hooks,
+    }),
+  )
   if (!Array.isArray(partitions) || partitions.some((p) => typeof p !== 'string' || p === '')) {
     throw new VendorError(
       'vendor_bad_response',
@@ -367,6 +375,16 @@ export interface RunPagesRequest extends RunTarget {
  * committed.
  */
 export async function runPages(
+  deps: SyncDeps,
+  request: RunPagesRequest,
+): Promise<{ done: boolean; cursor: string | null; counts: SyncCounts }> {
+  // The vendor calls made for this run are counted under its tenant and connector.
+  return withCallLabels({ tenant: request.tenantId, connector: request.connectorType }, () =>
+    readPages(deps, request),
+  )
+}
+
+async function readPages(
   deps: SyncDeps,
   request: RunPagesRequest,
 ): Promise<{ done: boolean; cursor: string | null; counts: SyncCounts }> {
@@ -499,6 +517,10 @@ export async function runPages(
         return written
       })
       addCounts(counts, { pages: 1, ...pageCounts })
+      countRecords(
+        { tenant: tenantId, connector: connectorType, stream: start.stream.id },
+        pageCounts,
+      )
       runLog.debug({ page: counts.pages, partition, ...pageCounts }, 'page committed')
       request.onPage?.({
         pages: 1,
@@ -555,6 +577,7 @@ export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<Sync
       .where(eq(syncRuns.id, target.runId))
       .returning()
     if (!run) throw new AppError('internal', `Sync run ${target.runId} does not exist.`)
+    countRun(target, { ...run, outcome: 'succeeded' })
     // The connection's error stays while another stream's latest run failed.
     const failing = await tx.execute<{ stream: string }>(sql`
       select stream from (
@@ -618,8 +641,17 @@ export async function failRun(
         errorCode: outcome.code,
       })
       .where(eq(syncRuns.id, target.runId))
-      .returning({ connectorId: syncRuns.connectorId, stream: syncRuns.stream })
+      .returning({
+        connectorId: syncRuns.connectorId,
+        stream: syncRuns.stream,
+        startedAt: syncRuns.startedAt,
+        finishedAt: syncRuns.finishedAt,
+      })
     if (!run) return
+    countRun(target, {
+      ...run,
+      outcome: outcome.code === 'sync_cancelled' ? 'cancelled' : outcome.runStatus,
+    })
     if (run.stream !== null) {
       await markFailed(
         tx,
@@ -648,6 +680,43 @@ function cancelled(): AppError {
     'sync_cancelled',
     'The sync was cancelled. The pages committed before it stopped are kept; the next sync resumes after them.',
   )
+}
+
+/** A page's committed records, on the metrics. */
+function countRecords(
+  labels: { tenant: string; connector: string; stream: string },
+  page: Omit<SyncCounts, 'pages'>,
+): void {
+  const changes = {
+    created: page.created,
+    updated: page.updated,
+    deleted: page.deleted,
+    quarantined: page.errors,
+  }
+  for (const [change, n] of Object.entries(changes)) {
+    if (n > 0) syncRecordsTotal.inc({ ...labels, change }, n)
+  }
+}
+
+/** An ended run, on the metrics: its outcome and how long it took from start to end. */
+function countRun(
+  target: RunTarget,
+  run: { stream: string | null; startedAt: Date; finishedAt: Date | null; outcome: string },
+): void {
+  const stream = run.stream ?? DEFAULT_STREAM
+  syncRunsTotal.inc({
+    tenant: target.tenantId,
+    connector: target.connectorType,
+    stream,
+    outcome: run.outcome,
+  })
+  if (run.finishedAt) {
+    const seconds = Math.max(0, (run.finishedAt.getTime() - run.startedAt.getTime()) / 1000)
+    syncRunDuration.observe(
+      { connector: target.connectorType, stream, outcome: run.outcome },
+      seconds,
+    )
+  }
 }
 
 function addCounts(total: SyncCounts, more: SyncCounts): void {

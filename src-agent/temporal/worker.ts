@@ -7,7 +7,12 @@
 import { existsSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common'
+import {
+  IllegalStateError,
+  type LogLevel,
+  type LogMetadata,
+  type Logger as TemporalLogger,
+} from '@temporalio/common'
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker'
 import { createDb } from '../../db/client.js'
 import { ConfigError, describeError } from '../../shared/errors.js'
@@ -18,6 +23,7 @@ import type { Logger } from '../logging/logger.js'
 import { loadKeyring } from '../secrets/crypto.js'
 import { createActivities, type Activities } from './activities.js'
 import { connectTemporal, type TemporalSettings } from './client.js'
+import type { WorkerOps } from './ops.js'
 import { reconcileSchedules, type ReconcileCounts } from './scheduler.js'
 
 /** Activities one worker runs at once; each holds up to two database connections. */
@@ -51,13 +57,29 @@ export interface RunWorkerOptions {
    * counts, or undefined when the pass failed. Lets a caller wait for a pass instead of a time.
    */
   onReconciled?: (counts: ReconcileCounts | undefined) => void
+  /** Told when the worker is up and when it stops: the readiness checks and metrics read it. */
+  ops?: WorkerOps
+  /**
+   * Serve the Temporal SDK's own worker metrics (Prometheus) on this `host:port`. Takes effect
+   * only when this is the first Temporal worker or connection of the process.
+   */
+  sdkMetricsAddress?: string
 }
 
 /** Runs the worker until `signal` aborts, then lets go of everything it started. */
 export async function runWorker(options: RunWorkerOptions): Promise<void> {
   const env = options.env ?? process.env
   const log = options.log.child({ component: 'worker' })
-  installRuntimeLogger(log)
+  const installed = installRuntimeLogger(
+    log,
+    options.sdkMetricsAddress === undefined ? {} : { metricsAddress: options.sdkMetricsAddress },
+  )
+  if (options.sdkMetricsAddress !== undefined && !installed) {
+    log.warn(
+      { address: options.sdkMetricsAddress },
+      'the Temporal runtime was set up before the worker: its own metrics are not served',
+    )
+  }
   const reconcileSeconds = reconcileIntervalSeconds(env)
   const keyring = loadKeyring(env)
   const workflows = workflowCode(log, env)
@@ -103,6 +125,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
         const loopStop = new AbortController()
         const stop = (): void => {
           log.info('shutting down the worker')
+          options.ops?.detach()
           loopStop.abort()
           worker.shutdown()
         }
@@ -121,9 +144,11 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
           'worker started',
         )
         const loop = reconcileLoop(reconcile, reconcileSeconds * 1000, loopStop.signal, log)
+        options.ops?.attach({ handle: database.handle, client: temporal.client, worker })
         try {
           await worker.run()
         } finally {
+          options.ops?.detach()
           // Also when the worker failed by itself; a pass in progress finishes first.
           loopStop.abort()
           await loop
@@ -250,11 +275,16 @@ function nativeOptions(settings: TemporalSettings & { address: string }) {
 let runtimeInstalled = false
 
 /**
- * Sends the SDK's own log lines (worker state, workflow `log`) through our redacting logger.
- * Takes effect only before the first NativeConnection or Worker of the process is created.
+ * Sends the SDK's own log lines (worker state, workflow `log`) through our redacting logger, and
+ * serves the SDK's worker metrics in Prometheus format on `metricsAddress` (`host:port`) when
+ * given. Takes effect only before the first NativeConnection or Worker of the process is created;
+ * returns whether it did.
  */
-export function installRuntimeLogger(log: Logger): void {
-  if (runtimeInstalled) return
+export function installRuntimeLogger(
+  log: Logger,
+  options: { metricsAddress?: string } = {},
+): boolean {
+  if (runtimeInstalled) return false
   runtimeInstalled = true
   const sdkLog = log.child({ component: 'temporal' })
   const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
@@ -277,8 +307,25 @@ export function installRuntimeLogger(log: Logger): void {
   }
   try {
     // Signals are the agent's to handle (takeOverShutdownSignals), not the SDK's.
-    Runtime.install({ logger, shutdownSignals: [] })
-  } catch {
+    Runtime.install({
+      logger,
+      shutdownSignals: [],
+      ...(options.metricsAddress === undefined
+        ? {}
+        : {
+            telemetryOptions: {
+              metrics: { prometheus: { bindAddress: options.metricsAddress } },
+            },
+          }),
+    })
+    return true
+  } catch (err) {
     // Another part of this process created the runtime first; it keeps its logger.
+    if (err instanceof IllegalStateError) return false
+    throw new ConfigError(
+      'config_invalid',
+      `Cannot serve the Temporal worker metrics on ${options.metricsAddress ?? 'its address'}: ${describeError(err)}`,
+      { cause: err },
+    )
   }
 }

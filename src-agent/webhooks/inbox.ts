@@ -152,12 +152,12 @@ export async function pendingEvents(
     untried?: boolean
     limit?: number
   },
-): Promise<InboxPosition[]> {
+): Promise<Array<InboxPosition & { source: string }>> {
   const { after } = options
   const receivedAt = sql<string>`${webhookInbox.receivedAt}::text`
   return withTenant(db, tenantId, (tx) =>
     tx
-      .select({ id: webhookInbox.id, receivedAt })
+      .select({ id: webhookInbox.id, receivedAt, source: webhookInbox.source })
       .from(webhookInbox)
       .where(
         and(

@@ -9,6 +9,7 @@ import { describeError } from '../../shared/errors.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
 import { listTenants } from '../pipeline/tenants.js'
+import { webhookEventsTotal } from '../telemetry/metrics.js'
 import { inboxClock, pendingEvents, processEvent, type InboxPosition } from './inbox.js'
 
 /** How often failed events are tried again unless the caller says otherwise. */
@@ -81,8 +82,15 @@ export function startWebhookProcessor(
         if (batch.length === 0) return
         for (const event of batch) {
           if (closed) return
-          after = event
+          after = { id: event.id, receivedAt: event.receivedAt }
           const result = await processEvent(deps, tenantId, event.id)
+          if (result.outcome !== 'skipped') {
+            webhookEventsTotal.inc({
+              tenant: tenantId,
+              connector: event.source,
+              outcome: result.outcome === 'retry' ? 'retrying' : result.outcome,
+            })
+          }
           const fields = { tenantId, inboxId: event.id }
           if (result.outcome === 'processed') {
             log.info({ ...fields, ...result.counts }, 'webhook event processed')

@@ -16,6 +16,7 @@ import type { Logger } from '../logging/logger.js'
 import { openConnection } from '../pipeline/connection.js'
 import { boundedMessage } from '../pipeline/storable.js'
 import type { Keyring } from '../secrets/crypto.js'
+import { webhookEventsTotal } from '../telemetry/metrics.js'
 import { storeEvents } from './inbox.js'
 
 /** The longest event id kept; a longer one is refused as malformed. */
@@ -100,6 +101,31 @@ async function receive(
   const receivedAt = deps.now?.() ?? new Date()
   const note = await answer(deps, req, res, receivedAt)
   log.info(note, 'webhook request')
+  countRequest(deps, note)
+}
+
+/** Answers given before the tenant's connection was found: their path segments are the caller's. */
+const BEFORE_CONNECTION = new Set([404, 405, 413])
+
+/**
+ * A request on the metrics: its events received and duplicates, or one refused request. Labels
+ * take only a registered connector type and, once its connection was found, the tenant id, so
+ * a caller cannot make up label values.
+ */
+function countRequest(deps: WebhookServerDeps, note: RequestNote): void {
+  const known = note.connector !== undefined && deps.registry.has(note.connector)
+  const labels = {
+    connector: known ? note.connector! : 'unknown',
+    tenant: known && !BEFORE_CONNECTION.has(note.status) ? (note.tenantId ?? '') : '',
+  }
+  if (note.status >= 400) {
+    webhookEventsTotal.inc({ ...labels, outcome: 'refused' })
+    return
+  }
+  const duplicates = note.duplicates ?? 0
+  const received = (note.events ?? 0) - duplicates
+  if (received > 0) webhookEventsTotal.inc({ ...labels, outcome: 'received' }, received)
+  if (duplicates > 0) webhookEventsTotal.inc({ ...labels, outcome: 'duplicate' }, duplicates)
 }
 
 async function answer(

@@ -9,6 +9,7 @@ import { Connection, type HttpRequest } from 'jsforce'
 import { AppError, VendorError } from '../../../shared/errors.js'
 import type { Credentials } from '../interface.js'
 import type { Logger } from '../../logging/logger.js'
+import { recordApiQuota } from '../../telemetry/metrics.js'
 import { SessionExpiredError, withRetry, type RetryEvent } from '../retry.js'
 import { sendHttp, type Timeouts } from '../transport.js'
 import { refreshTokens } from './auth.js'
@@ -105,7 +106,10 @@ export class SalesforceSession {
         this.throwIfAborted()
         sentWith = this.conn.accessToken ?? undefined
         try {
-          return await this.conn.request<T>(request, httpOptions)
+          const answer = await this.conn.request<T>(request, httpOptions)
+          const usage = this.usage()
+          if (usage) recordApiQuota('Salesforce', usage)
+          return answer
         } catch (err) {
           throw classify(err)
         }

@@ -15,6 +15,7 @@ import type { WritebackResult } from '../../connectors/interface.js'
 import type { ConnectorRegistry } from '../../connectors/registry.js'
 import type { Logger } from '../../logging/logger.js'
 import type { Keyring } from '../../secrets/crypto.js'
+import { withCallLabels, writebackItemsTotal } from '../../telemetry/metrics.js'
 import { NEEDS_REAUTH_PREFIX } from '../connection.js'
 import { credentialHooks } from '../credential-lock.js'
 import {
@@ -115,12 +116,14 @@ export async function sendWritebackBatch(
     const results =
       sendable.length === 0
         ? []
-        : await capability.send(credentials, sendable, {
-            log,
-            ...(input.signal ? { signal: input.signal } : {}),
-            ...(input.stop ? { stop: input.stop } : {}),
-            ...credentialHooks(deps, { tenantId, connector, connectorId: row.id }),
-          })
+        : await withCallLabels({ tenant: tenantId, connector: connectorType }, () =>
+            capability.send(credentials, sendable, {
+              log,
+              ...(input.signal ? { signal: input.signal } : {}),
+              ...(input.stop ? { stop: input.stop } : {}),
+              ...credentialHooks(deps, { tenantId, connector, connectorId: row.id }),
+            }),
+          )
     const answers = matchResults(
       batch.filter((_, index) => 'item' in planned[index]!),
       results,
@@ -346,6 +349,14 @@ async function recordOutcomes(
       metadata: { connectorType: input.connectorType, items: rows.length, ...counts },
     })
   })
+  for (const [outcome, n] of Object.entries(counts)) {
+    if (n > 0) {
+      writebackItemsTotal.inc(
+        { tenant: input.tenantId, connector: input.connectorType, outcome },
+        n,
+      )
+    }
+  }
   return { counts, failures }
 }
 
