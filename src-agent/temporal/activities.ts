@@ -147,21 +147,34 @@ export function createActivities(deps: ActivityDeps) {
       const beat = (): void => heartbeat(progress)
       beat()
       const timer = setInterval(beat, heartbeatEvery(info.heartbeatTimeoutMs))
+      const chunkLog = deps.log.child({ tenantId, connector: connectorType, runId })
       try {
         return await withSyncLock(deps.handle, tenantId, connectorType, async () => {
-          const result = await runPages(syncDeps('system'), {
-            tenantId,
-            connectorType,
-            runId,
-            maxPages: input.maxPages,
-            signal,
-            ...(input.pageSize ? { pageSize: input.pageSize } : {}),
-            onPage: (page) => {
-              progress = { cursor: page.cursor, pages: progress.pages + 1 }
-              beat()
-            },
-          })
-          return { done: result.done, totals: await runTotals(deps.handle, tenantId, runId) }
+          // Both lines are written while the connection's sync lock is held: in the logs of all
+          // the workers together, one connection's chunks never overlap.
+          chunkLog.info({ attempt: info.attempt }, 'sync chunk started')
+          let outcome: 'done' | 'more' | 'failed' = 'failed'
+          try {
+            const result = await runPages(syncDeps('system'), {
+              tenantId,
+              connectorType,
+              runId,
+              maxPages: input.maxPages,
+              signal,
+              ...(input.pageSize ? { pageSize: input.pageSize } : {}),
+              onPage: (page) => {
+                progress = { cursor: page.cursor, pages: progress.pages + 1 }
+                beat()
+              },
+            })
+            outcome = result.done ? 'done' : 'more'
+            return { done: result.done, totals: await runTotals(deps.handle, tenantId, runId) }
+          } finally {
+            chunkLog.info(
+              { attempt: info.attempt, pages: progress.pages, outcome },
+              'sync chunk ended',
+            )
+          }
         })
       } catch (err) {
         if (signal.aborted && signal.reason instanceof Error) throw signal.reason
