@@ -120,11 +120,15 @@ describe('scale-out: several workers on one Temporal and one Postgres', () => {
     for (let n = 0; n < WORKERS; n++) workers.push(spawnWorker(`scaleout-worker-${n}`))
     await Promise.all(
       workers.map((w) =>
-        waitFor(() => logLines(w).some((l) => l.msg === 'worker started'), {
-          timeoutMs: 90_000,
-          intervalMs: 200,
-          what: `${w.name} to start:\n${w.output().slice(-2000)}`,
-        }),
+        waitFor(
+          () => {
+            if (w.child.exitCode !== null) {
+              throw new Error(`${w.name} exited before it started:\n${w.output().slice(-3000)}`)
+            }
+            return logLines(w).some((l) => l.msg === 'worker started')
+          },
+          { timeoutMs: 90_000, intervalMs: 200, what: `${w.name} to start` },
+        ),
       ),
     )
 
