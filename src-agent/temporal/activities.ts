@@ -112,16 +112,18 @@ export function createActivities(deps: ActivityDeps) {
     async startSyncRun(input: StartSyncRunInput): Promise<{ runId: string; mode: SyncMode }> {
       const { tenantId, connectorType } = input
       try {
-        return await withSyncLock(deps.handle, tenantId, connectorType, async () => {
-          const run = await startRun(syncDeps(input.triggeredBy), {
-            tenantId,
-            connectorType,
-            stream: input.stream,
-            ...(input.partition !== undefined ? { partition: input.partition } : {}),
-            ...(input.full ? { full: true } : {}),
-          })
-          return { runId: run.runId, mode: run.mode }
-        })
+        return await withSyncLock(deps.handle, tenantId, connectorType, () =>
+          keepingAlive(async () => {
+            const run = await startRun(syncDeps(input.triggeredBy), {
+              tenantId,
+              connectorType,
+              stream: input.stream,
+              ...(input.partition !== undefined ? { partition: input.partition } : {}),
+              ...(input.full ? { full: true } : {}),
+            })
+            return { runId: run.runId, mode: run.mode }
+          }),
+        )
       } catch (err) {
         throw toApplicationFailure(err)
       }
@@ -147,21 +149,34 @@ export function createActivities(deps: ActivityDeps) {
       const beat = (): void => heartbeat(progress)
       beat()
       const timer = setInterval(beat, heartbeatEvery(info.heartbeatTimeoutMs))
+      const chunkLog = deps.log.child({ tenantId, connector: connectorType, runId })
       try {
         return await withSyncLock(deps.handle, tenantId, connectorType, async () => {
-          const result = await runPages(syncDeps('system'), {
-            tenantId,
-            connectorType,
-            runId,
-            maxPages: input.maxPages,
-            signal,
-            ...(input.pageSize ? { pageSize: input.pageSize } : {}),
-            onPage: (page) => {
-              progress = { cursor: page.cursor, pages: progress.pages + 1 }
-              beat()
-            },
-          })
-          return { done: result.done, totals: await runTotals(deps.handle, tenantId, runId) }
+          // Both lines are written while the connection's sync lock is held: in the logs of all
+          // the workers together, one connection's chunks never overlap.
+          chunkLog.info({ attempt: info.attempt }, 'sync chunk started')
+          let outcome: 'done' | 'more' | 'failed' = 'failed'
+          try {
+            const result = await runPages(syncDeps('system'), {
+              tenantId,
+              connectorType,
+              runId,
+              maxPages: input.maxPages,
+              signal,
+              ...(input.pageSize ? { pageSize: input.pageSize } : {}),
+              onPage: (page) => {
+                progress = { cursor: page.cursor, pages: progress.pages + 1 }
+                beat()
+              },
+            })
+            outcome = result.done ? 'done' : 'more'
+            return { done: result.done, totals: await runTotals(deps.handle, tenantId, runId) }
+          } finally {
+            chunkLog.info(
+              { attempt: info.attempt, pages: progress.pages, outcome },
+              'sync chunk ended',
+            )
+          }
         })
       } catch (err) {
         if (signal.aborted && signal.reason instanceof Error) throw signal.reason
@@ -174,7 +189,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Marks the run succeeded and the connection connected; returns the run's totals. */
     async finishSyncRun(input: RunRef): Promise<SyncCounts> {
       try {
-        return await finishRun(syncDeps('system'), input)
+        return await keepingAlive(() => finishRun(syncDeps('system'), input))
       } catch (err) {
         throw toApplicationFailure(err)
       }
@@ -187,13 +202,15 @@ export function createActivities(deps: ActivityDeps) {
      */
     async recordSyncFailure(input: SyncFailureInput): Promise<SyncFailureResult> {
       try {
-        const outcome = await failRun(syncDeps('system'), input, rebuildError(input))
-        return {
-          status: outcome.runStatus,
-          code: outcome.code,
-          message: outcome.message,
-          totals: await runTotals(deps.handle, input.tenantId, input.runId),
-        }
+        return await keepingAlive(async () => {
+          const outcome = await failRun(syncDeps('system'), input, rebuildError(input))
+          return {
+            status: outcome.runStatus,
+            code: outcome.code,
+            message: outcome.message,
+            totals: await runTotals(deps.handle, input.tenantId, input.runId),
+          }
+        })
       } catch (err) {
         throw toApplicationFailure(err)
       }
@@ -271,6 +288,23 @@ async function runTotals(handle: DbHandle, tenantId: string, runId: string): Pro
   )
   if (!run) throw new AppError('internal', `Sync run ${runId} does not exist.`)
   return run
+}
+
+/**
+ * Runs a step of a sync while heartbeating on a timer, when the workflow gave it a heartbeat
+ * timeout: a worker that dies in the step (killed, its machine lost) is noticed within that
+ * timeout and the step retried on another worker, not after the whole start-to-close timeout.
+ */
+async function keepingAlive<T>(fn: () => Promise<T>): Promise<T> {
+  const timeoutMs = activityInfo().heartbeatTimeoutMs
+  if (!timeoutMs) return fn()
+  heartbeat()
+  const timer = setInterval(() => heartbeat(), heartbeatEvery(timeoutMs))
+  try {
+    return await fn()
+  } finally {
+    clearInterval(timer)
+  }
 }
 
 /** Heartbeats are throttled by the SDK; beating a few times per timeout keeps a slow page alive. */

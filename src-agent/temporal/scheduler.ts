@@ -173,7 +173,7 @@ export async function resumeSchedule(deps: SchedulerDeps, target: ConnectionRef)
  */
 export async function triggerSchedule(
   deps: SchedulerDeps,
-  target: ConnectionRef,
+  target: ConnectionRef & { tuning?: SyncTuning },
 ): Promise<StartedSync> {
   await existingSchedule(deps.client, target)
   return startSync(deps, target, 'schedule.trigger')

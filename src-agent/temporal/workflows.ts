@@ -131,6 +131,9 @@ export async function syncConnector(input: SyncWorkflowInput): Promise<SyncWorkf
   const tuning = resolveTuning(input.tuning)
   const steps = proxyActivities<Activities>({
     startToCloseTimeout: '2 minutes',
+    // The steps heartbeat too: a step whose worker died is retried elsewhere within this,
+    // instead of holding the connection's sync until the start-to-close timeout.
+    heartbeatTimeout: tuning.heartbeatTimeoutMs,
     retry: retryPolicy(tuning),
   })
   const chunks = proxyActivities<Activities>({

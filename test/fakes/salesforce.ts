@@ -49,6 +49,8 @@ export interface SalesforceFakeOptions {
   callbackUrls?: string[]
   /** Delay before answering the token endpoint, to widen refresh races. */
   tokenDelayMs?: number
+  /** Delay before answering a query or a query's next page: a slow org, so a sync takes a while. */
+  queryDelayMs?: number
   /**
    * Field values that replace those of generated record `index`, served exactly as given in
    * REST JSON and Bulk CSV (datetime text is not parsed, any value goes), without moving its
@@ -1127,6 +1129,9 @@ class FakeState {
     res.setHeader('Sforce-Limit-Info', `api-usage=${this.usage}/${this.dailyMax}`)
     const version = data[1]!
     const rest = (data[2] ?? '/').replace(/\/$/, '') || '/'
+    if (this.#options.queryDelayMs && /^\/query(All)?(\/|$)/.test(rest)) {
+      await sleep(this.#options.queryDelayMs)
+    }
     try {
       this.#route(method, rest, version, url, body, req, res)
     } catch (err) {
