@@ -40,6 +40,11 @@ export const writebackQueue = pgTable(
     lastError: text('last_error'),
     /** A pending row that failed transiently waits until then (backoff); null means now. */
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
+    /**
+     * Who claimed the row to send it (the connection's writeback workflow), until its outcome is
+     * recorded: that sender's next attempt takes the row back at once, others wait for the lease.
+     */
+    claimedBy: text('claimed_by'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     sentAt: timestamp('sent_at', { withTimezone: true }),
   },

@@ -220,10 +220,16 @@ export function createActivities(deps: ActivityDeps) {
     async sendWritebackBatch(input: WritebackBatchInput): Promise<WritebackBatchResult> {
       try {
         // Failures stay in the queue rows: only counts travel through workflow history.
-        const { failures: _failures, ...result } = await sendWritebackBatch(deps, {
-          ...input,
-          signal: cancellationSignal(),
-        })
+        // The workflow (one per connection) sends one batch at a time, so what it claimed in an
+        // attempt that died (its worker killed) is its own to send again at once.
+        const claimant = activityInfo().workflowExecution?.workflowId
+        const { failures: _failures, ...result } = await keepingAlive(() =>
+          sendWritebackBatch(deps, {
+            ...input,
+            ...(claimant ? { claimant } : {}),
+            signal: cancellationSignal(),
+          }),
+        )
         return result
       } catch (err) {
         throw toApplicationFailure(err)
@@ -291,8 +297,8 @@ async function runTotals(handle: DbHandle, tenantId: string, runId: string): Pro
 }
 
 /**
- * Runs a step of a sync while heartbeating on a timer, when the workflow gave it a heartbeat
- * timeout: a worker that dies in the step (killed, its machine lost) is noticed within that
+ * Runs a step of a sync (or a writeback batch) while heartbeating on a timer, when the workflow
+ * gave it a heartbeat timeout: a worker that dies in the step (killed, its machine lost) is noticed within that
  * timeout and the step retried on another worker, not after the whole start-to-close timeout.
  */
 async function keepingAlive<T>(fn: () => Promise<T>): Promise<T> {

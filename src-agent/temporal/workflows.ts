@@ -347,6 +347,11 @@ export interface WritebackInput {
   retryBaseMs?: number
   /** With nothing queued for this long, the workflow ends; the next enqueue starts it (default 10 min). */
   idleTimeoutMs?: number
+  /**
+   * A batch's worker must report within this while it sends (default 30 s): one that died is
+   * noticed and the batch is sent by another worker, instead of after the 5-minute timeout.
+   */
+  heartbeatTimeoutMs?: number
   /** Carried over continueAsNew. */
   totals?: WritebackTotals
 }
@@ -375,6 +380,7 @@ export async function writeback(input: WritebackInput): Promise<WritebackTotals>
   const { tenantId, connectorType } = input
   const acts = proxyActivities<Activities>({
     startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: input.heartbeatTimeoutMs ?? 30_000,
     retry: {
       initialInterval: '1s',
       backoffCoefficient: 2,

@@ -52,6 +52,11 @@ export interface SalesforceFakeOptions {
   /** Delay before answering a query or a query's next page: a slow org, so a sync takes a while. */
   queryDelayMs?: number
   /**
+   * The first N sObject Collections updates are never answered (their connection stays open until
+   * the fake closes): a writer that dies while it waits.
+   */
+  holdCollections?: number
+  /**
    * Field values that replace those of generated record `index`, served exactly as given in
    * REST JSON and Bulk CSV (datetime text is not parsed, any value goes), without moving its
    * SystemModstamp: odd records in place among the generated ones. Id, IsDeleted and
@@ -949,6 +954,8 @@ class FakeState {
   readonly #options: SalesforceFakeOptions
   readonly #stores = new Map<SObjectType, ObjectStore>()
   readonly requests: FakeRequest[] = []
+  /** Collections updates held unanswered (holdCollections). */
+  heldCollections = 0
   inaccessible = new Set<SObjectType>()
   readonly accessTokens = new Set<string>()
   readonly refreshTokens = new Set<string>()
@@ -1166,7 +1173,13 @@ class FakeState {
     if (method === 'GET' && (m = /^\/jobs\/query\/([^/]+)\/results$/.exec(rest))) {
       return this.#results(m[1]!, version, url, res)
     }
-    if (method === 'PATCH' && rest === '/composite/sobjects') return this.#collections(body, res)
+    if (method === 'PATCH' && rest === '/composite/sobjects') {
+      if (this.heldCollections < (this.#options.holdCollections ?? 0)) {
+        this.heldCollections += 1
+        return
+      }
+      return this.#collections(body, res)
+    }
     sendJson(res, 404, [
       { errorCode: 'NOT_FOUND', message: 'The requested resource does not exist' },
     ])

@@ -43,6 +43,11 @@ export interface WritebackBatchInput {
   maxAttempts: number
   /** Wait before retrying a transient failure: base × 2^(attempts − 1), at most an hour. */
   retryBaseMs: number
+  /**
+   * The sender, when it is one that never runs twice at once (the connection's writeback
+   * workflow): items it claimed in an attempt that died are due to it again at once.
+   */
+  claimant?: string
 }
 
 export interface WritebackBatchResult {
@@ -81,14 +86,22 @@ export async function sendWritebackBatch(
       const due = await tx
         .select()
         .from(writebackQueue)
-        .where(and(...dueNow(connectorType, enabled), oldestOfItsRecord()))
+        .where(
+          and(
+            ...dueNow(connectorType, enabled, input.claimant ? [input.claimant] : []),
+            oldestOfItsRecord(),
+          ),
+        )
         .orderBy(asc(writebackQueue.seq))
         .limit(Math.max(1, capability.maxBatchSize))
         .for('update', { skipLocked: true })
       if (due.length > 0) {
         await tx
           .update(writebackQueue)
-          .set({ nextAttemptAt: sql`now() + ${CLAIM_LEASE}::interval` })
+          .set({
+            nextAttemptAt: sql`now() + ${CLAIM_LEASE}::interval`,
+            claimedBy: input.claimant ?? null,
+          })
           .where(
             inArray(
               writebackQueue.id,
@@ -233,7 +246,10 @@ interface ItemOutcome {
   deferMs?: number
 }
 
-/** How long a claimed item is hidden from other senders; a sender that died lets go after it. */
+/**
+ * How long a claimed item is hidden from other senders; a sender that died lets go after it (its
+ * own next attempt, with the same claimant, does not wait).
+ */
 const CLAIM_LEASE = '10 minutes'
 
 const MAX_BACKOFF_MS = 60 * 60_000
@@ -337,7 +353,8 @@ async function recordOutcomes(
         last_error = v.error,
         sent_at = case when v.status = 'sent' then now() else q.sent_at end,
         next_attempt_at = case when v.delay_ms is null then null
-                               else now() + v.delay_ms * interval '1 millisecond' end
+                               else now() + v.delay_ms * interval '1 millisecond' end,
+        claimed_by = null
       from (values ${values}) as v(id, status, attempts, error, delay_ms)
       where q.id = v.id`)
     await recordAudit(tx, {
@@ -365,7 +382,7 @@ async function releaseClaim(handle: DbHandle, tenantId: string, batch: QueueRow[
   await withTenant(handle.db, tenantId, (tx) =>
     tx
       .update(writebackQueue)
-      .set({ nextAttemptAt: null })
+      .set({ nextAttemptAt: null, claimedBy: null })
       .where(
         and(
           inArray(

@@ -106,13 +106,25 @@ export async function writebackStatus(
   })
 }
 
-/** Conditions for the pending items of `entityTypes` that are due now. */
-export function dueNow(connectorType: string, entityTypes: EntityType[]): SQL[] {
+/**
+ * Conditions for the pending items of `entityTypes` that are due now: their time has come, or one
+ * of `claimants` claimed them and died before recording their outcome.
+ */
+export function dueNow(
+  connectorType: string,
+  entityTypes: EntityType[],
+  claimants: readonly string[] = [],
+): SQL[] {
   return [
     eq(writebackQueue.connectorType, connectorType),
     eq(writebackQueue.status, 'pending'),
     inArray(writebackQueue.entityType, entityTypes),
-    or(isNull(writebackQueue.nextAttemptAt), lte(writebackQueue.nextAttemptAt, sql`now()`))!,
+    or(
+      isNull(writebackQueue.nextAttemptAt),
+      lte(writebackQueue.nextAttemptAt, sql`now()`),
+      // Claimed by this sender in an attempt that never recorded its outcome.
+      ...(claimants.length > 0 ? [inArray(writebackQueue.claimedBy, [...claimants])] : []),
+    )!,
   ]
 }
 

@@ -1,0 +1,163 @@
+/**
+ * A worker that dies while it sends a writeback batch: another worker sends the batch within the
+ * writeback's heartbeat timeout, not after the activity's 5-minute start-to-close timeout, and
+ * every item ends written once in the source and counted once in the queue.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { asc } from 'drizzle-orm'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writebackQueue } from '../../../db/schema/index.js'
+import { withTenant } from '../../../db/tenant.js'
+import { connectorRegistry } from '../../../src-agent/connectors/registry.js'
+import '../../../src-agent/connectors/salesforce/index.js'
+import { enqueueWriteback } from '../../../src-agent/temporal/writeback.js'
+import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
+import { TEST_KEY_HEX } from '../../helpers/agent.js'
+import { repoRoot } from '../../helpers/cli.js'
+import {
+  connectTenant,
+  createIsolatedDatabase,
+  startTemporalTestEnv,
+  waitFor,
+  type TemporalTestEnv,
+} from '../../helpers/temporal.js'
+
+const HEARTBEAT_TIMEOUT_MS = 2_000
+
+interface Worker {
+  child: ChildProcess
+  output: () => string
+  exited: Promise<number | string>
+}
+
+describe('writeback when a worker dies mid-batch', () => {
+  let database: { url: string; drop(): Promise<void> }
+  let env: TemporalTestEnv
+  let fake: SalesforceFake
+  let dataDir: string
+  const workers: Worker[] = []
+
+  beforeAll(async () => {
+    database = await createIsolatedDatabase()
+    env = await startTemporalTestEnv('wbfailover', { databaseUrl: database.url })
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'gtm-wb-failover-'))
+    // The first batch sent is never answered: its worker is killed while it waits.
+    fake = await startSalesforceFake({ counts: { Account: 5 }, holdCollections: 1 })
+  }, 60_000)
+  afterAll(async () => {
+    for (const w of workers) {
+      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL')
+      await w.exited
+    }
+    await fake?.close()
+    await env?.close()
+    await database?.drop()
+    if (dataDir) await rm(dataDir, { recursive: true, force: true })
+  }, 60_000)
+
+  it('sends the dead worker’s batch from another worker within the heartbeat timeout', async () => {
+    const first = await startedWorker()
+    const tenantId = await connectTenant(env.activityDb, 'salesforce', fake.connectConfig())
+    const ids = [0, 1, 2].map((i) => fake.idOf('Account', i))
+    await enqueueWriteback(
+      {
+        client: env.client,
+        taskQueue: env.taskQueue,
+        handle: env.activityDb,
+        registry: connectorRegistry,
+        userId: 'test:runner',
+      },
+      {
+        tenantId,
+        connectorType: 'salesforce',
+        items: ids.map((externalId, i) => ({
+          entityType: 'account',
+          externalId,
+          fields: { combinedScore: 70 + i },
+        })),
+        workflow: { heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS, idleTimeoutMs: 10_000 },
+      },
+    )
+    const updates = () =>
+      fake.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/composite/sobjects'))
+    await waitFor(() => updates().length === 1, {
+      what: `the first worker to send its batch:\n${first.output().slice(-2000)}`,
+      timeoutMs: 30_000,
+    })
+    first.child.kill('SIGKILL')
+    expect(await first.exited).toBe('SIGKILL')
+    const killedAt = Date.now()
+
+    const second = await startedWorker()
+    const rows = await waitFor(
+      async () => {
+        const rows = await withTenant(env.activityDb.db, tenantId, (tx) =>
+          tx.select().from(writebackQueue).orderBy(asc(writebackQueue.seq)),
+        )
+        return rows.every((r) => r.status === 'sent') ? rows : undefined
+      },
+      {
+        what: `the second worker to send the batch:\n${second.output().slice(-2000)}`,
+        // The heartbeat timeout, the activity's first retry and the worker's start, with room;
+        // far below the 5-minute start-to-close timeout a batch without heartbeats waits for.
+        timeoutMs: 45_000,
+      },
+    )
+    expect(Date.now() - killedAt).toBeLessThan(45_000)
+    expect(rows.map((r) => [r.externalId, r.status, r.attempts])).toEqual(
+      ids.map((id) => [id, 'sent', 1]),
+    )
+    // The held request never reached the org; the retried one wrote each record once.
+    expect(updates()).toHaveLength(2)
+    ids.forEach((id, i) =>
+      expect(fake.record('Account', id)).toMatchObject({ GTM_Score__c: 70 + i }),
+    )
+  }, 120_000)
+
+  /** A `gtm-agent worker` process, once it says it started. */
+  async function startedWorker(): Promise<Worker> {
+    const agentVariables =
+      /^(DATABASE_URL|CONNECTOR_ENCRYPTION_KEYS?(_PREVIOUS)?|GTM_.*|LOG_LEVEL|TEMPORAL_.*|PG.*)$/
+    const childEnv: Record<string, string> = {}
+    for (const [key, value] of Object.entries(process.env)) {
+      if (value !== undefined && !agentVariables.test(key)) childEnv[key] = value
+    }
+    const child = spawn(
+      process.execPath,
+      [path.join(repoRoot, 'src-agent/bin/gtm-agent.mjs'), 'worker'],
+      {
+        cwd: repoRoot,
+        env: {
+          ...childEnv,
+          DATABASE_URL: database.url,
+          CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX,
+          TEMPORAL_ADDRESS: env.address,
+          TEMPORAL_TASK_QUEUE: env.taskQueue,
+          GTM_WORKFLOW_BUNDLE: env.bundlePath,
+          GTM_DATA_DIR: dataDir,
+          LOG_LEVEL: 'info',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    let text = ''
+    child.stdout?.on('data', (c: Buffer) => (text += c.toString()))
+    child.stderr?.on('data', (c: Buffer) => (text += c.toString()))
+    const exited = new Promise<number | string>((resolve) =>
+      child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+    )
+    const worker = { child, output: () => text, exited }
+    workers.push(worker)
+    await waitFor(
+      () => {
+        if (child.exitCode !== null) throw new Error(`the worker exited:\n${text.slice(-3000)}`)
+        return text.includes('"worker started"')
+      },
+      { timeoutMs: 90_000, intervalMs: 200, what: 'the worker to start' },
+    )
+    return worker
+  }
+})
