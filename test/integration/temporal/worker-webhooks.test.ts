@@ -39,7 +39,7 @@ describe('worker --webhooks-port', () => {
     if (dataDir) await rm(dataDir, { recursive: true, force: true })
   })
 
-  it('receives and processes webhooks beside the worker, and stops with it', async () => {
+  it('receives and processes webhooks beside the worker, counts them in its metrics, and stops with it', async () => {
     const key = `whsec-${randomBytes(16).toString('hex')}`
     const tenantId = await connectTenant(agent.handle, 'test-pages', {
       baseUrl: fake.url,
@@ -50,7 +50,7 @@ describe('worker --webhooks-port', () => {
     let stdout = ''
     let stderr = ''
     const done = runCli(
-      ['worker', '--webhooks-port', '0'],
+      ['worker', '--webhooks-port', '0', '--metrics-port', '0'],
       {
         DATABASE_URL: databaseUrl(),
         GTM_CONNECTOR_MODULES: path.join(repoRoot, 'test/helpers/test-connector.ts'),
@@ -94,6 +94,44 @@ describe('worker --webhooks-port', () => {
         [tenantId],
       )
       expect(people.rows).toEqual([{ external_id: 'p-w1' }])
+
+      // A redelivery of the same event, and one signed with another key.
+      const event = pagerEvent('evt-w1', [{ kind: 'person', id: 'p-w1', email: 'w1@example.com' }])
+      const again = await deliverPagerWebhook(`${base}/webhooks/test-pages/${tenantId}`, event, {
+        key,
+      })
+      expect(again.status).toBeLessThan(300)
+      const forged = await deliverPagerWebhook(
+        `${base}/webhooks/test-pages/${tenantId}`,
+        pagerEvent('evt-w2', [{ kind: 'person', id: 'p-w2', email: 'w2@example.com' }]),
+        { key: `whsec-${randomBytes(16).toString('hex')}` },
+      )
+      expect(forged.status).toBe(401)
+      const metricsBase = await waitFor(
+        () => /Serving metrics at (http:\/\/\S+)\/metrics/.exec(stdout)?.[1],
+        { what: 'the metrics address on stdout' },
+      )
+      const body = await (await fetch(`${metricsBase}/metrics`)).text()
+      const count = (outcome: string): number => {
+        const line = body
+          .split('\n')
+          .find(
+            (l) =>
+              l.startsWith('gtm_webhook_events_total{') &&
+              l.includes(`tenant="${tenantId}"`) &&
+              l.includes('connector="test-pages"') &&
+              l.includes(`outcome="${outcome}"`),
+          )
+        return line ? Number(line.split(' ').at(-1)) : 0
+      }
+      expect({
+        received: count('received'),
+        duplicate: count('duplicate'),
+        refused: count('refused'),
+        processed: count('processed'),
+      }).toEqual({ received: 1, duplicate: 1, refused: 1, processed: 1 })
+      expect(body).not.toContain(key)
+      expect(body).not.toContain('w1@example.com')
       // Stopped once the worker is up too: both end with the one signal.
       await waitFor(() => stderr.includes('"msg":"worker started"'), { what: 'the worker' })
     } finally {
