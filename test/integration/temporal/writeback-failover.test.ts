@@ -91,7 +91,7 @@ describe('writeback when a worker dies mid-batch', () => {
     expect(await first.exited).toBe('SIGKILL')
     const killedAt = Date.now()
 
-    const second = await startedWorker()
+    const second = await startedWorker(['--metrics-port', '0'])
     const rows = await waitFor(
       async () => {
         const rows = await withTenant(env.activityDb.db, tenantId, (tx) =>
@@ -112,13 +112,19 @@ describe('writeback when a worker dies mid-batch', () => {
     )
     // The held request never reached the org; the retried one wrote each record once.
     expect(updates()).toHaveLength(2)
+    // The worker that sent them counts them, under the connection.
+    const metrics = /Serving metrics at (http:\/\/\S+)\/metrics/.exec(second.output())![1]!
+    const body = await (await fetch(`${metrics}/metrics`)).text()
+    expect(body).toContain(
+      `gtm_writeback_items_total{tenant="${tenantId}",connector="salesforce",outcome="sent"} 3`,
+    )
     ids.forEach((id, i) =>
       expect(fake.record('Account', id)).toMatchObject({ GTM_Score__c: 70 + i }),
     )
   }, 120_000)
 
   /** A `gtm-agent worker` process, once it says it started. */
-  async function startedWorker(): Promise<Worker> {
+  async function startedWorker(args: string[] = []): Promise<Worker> {
     const agentVariables =
       /^(DATABASE_URL|CONNECTOR_ENCRYPTION_KEYS?(_PREVIOUS)?|GTM_.*|LOG_LEVEL|TEMPORAL_.*|PG.*)$/
     const childEnv: Record<string, string> = {}
@@ -127,7 +133,7 @@ describe('writeback when a worker dies mid-batch', () => {
     }
     const child = spawn(
       process.execPath,
-      [path.join(repoRoot, 'src-agent/bin/gtm-agent.mjs'), 'worker'],
+      [path.join(repoRoot, 'src-agent/bin/gtm-agent.mjs'), 'worker', ...args],
       {
         cwd: repoRoot,
         env: {
