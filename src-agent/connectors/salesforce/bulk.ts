@@ -12,6 +12,7 @@ import { jobInfoSchema, type JobInfo } from './schemas.js'
 import type { SalesforceSession } from './session.js'
 
 export interface BulkPollOptions {
+  /** The longest wait between two polls (see pollDelay). */
   intervalMs: number
   timeoutMs: number
   /** For messages: the object being read. */
@@ -47,10 +48,26 @@ export async function createQueryJob(
   }
 }
 
+/** The first wait before polling a job again, unless the longest wait is shorter. */
+export const FIRST_POLL_MS = 100
+/** Each wait is this much longer than the one before, up to the longest. */
+export const POLL_BACKOFF = 1.5
+
 /**
- * Polls the job until JobComplete. A Failed or Aborted job, or one still running after
- * `timeoutMs` (it is then aborted), throws a VendorError naming the job; the run fails and the
- * next run starts a new job.
+ * The wait before poll `n + 1` (n ≥ 1 polls done): short at first, since most jobs of an
+ * incremental or mid-sized read finish in well under a second, then growing by POLL_BACKOFF up
+ * to `maxMs`, so a job that runs for minutes costs few requests of the daily allowance.
+ */
+export function pollDelay(n: number, maxMs: number): number {
+  const first = Math.min(FIRST_POLL_MS, maxMs)
+  return Math.min(maxMs, Math.round(first * POLL_BACKOFF ** Math.max(0, n - 1)))
+}
+
+/**
+ * Polls the job until JobComplete (UploadComplete and InProgress mean "still working"), waiting
+ * pollDelay between polls. A Failed or Aborted job, or one still running after `timeoutMs` (it
+ * is then aborted), throws a VendorError naming the job; the run fails and the next run starts
+ * a new job.
  */
 export async function waitForJob(
   session: SalesforceSession,
@@ -58,7 +75,7 @@ export async function waitForJob(
   options: BulkPollOptions,
 ): Promise<JobInfo & { numberRecordsProcessed: number }> {
   const deadline = Date.now() + options.timeoutMs
-  for (;;) {
+  for (let polls = 1; ; polls++) {
     session.throwIfAborted()
     const info = parse(
       jobInfoSchema,
@@ -85,7 +102,7 @@ export async function waitForJob(
       )
     }
     const waited = await wait(
-      Math.min(options.intervalMs, Math.max(0, deadline - Date.now())),
+      Math.min(pollDelay(polls, options.intervalMs), Math.max(0, deadline - Date.now())),
       session.options.signal,
       session.options.stop,
     )
