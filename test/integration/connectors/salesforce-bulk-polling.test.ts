@@ -45,4 +45,38 @@ describe('Salesforce Bulk job polling over HTTP', () => {
     expect(results[0]!.at).toBeGreaterThan(polls.at(-1)!.at)
     expect(results[0]!.status).toBe(200)
   })
+
+  it('asks for the next result page as soon as a page arrives, one page ahead, and never twice', async () => {
+    fake = await startSalesforceFake({ counts: { Contact: 50 }, bulkPollsToComplete: 1 })
+    const config = salesforceConfigSchema.parse({
+      ...fake.connectConfig(),
+      bulkMinRecords: 1,
+      bulkPollIntervalMs: 5,
+    })
+    const { credentials } = await salesforceConnector.authenticate(config)
+    const results = () => fake!.requests.filter((r) => r.path.endsWith('/results'))
+    const read: number[] = []
+    let cursor: string | null = null
+    for (;;) {
+      const page = await salesforceConnector.sync(credentials, cursor, {
+        full: true,
+        pageSize: 10,
+        stream: 'contacts',
+      })
+      read.push(page.records.length)
+      // At most the page just returned and the one after it have been asked for.
+      expect(results().length).toBeLessThanOrEqual(read.length + 1)
+      cursor = page.cursor
+      if (!page.hasMore) break
+      // While the pipeline writes this page, the next one is already on its way.
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      expect(results().length).toBe(read.length + 1)
+    }
+    expect(read).toEqual([10, 10, 10, 10, 10])
+    // Each page asked for once: the read-ahead was used, not repeated.
+    const locators = results().map((r) => r.query.locator ?? '')
+    expect(locators).toHaveLength(5)
+    expect(new Set(locators).size).toBe(5)
+    expect(results().every((r) => r.status === 200)).toBe(true)
+  })
 })
