@@ -21,6 +21,7 @@ import type { Keyring } from '../secrets/crypto.js'
 import { NEEDS_REAUTH_PREFIX, openConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { requireAgreement } from './agreements.js'
+import { limitHeapGrowth } from './heap.js'
 import { persistPage, persistSideTables } from './persist.js'
 import { prepareRecords } from './prepare.js'
 import { boundedMessage } from './storable.js'
@@ -372,6 +373,7 @@ export async function runPages(
 ): Promise<{ done: boolean; cursor: string | null; counts: SyncCounts }> {
   const { tenantId, connectorType, runId } = request
   const connector = deps.registry.get(connectorType)
+  limitHeapGrowth()
   const start = await withTenant(deps.handle.db, tenantId, async (tx) => {
     const opened = await openConnection(
       tx,
