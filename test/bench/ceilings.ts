@@ -44,7 +44,7 @@ export interface CeilingReport {
 export async function sourceCeiling(
   fake: FakeReady,
   transport: Transport,
-  pageSize: number,
+  pageSize: number | undefined,
 ): Promise<CeilingReport> {
   const config = salesforceConfigSchema.parse(
     benchConnectConfig(fake, transport, { bulkPollIntervalMs: 1 }),
@@ -60,7 +60,7 @@ export async function sourceCeiling(
     for (;;) {
       const page = await salesforceConnector.sync(credentials, cursor, {
         full: true,
-        pageSize,
+        ...(pageSize ? { pageSize } : {}),
         stream: stream.id,
       })
       records += page.records.length
@@ -199,7 +199,7 @@ async function main(): Promise<void> {
     options: {
       fake: { type: 'string' },
       transport: { type: 'string', default: 'bulk' },
-      'page-size': { type: 'string', default: '2000' },
+      'page-size': { type: 'string' },
       db: { type: 'string' },
       tenant: { type: 'string' },
       dir: { type: 'string' },
@@ -211,7 +211,7 @@ async function main(): Promise<void> {
     report = await sourceCeiling(
       JSON.parse(values.fake) as FakeReady,
       transport,
-      Number(values['page-size']),
+      values['page-size'] ? Number(values['page-size']) : undefined,
     )
   } else if (positionals[0] === 'sink' && values.db && values.tenant && values.dir) {
     report = await sinkCeiling(values.db, values.tenant, values.dir)

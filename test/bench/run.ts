@@ -101,7 +101,7 @@ async function main(): Promise<number> {
       quick: { type: 'boolean', default: false },
       runs: { type: 'string', default: '1' },
       transport: { type: 'string', default: 'both' },
-      'page-size': { type: 'string', default: '2000' },
+      'page-size': { type: 'string' },
       contacts: { type: 'string' },
       'memory-contacts': { type: 'string' },
       check: { type: 'boolean', default: false },
@@ -136,7 +136,9 @@ async function main(): Promise<number> {
     }
     return 0
   }
-  const pageSize = Number(values['page-size']) || 2000
+  // Default: the connector's own page sizes, as a sync from the CLI or a schedule uses them.
+  const pageSize = Number(values['page-size']) || undefined
+  const pageArgs = pageSize ? ['--page-size', String(pageSize)] : []
   const transports: Transport[] =
     values.transport === 'rest'
       ? ['rest']
@@ -189,8 +191,7 @@ async function main(): Promise<number> {
               JSON.stringify(fake.ready),
               '--transport',
               t,
-              '--page-size',
-              String(pageSize),
+              ...pageArgs,
             ]),
           )
           const db = await database()
@@ -202,8 +203,7 @@ async function main(): Promise<number> {
               JSON.stringify(fake.ready),
               '--transport',
               t,
-              '--page-size',
-              String(pageSize),
+              ...pageArgs,
               '--incremental',
               '--log-file',
               path.join(tmp, `agent-${t}-${run}.log`),
@@ -249,8 +249,7 @@ async function main(): Promise<number> {
                   JSON.stringify(fake.ready),
                   '--transport',
                   result.transport,
-                  '--page-size',
-                  String(pageSize),
+                  ...pageArgs,
                   '--log-file',
                   path.join(tmp, `agent-${result.transport}-small-${run}.log`),
                 ],
@@ -291,8 +290,7 @@ async function main(): Promise<number> {
                   JSON.stringify(fake.ready),
                   '--transport',
                   result.transport,
-                  '--page-size',
-                  String(pageSize),
+                  ...pageArgs,
                   '--log-file',
                   path.join(tmp, `agent-${result.transport}-memory.log`),
                 ],
@@ -342,7 +340,7 @@ async function faultedRun(
   transport: Transport,
   options: {
     database: () => Promise<{ url: string; drop: () => Promise<void> }>
-    pageSize: number
+    pageSize: number | undefined
     tag: string
     logFile: string
   },
@@ -360,8 +358,7 @@ async function faultedRun(
         JSON.stringify({ ...ready, url: proxy.url }),
         '--transport',
         transport,
-        '--page-size',
-        String(options.pageSize),
+        ...(options.pageSize ? ['--page-size', String(options.pageSize)] : []),
         '--idle-timeout-ms',
         '1000',
         '--log-file',
@@ -383,7 +380,7 @@ function report(input: {
   large: Sizes
   small: Sizes
   memory: Sizes | undefined
-  pageSize: number
+  pageSize: number | undefined
   runs: number
   results: TransportResult[]
   preview: PreviewReport
@@ -398,7 +395,10 @@ function report(input: {
   out.push('')
   out.push(
     `GTM Clarity Connect sync benchmark: ${count(large.contacts)} Contacts and the other objects, ` +
-      `${count(records)} records, from the fake Salesforce, pages of ${count(input.pageSize)}`,
+      `${count(records)} records, from the fake Salesforce, ` +
+      (input.pageSize
+        ? `pages of ${count(input.pageSize)}`
+        : "the connector's page sizes (REST 2,000, Bulk 10,000)"),
   )
   out.push(
     `Postgres ${input.server.label}; Node ${process.version}; ${os.cpus().length} CPUs; ` +
