@@ -41,6 +41,10 @@ import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../../db/embedded.js'
 import { migrateDatabase } from '../../db/migrate.js'
+import {
+  DEFAULT_BULK_PAGE_SIZE,
+  DEFAULT_PAGE_SIZE,
+} from '../../src-agent/connectors/salesforce/sync.js'
 import { startFaultProxy } from '../fakes/fault-proxy.js'
 import type { AgentRunReport, Transport } from './agent-run.js'
 import type { CeilingReport } from './ceilings.js'
@@ -398,7 +402,7 @@ function report(input: {
       `${count(records)} records, from the fake Salesforce, ` +
       (input.pageSize
         ? `pages of ${count(input.pageSize)}`
-        : "the connector's page sizes (REST 2,000, Bulk 10,000)"),
+        : `the connector's page sizes (REST ${count(DEFAULT_PAGE_SIZE)}, Bulk ${count(DEFAULT_BULK_PAGE_SIZE)})`),
   )
   out.push(
     `Postgres ${input.server.label}; Node ${process.version}; ${os.cpus().length} CPUs; ` +
