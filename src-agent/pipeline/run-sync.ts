@@ -27,6 +27,7 @@ import {
 import { NEEDS_REAUTH_PREFIX, openConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { requireAgreement } from './agreements.js'
+import { limitHeapGrowth } from './heap.js'
 import { persistPage, persistSideTables } from './persist.js'
 import { prepareRecords } from './prepare.js'
 import { boundedMessage } from './storable.js'
@@ -390,6 +391,7 @@ async function readPages(
 ): Promise<{ done: boolean; cursor: string | null; counts: SyncCounts }> {
   const { tenantId, connectorType, runId } = request
   const connector = deps.registry.get(connectorType)
+  limitHeapGrowth()
   const start = await withTenant(deps.handle.db, tenantId, async (tx) => {
     const opened = await openConnection(
       tx,

@@ -55,7 +55,7 @@ const { values } = parseArgs({
     db: { type: 'string' },
     fake: { type: 'string' },
     transport: { type: 'string', default: 'bulk' },
-    'page-size': { type: 'string', default: '2000' },
+    'page-size': { type: 'string' },
     incremental: { type: 'boolean', default: false },
     'idle-timeout-ms': { type: 'string' },
     'log-file': { type: 'string' },
@@ -64,7 +64,7 @@ const { values } = parseArgs({
 if (!values.db || !values.fake) throw new Error('agent-run needs --db and --fake')
 const fake = JSON.parse(values.fake) as FakeReady
 const transport = values.transport === 'rest' ? 'rest' : 'bulk'
-const pageSize = Number(values['page-size'])
+const pageSize = values['page-size'] ? Number(values['page-size']) : undefined
 
 let peakHeapUsed = 0
 const sampler = setInterval(() => {
@@ -74,7 +74,7 @@ sampler.unref()
 
 const handle = createDb(values.db)
 const log = createLogger({
-  level: 'info',
+  level: (process.env.BENCH_LOG_LEVEL as 'info' | undefined) ?? 'info',
   destination: values['log-file']
     ? createWriteStream(values['log-file'], { flags: 'a' })
     : process.stderr,
@@ -112,7 +112,7 @@ try {
     const summary = await runSync(deps, {
       tenantId,
       connectorType: 'salesforce',
-      pageSize,
+      ...(pageSize ? { pageSize } : {}),
       ...(full ? { full: true } : {}),
     })
     const ms = performance.now() - started

@@ -4,10 +4,13 @@
  * that its CPU and memory are not counted as the agent's. It stops when stdin closes (the
  * orchestrator ended) or on SIGTERM, printing its own resource usage on the way out.
  *
- *   tsx test/bench/fake-server.ts --contacts 1000000 --accounts 100000
+ *   tsx test/bench/fake-server.ts --contacts 200000
+ *
+ * The other objects are sized from the Contacts (org.ts); each Bulk job takes BULK_JOB_MS.
  */
 import { parseArgs } from 'node:util'
 import { startSalesforceFake } from '../fakes/salesforce.js'
+import { BULK_JOB_MS, orgCounts } from './org.js'
 
 export interface FakeReady {
   url: string
@@ -18,18 +21,14 @@ export interface FakeReady {
 const { values } = parseArgs({
   options: {
     contacts: { type: 'string' },
-    accounts: { type: 'string' },
   },
 })
 
-const contacts = Number(values.contacts ?? '1000000')
-const accounts = Number(values.accounts ?? '100000')
-
 const fake = await startSalesforceFake({
-  counts: { Account: accounts, Contact: contacts, Lead: 0, Opportunity: 0, Task: 0, Event: 0 },
+  counts: orgCounts(Number(values.contacts ?? '200000')),
   // Enough allowance that no run ever comes near the quota pause.
   dailyApiMax: 100_000_000,
-  bulkPollsToComplete: 1,
+  bulkJobMs: BULK_JOB_MS,
 })
 const ready: FakeReady = { url: fake.url, clientId: fake.clientId, refreshToken: fake.refreshToken }
 process.stdout.write(`${JSON.stringify(ready)}\n`)

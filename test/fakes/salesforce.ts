@@ -36,6 +36,11 @@ export interface SalesforceFakeOptions {
   bulkPageSize?: number
   /** Job status polls before a Bulk job reaches JobComplete (UploadComplete → InProgress → …). */
   bulkPollsToComplete?: number
+  /**
+   * Wall-clock time a Bulk job works before it can reach JobComplete (default 0): Salesforce
+   * takes a while over a job however often it is polled.
+   */
+  bulkJobMs?: number
   /** Objects Bulk API 2.0 refuses ("not supported by the Bulk API"). */
   bulkUnsupported?: SObjectType[]
   /** Extra custom text fields per object (`Extra_Field_001__c` …), for very wide describes. */
@@ -78,6 +83,8 @@ export interface FakeRequest {
   records?: number
   /** The HTTP status answered (set when the response finished). */
   status?: number
+  /** When the request arrived (performance.now() of the fake's process). */
+  at: number
 }
 
 export interface FakeSaveError {
@@ -940,6 +947,8 @@ interface BulkJob {
   state: 'UploadComplete' | 'InProgress' | 'JobComplete' | 'Failed' | 'Aborted'
   polls: number
   createdDate: number
+  /** performance.now() at creation, for bulkJobMs. */
+  startedAt: number
   apiVersion: string
   failMessage?: string
   indices?: number[]
@@ -1075,8 +1084,10 @@ class FakeState {
     const url = new URL(rawUrl, 'http://127.0.0.1')
     const path = url.pathname.replace(/\/{2,}/g, '/')
     const method = req.method ?? 'GET'
+    const at = performance.now()
     const body = await readBody(req)
     const entry: FakeRequest = {
+      at,
       method,
       path,
       rawPath: url.pathname,
@@ -1489,6 +1500,7 @@ class FakeState {
       state: 'UploadComplete',
       polls: 0,
       createdDate: this.#tick(),
+      startedAt: performance.now(),
       apiVersion: version,
     }
     const failure = this.bulkFailures.findIndex(
@@ -1533,7 +1545,8 @@ class FakeState {
       return
     }
     const needed = this.#options.bulkPollsToComplete ?? 2
-    if (job.polls < needed) {
+    const working = performance.now() - job.startedAt < (this.#options.bulkJobMs ?? 0)
+    if (job.polls < needed || working) {
       job.state = 'InProgress'
       return
     }

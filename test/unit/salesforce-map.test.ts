@@ -126,6 +126,21 @@ describe('Salesforce records to source records', () => {
     expect(batch.rejects.map((r) => [r.externalId, r.field])).toEqual([['001B', 'name']])
   })
 
+  it('reads REST and Bulk datetimes alike, and no day that does not exist', () => {
+    const stamp = (SystemModstamp: string) =>
+      toSourceRecord('Contact', { Id: '003A', SystemModstamp }).modifiedAt
+    expect(stamp('2025-03-01T17:01:30.000+0000')).toBe('2025-03-01T17:01:30.000Z')
+    expect(stamp('2025-03-01T17:01:30.000Z')).toBe('2025-03-01T17:01:30.000Z')
+    expect(stamp('2024-02-29T23:59:59.999Z')).toBe('2024-02-29T23:59:59.999Z')
+    expect(stamp('2025-02-29T10:00:00.000Z')).toBeUndefined()
+    expect(stamp('2025-04-31T10:00:00.000Z')).toBeUndefined()
+    // ISO-8601's end of a day is the next day's start.
+    expect(stamp('2025-03-01T24:00:00.000Z')).toBe('2025-03-02T00:00:00.000Z')
+    expect(stamp('2025-13-01T10:00:00.000Z')).toBeUndefined()
+    const event = toSourceRecord('Event', { Id: '00UA', StartDateTime: '2025-05-02T15:00:00.000Z' })
+    expect(event.data.occurredAt).toBe('2025-05-02T15:00:00.000Z')
+  })
+
   it('turns IsDeleted records from queryAll into deletions', () => {
     const deleted = toSourceRecord('Contact', {
       Id: '003Z',

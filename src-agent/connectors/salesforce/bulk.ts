@@ -12,6 +12,7 @@ import { jobInfoSchema, type JobInfo } from './schemas.js'
 import type { SalesforceSession } from './session.js'
 
 export interface BulkPollOptions {
+  /** The longest wait between two polls (see pollDelay). */
   intervalMs: number
   timeoutMs: number
   /** For messages: the object being read. */
@@ -47,10 +48,26 @@ export async function createQueryJob(
   }
 }
 
+/** The first wait before polling a job again, unless the longest wait is shorter. */
+export const FIRST_POLL_MS = 100
+/** Each wait is this much longer than the one before, up to the longest. */
+export const POLL_BACKOFF = 1.5
+
 /**
- * Polls the job until JobComplete. A Failed or Aborted job, or one still running after
- * `timeoutMs` (it is then aborted), throws a VendorError naming the job; the run fails and the
- * next run starts a new job.
+ * The wait before poll `n + 1` (n ≥ 1 polls done): short at first, since most jobs of an
+ * incremental or mid-sized read finish in well under a second, then growing by POLL_BACKOFF up
+ * to `maxMs`, so a job that runs for minutes costs few requests of the daily allowance.
+ */
+export function pollDelay(n: number, maxMs: number): number {
+  const first = Math.min(FIRST_POLL_MS, maxMs)
+  return Math.min(maxMs, Math.round(first * POLL_BACKOFF ** Math.max(0, n - 1)))
+}
+
+/**
+ * Polls the job until JobComplete (UploadComplete and InProgress mean "still working"), waiting
+ * pollDelay between polls. A Failed or Aborted job, or one still running after `timeoutMs` (it
+ * is then aborted), throws a VendorError naming the job; the run fails and the next run starts
+ * a new job.
  */
 export async function waitForJob(
   session: SalesforceSession,
@@ -58,7 +75,7 @@ export async function waitForJob(
   options: BulkPollOptions,
 ): Promise<JobInfo & { numberRecordsProcessed: number }> {
   const deadline = Date.now() + options.timeoutMs
-  for (;;) {
+  for (let polls = 1; ; polls++) {
     session.throwIfAborted()
     const info = parse(
       jobInfoSchema,
@@ -85,7 +102,7 @@ export async function waitForJob(
       )
     }
     const waited = await wait(
-      Math.min(options.intervalMs, Math.max(0, deadline - Date.now())),
+      Math.min(pollDelay(polls, options.intervalMs), Math.max(0, deadline - Date.now())),
       session.options.signal,
       session.options.stop,
     )
@@ -110,18 +127,23 @@ export interface ResultPage {
  * One page of results: GET …/jobs/query/{id}/results?locator=&maxRecords=. Each page is a CSV
  * with its own header row; values become REST-typed by the describe types (numbers, booleans,
  * null for empty cells). A row count that disagrees with Sforce-NumberOfRecords throws.
+ *
+ * As soon as a page has arrived, the next one is requested (see readAhead), so Salesforce sends
+ * it while this one is parsed and written; the next call takes that response instead of asking
+ * again.
  */
 export async function readResultPage(
   session: SalesforceSession,
   input: { jobId: string; locator: string | null; maxRecords: number; types: Map<string, string> },
 ): Promise<ResultPage> {
-  const query = new URLSearchParams({ maxRecords: String(input.maxRecords) })
-  if (input.locator) query.set('locator', input.locator)
-  const { body, headers } = await requestText(session, {
-    method: 'GET',
-    url: `${jobsUrl(session)}/${input.jobId}/results?${query.toString()}`,
-    headers: { accept: 'text/csv' },
-  })
+  const url = resultsUrl(session, input)
+  const get = () => requestText(session, { method: 'GET', url, headers: { accept: 'text/csv' } })
+  // A read-ahead went through the retry policy like any request: its failure is this page's.
+  const { body, headers } = await (takeReadAhead(session, input.jobId, url) ?? get())
+  const next = headers['sforce-locator']
+  if (next !== undefined && next !== 'null' && next !== '') {
+    startReadAhead(session, input.jobId, resultsUrl(session, { ...input, locator: next }))
+  }
   const rows = parseCsv(body)
   const header = rows.shift() ?? []
   const announced = Number(headers['sforce-numberofrecords'])
@@ -143,6 +165,55 @@ export async function readResultPage(
     records: rows.map(read),
     next: locator === 'null' || locator === '' ? null : locator,
   }
+}
+
+interface TextResponse {
+  body: string
+  headers: Record<string, string>
+}
+
+/**
+ * The result page requested ahead, per job (at most one each): its URL and the response on its
+ * way. One page of one job is all it ever holds; an entry not taken within READ_AHEAD_TTL_MS (the
+ * run stopped) is dropped.
+ */
+const readAhead = new Map<string, { url: string; at: number; response: Promise<TextResponse> }>()
+const READ_AHEAD_TTL_MS = 60_000
+
+function readAheadKey(session: SalesforceSession, jobId: string): string {
+  return `${session.credentials.instanceUrl}|${jobId}`
+}
+
+function startReadAhead(session: SalesforceSession, jobId: string, url: string): void {
+  const response = requestText(session, { method: 'GET', url, headers: { accept: 'text/csv' } })
+  // Awaited by the next page's call; until then a failure must not count as unhandled.
+  response.catch(() => undefined)
+  readAhead.set(readAheadKey(session, jobId), { url, at: Date.now(), response })
+}
+
+/** The response requested ahead for exactly this URL, if any; the job's entry is used up. */
+function takeReadAhead(
+  session: SalesforceSession,
+  jobId: string,
+  url: string,
+): Promise<TextResponse> | undefined {
+  const now = Date.now()
+  for (const [key, entry] of readAhead) {
+    if (now - entry.at > READ_AHEAD_TTL_MS) readAhead.delete(key)
+  }
+  const key = readAheadKey(session, jobId)
+  const entry = readAhead.get(key)
+  readAhead.delete(key)
+  return entry?.url === url ? entry.response : undefined
+}
+
+function resultsUrl(
+  session: SalesforceSession,
+  input: { jobId: string; locator: string | null; maxRecords: number },
+): string {
+  const query = new URLSearchParams({ maxRecords: String(input.maxRecords) })
+  if (input.locator) query.set('locator', input.locator)
+  return `${jobsUrl(session)}/${input.jobId}/results?${query.toString()}`
 }
 
 /** Aborts a job, ignoring failures (it may have finished meanwhile). */
@@ -288,7 +359,7 @@ function jobsUrl(session: SalesforceSession): string {
 async function requestText(
   session: SalesforceSession,
   request: { method: 'GET'; url: string; headers: Record<string, string> },
-): Promise<{ body: string; headers: Record<string, string> }> {
+): Promise<TextResponse> {
   let headers: Record<string, string> = {}
   const transport = session.conn._transport
   const capturing = {

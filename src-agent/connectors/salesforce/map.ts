@@ -139,9 +139,14 @@ function channelOfType(type: unknown): string | undefined {
  */
 function isoDate(value: unknown): string | undefined {
   if (typeof value !== 'string' || value === '') return undefined
+  // Already ISO-8601 UTC to the millisecond (every Bulk datetime): kept as it is, when valid.
+  if (ISO_UTC.test(value)) return isCalendarDay(value) ? value : undefined
   const ms = Date.parse(value)
   return Number.isNaN(ms) || !isCalendarDay(value) ? undefined : new Date(ms).toISOString()
 }
+
+/** `2025-03-01T17:01:30.000Z` with an hour, minute and second in range (Date.parse reads 24:00). */
+const ISO_UTC = /^\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/
 
 function set(target: Record<string, unknown>, key: string, value: unknown): void {
   if (value !== undefined && value !== null) target[key] = value

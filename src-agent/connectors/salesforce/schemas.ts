@@ -24,6 +24,10 @@ export const salesforceConfigSchema = z.object({
   quotaThreshold: z.number().gt(0).lte(1).default(0.8),
   /** Objects at least this large are read with Bulk API 2.0 when read from scratch. */
   bulkMinRecords: z.number().int().positive().default(10_000),
+  /**
+   * The longest wait between two polls of a Bulk job: polls start 100 ms apart and back off to
+   * this (bulk.ts, pollDelay).
+   */
   bulkPollIntervalMs: z.number().int().positive().default(2_000),
   /** A Bulk job still running after this long is aborted and the run fails (retried later). */
   bulkPollTimeoutMs: z.number().int().positive().default(600_000),
