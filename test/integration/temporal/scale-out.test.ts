@@ -210,10 +210,21 @@ describe('scale-out: several workers on one Temporal and one Postgres', () => {
       },
       { timeoutMs: 60_000, intervalMs: 30, what: 'a worker in the middle of a sync' },
     )
-    const requestsBefore = new Map(tenants.map((t) => [t.id, t.fake.requests.length]))
     victim.child.kill('SIGKILL')
     expect(await victim.exited).toBe('SIGKILL')
     const killedAt = Date.now()
+    // Postgres may still be acting on what the victim sent just before it died (a page's COMMIT):
+    // where its streams stand, and what it asked the orgs, is read once its sessions are gone.
+    await waitFor(
+      async () => {
+        const rows = await owner.db.execute<{ n: number }>(
+          sql`select count(*)::int as n from pg_stat_activity where application_name = ${victim.name}`,
+        )
+        return rows.rows[0]!.n === 0
+      },
+      { timeoutMs: 30_000, intervalMs: 20, what: `the sessions of ${victim.name} to end` },
+    )
+    const requestsBefore = new Map(tenants.map((t) => [t.id, t.fake.requests.length]))
 
     // What the kill interrupted: chunks the victim started and never ended, of runs with pages
     // committed, and where each of those streams stood.
