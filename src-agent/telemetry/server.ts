@@ -5,9 +5,9 @@
  * else; it never carries a secret.
  */
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
 import type { Logger } from '../logging/logger.js'
+import { listen } from './listen.js'
 
 /** One readiness check: ok, or the reason it failed, in words. */
 export interface CheckResult {
@@ -53,24 +53,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     })
   })
   server.requestTimeout = 30_000
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const { port } = server.address() as AddressInfo
-  const shownHost = host.includes(':') ? `[${host}]` : host
-  return {
-    url: `http://${shownHost}:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      }),
-  }
+  return listen(server, options.port, host, { dropBusy: true })
 }
 
 // --- implementation ---

@@ -5,7 +5,6 @@
  * the inbox, and only then answered 202 (200 when every event was there already).
  */
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Db } from '../../db/client.js'
 import { withTenant } from '../../db/tenant.js'
 import { AppError, describeError } from '../../shared/errors.js'
@@ -16,6 +15,7 @@ import type { Logger } from '../logging/logger.js'
 import { openConnection } from '../pipeline/connection.js'
 import { boundedMessage } from '../pipeline/storable.js'
 import type { Keyring } from '../secrets/crypto.js'
+import { listen } from '../telemetry/listen.js'
 import { webhookEventsTotal } from '../telemetry/metrics.js'
 import { storeEvents } from './inbox.js'
 
@@ -62,24 +62,7 @@ export async function startWebhookServer(
     })
   })
   server.requestTimeout = REQUEST_TIMEOUT_MS
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const { port } = server.address() as AddressInfo
-  const shownHost = host.includes(':') ? `[${host}]` : host
-  return {
-    url: `http://${shownHost}:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeIdleConnections()
-      }),
-  }
+  return listen(server, options.port, host)
 }
 
 /** What the request log line says about one request: never a header or the body. */

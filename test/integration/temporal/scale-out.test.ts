@@ -6,7 +6,6 @@
  * chunk's lines are written while it holds the connection's sync lock), and the killed worker's
  * syncs are finished by the others from their last committed page (from the fakes' request logs).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -27,8 +26,6 @@ import {
   type SalesforceFake,
   type SObjectType,
 } from '../../fakes/salesforce.js'
-import { TEST_KEY_HEX } from '../../helpers/agent.js'
-import { repoRoot } from '../../helpers/cli.js'
 import {
   connectTenant,
   createIsolatedDatabase,
@@ -36,6 +33,7 @@ import {
   waitFor,
   type TemporalTestEnv,
 } from '../../helpers/temporal.js'
+import { logLines, spawnWorker, type WorkerProcess } from '../../helpers/worker-process.js'
 
 const TENANTS = 30
 const WORKERS = 3
@@ -70,12 +68,7 @@ interface Tenant {
   outcome?: Promise<SyncOutcomeView>
 }
 
-interface Worker {
-  name: string
-  child: ChildProcess
-  output: () => string
-  exited: Promise<number | string>
-}
+type Worker = WorkerProcess
 
 interface ChunkLine {
   msg: 'sync chunk started' | 'sync chunk ended'
@@ -117,7 +110,7 @@ describe('scale-out: several workers on one Temporal and one Postgres', () => {
     const began = Date.now()
     // Three workers, started first: their start-up pass finds no connection yet, so every sync
     // below is one this test triggered.
-    for (let n = 0; n < WORKERS; n++) workers.push(spawnWorker(`scaleout-worker-${n}`))
+    for (let n = 0; n < WORKERS; n++) workers.push(startWorker(`scaleout-worker-${n}`))
     await Promise.all(
       workers.map((w) =>
         waitFor(
@@ -437,58 +430,16 @@ describe('scale-out: several workers on one Temporal and one Postgres', () => {
     }
   }, 240_000)
 
-  function spawnWorker(name: string): Worker {
-    const agentVariables =
-      /^(DATABASE_URL|CONNECTOR_ENCRYPTION_KEYS?(_PREVIOUS)?|GTM_.*|LOG_LEVEL|TEMPORAL_.*|PG.*)$/
-    const childEnv: Record<string, string> = {}
-    for (const [key, value] of Object.entries(process.env)) {
-      if (value !== undefined && !agentVariables.test(key)) childEnv[key] = value
-    }
-    const child = spawn(
-      process.execPath,
-      [path.join(repoRoot, 'src-agent/bin/gtm-agent.mjs'), 'worker'],
-      {
-        cwd: repoRoot,
-        env: {
-          ...childEnv,
-          DATABASE_URL: database.url,
-          CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX,
-          TEMPORAL_ADDRESS: env.address,
-          TEMPORAL_TASK_QUEUE: env.taskQueue,
-          GTM_WORKFLOW_BUNDLE: env.bundlePath,
-          GTM_DATA_DIR: dataDir,
-          // One pass at start; the test triggers the syncs itself.
-          GTM_SCHEDULE_RECONCILE_SECONDS: '3600',
-          LOG_LEVEL: 'info',
-          PGAPPNAME: name,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    )
-    let text = ''
-    child.stdout?.on('data', (c: Buffer) => (text += c.toString()))
-    child.stderr?.on('data', (c: Buffer) => (text += c.toString()))
-    const exited = new Promise<number | string>((resolve) =>
-      child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
-    )
-    return { name, child, output: () => text, exited }
-  }
+  const startWorker = (name: string): Worker =>
+    spawnWorker({
+      name,
+      env,
+      databaseUrl: database.url,
+      dataDir,
+      // One pass at start; the test triggers the syncs itself.
+      extraEnv: { GTM_SCHEDULE_RECONCILE_SECONDS: '3600' },
+    })
 })
-
-/** The JSON log lines a worker wrote so far (a partial last line is left for later). */
-function logLines(worker: Worker): Array<Record<string, unknown> & { msg?: string }> {
-  const lines = worker.output().split('\n').slice(0, -1)
-  const parsed: Array<Record<string, unknown> & { msg?: string }> = []
-  for (const line of lines) {
-    if (!line.startsWith('{')) continue
-    try {
-      parsed.push(JSON.parse(line) as Record<string, unknown>)
-    } catch {
-      // Not a log line.
-    }
-  }
-  return parsed
-}
 
 function chunkLines(worker: Worker): ChunkLine[] {
   return logLines(worker).filter(

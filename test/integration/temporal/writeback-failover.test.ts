@@ -3,7 +3,6 @@
  * writeback's heartbeat timeout, not after the activity's 5-minute start-to-close timeout, and
  * every item ends written once in the source and counted once in the queue.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -15,8 +14,6 @@ import { connectorRegistry } from '../../../src-agent/connectors/registry.js'
 import '../../../src-agent/connectors/salesforce/index.js'
 import { enqueueWriteback } from '../../../src-agent/temporal/writeback.js'
 import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
-import { TEST_KEY_HEX } from '../../helpers/agent.js'
-import { repoRoot } from '../../helpers/cli.js'
 import {
   connectTenant,
   createIsolatedDatabase,
@@ -24,21 +21,16 @@ import {
   waitFor,
   type TemporalTestEnv,
 } from '../../helpers/temporal.js'
+import { logLines, spawnWorker, type WorkerProcess } from '../../helpers/worker-process.js'
 
 const HEARTBEAT_TIMEOUT_MS = 2_000
-
-interface Worker {
-  child: ChildProcess
-  output: () => string
-  exited: Promise<number | string>
-}
 
 describe('writeback when a worker dies mid-batch', () => {
   let database: { url: string; drop(): Promise<void> }
   let env: TemporalTestEnv
   let fake: SalesforceFake
   let dataDir: string
-  const workers: Worker[] = []
+  const workers: WorkerProcess[] = []
 
   beforeAll(async () => {
     database = await createIsolatedDatabase()
@@ -124,43 +116,21 @@ describe('writeback when a worker dies mid-batch', () => {
   }, 120_000)
 
   /** A `gtm-agent worker` process, once it says it started. */
-  async function startedWorker(args: string[] = []): Promise<Worker> {
-    const agentVariables =
-      /^(DATABASE_URL|CONNECTOR_ENCRYPTION_KEYS?(_PREVIOUS)?|GTM_.*|LOG_LEVEL|TEMPORAL_.*|PG.*)$/
-    const childEnv: Record<string, string> = {}
-    for (const [key, value] of Object.entries(process.env)) {
-      if (value !== undefined && !agentVariables.test(key)) childEnv[key] = value
-    }
-    const child = spawn(
-      process.execPath,
-      [path.join(repoRoot, 'src-agent/bin/gtm-agent.mjs'), 'worker', ...args],
-      {
-        cwd: repoRoot,
-        env: {
-          ...childEnv,
-          DATABASE_URL: database.url,
-          CONNECTOR_ENCRYPTION_KEY: TEST_KEY_HEX,
-          TEMPORAL_ADDRESS: env.address,
-          TEMPORAL_TASK_QUEUE: env.taskQueue,
-          GTM_WORKFLOW_BUNDLE: env.bundlePath,
-          GTM_DATA_DIR: dataDir,
-          LOG_LEVEL: 'info',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    )
-    let text = ''
-    child.stdout?.on('data', (c: Buffer) => (text += c.toString()))
-    child.stderr?.on('data', (c: Buffer) => (text += c.toString()))
-    const exited = new Promise<number | string>((resolve) =>
-      child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
-    )
-    const worker = { child, output: () => text, exited }
+  async function startedWorker(args: string[] = []): Promise<WorkerProcess> {
+    const worker = spawnWorker({
+      name: `wb-failover-worker-${workers.length}`,
+      env,
+      databaseUrl: database.url,
+      dataDir,
+      args,
+    })
     workers.push(worker)
     await waitFor(
       () => {
-        if (child.exitCode !== null) throw new Error(`the worker exited:\n${text.slice(-3000)}`)
-        return text.includes('"worker started"')
+        if (worker.child.exitCode !== null) {
+          throw new Error(`the worker exited:\n${worker.output().slice(-3000)}`)
+        }
+        return logLines(worker).some((l) => l.msg === 'worker started')
       },
       { timeoutMs: 90_000, intervalMs: 200, what: 'the worker to start' },
     )
