@@ -51,7 +51,7 @@ export function registerWorkerCommand(program: Command, ctx: CliContext): void {
             : { port: opts.webhooksPort, host: opts.webhooksHost }
         const sdkMetricsAddress = sdkMetricsAddressOf(opts)
         const ops = createWorkerOps({ log })
-        await withOpsServer(ctx, opts, ops, () =>
+        await withOpsServer(ctx, opts, ops, sdkMetricsAddress, () =>
           withWebhookService(ctx, webhooks, () =>
             runWorker({
               env: ctx.env,
@@ -77,6 +77,7 @@ async function withOpsServer<T>(
   ctx: CliContext,
   opts: WorkerCommandOptions,
   ops: WorkerOps,
+  sdk: string | undefined,
   fn: () => Promise<T>,
 ): Promise<T> {
   if (opts.metricsPort === undefined) return fn()
@@ -99,7 +100,6 @@ async function withOpsServer<T>(
     )
   }
   try {
-    const sdk = sdkMetricsAddressOf(opts)
     ctx.out.line(
       `Serving metrics at ${server.url}/metrics, health at ${server.url}/healthz and ${server.url}/readyz` +
         (sdk === undefined ? '.' : `; Temporal worker metrics at http://${sdk}/metrics.`),

@@ -7,6 +7,7 @@
 import { and, eq, gte, inArray, sql } from 'drizzle-orm'
 import type { DbHandle } from '../../db/client.js'
 import { probeDatabase } from '../../db/probe.js'
+import { withDeadline } from '../../shared/deadline.js'
 import { connectors, syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
 import { describeError } from '../../shared/errors.js'
@@ -330,19 +331,4 @@ async function recentFailures(
       }
     })
     .sort((a, b) => b.lastAt.localeCompare(a.lastAt))
-}
-
-/** `promise`, or a rejection saying `what` once `ms` have passed (the work itself is left to end). */
-async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(what)), ms)
-      }),
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
 }

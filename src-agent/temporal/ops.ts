@@ -4,14 +4,15 @@
  * time (lag, schedules, backlogs). The worker attaches its parts once they exist; until then,
  * and after it stops, it is not ready.
  */
-import { Client, Connection } from '@temporalio/client'
+import { Client, type Connection } from '@temporalio/client'
 import type { Worker } from '@temporalio/worker'
 import type { DbHandle } from '../../db/client.js'
 import { probeDatabase } from '../../db/probe.js'
+import { withDeadline } from '../../shared/deadline.js'
 import { describeError } from '../../shared/errors.js'
 import { scrubString } from '../../shared/redact.js'
 import { TASK_QUEUE } from '../../shared/temporal.js'
-import { dataDir, type Env } from '../config.js'
+import type { Env } from '../config.js'
 import type { Logger } from '../logging/logger.js'
 import {
   lagSeconds,
@@ -21,8 +22,7 @@ import {
 import { schemaVersion } from '../services/views.js'
 import type { CheckResult, ReadinessReport } from '../telemetry/server.js'
 import type { StateSnapshot } from '../telemetry/state-gauges.js'
-import { readTemporalSettings } from './client.js'
-import { findRunningDevServer } from './dev-server.js'
+import { connectIfRunning, TemporalUnreachable } from './probe.js'
 import { listSchedules, type ScheduleView } from './scheduler.js'
 
 /** Each readiness check (and each scrape-time read) gives up after this long. */
@@ -185,26 +185,6 @@ function checkWorker(worker: Worker): CheckResult {
     : { ok: false, error: `the worker is ${state.toLowerCase()}, not polling its task queue` }
 }
 
-class DeadlineExceeded extends Error {
-  constructor(ms: number) {
-    super(`no answer within ${ms / 1000} s`)
-  }
-}
-
-async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new DeadlineExceeded(ms)), ms)
-      }),
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 /** What `gtm-agent status` learns from Temporal. */
 export interface TemporalStatus {
   reachable: boolean
@@ -235,27 +215,12 @@ export async function readTemporalStatus(env: Env, timeoutMs: number): Promise<T
   }
   let connection: Connection | undefined
   try {
-    const settings = await readTemporalSettings(env)
+    const reached = await connectIfRunning(env, timeoutMs)
+    const { settings } = reached
+    connection = reached.connection
+    status.address = reached.address
     status.namespace = settings.namespace
     status.taskQueue = settings.taskQueue
-    const address = settings.address ?? (await findRunningDevServer(dataDir(env)))?.address
-    if (!address) {
-      status.error =
-        'TEMPORAL_ADDRESS is not set and the local Temporal dev server is not running: it starts with gtm-agent worker.'
-      return status
-    }
-    status.address = address
-    const connecting = Connection.connect({
-      address,
-      connectTimeout: timeoutMs,
-      ...(settings.tls === undefined ? {} : { tls: settings.tls }),
-      ...(settings.apiKey ? { apiKey: settings.apiKey } : {}),
-    })
-    connecting.catch(() => undefined)
-    connection = await withDeadline(connecting, timeoutMs).catch((err: unknown) => {
-      void connecting.then((late) => late.close()).catch(() => undefined)
-      throw err
-    })
     const open = connection
     const client = new Client({ connection: open, namespace: settings.namespace })
     await open.withDeadline(Date.now() + timeoutMs, () => open.workflowService.getSystemInfo({}))
@@ -271,7 +236,10 @@ export async function readTemporalStatus(env: Env, timeoutMs: number): Promise<T
     const views = await withDeadline(listSchedules(client), timeoutMs * 5)
     status.schedules = new Map(views.map((v) => [`${v.tenantId}:${v.connectorType}`, v]))
   } catch (err) {
-    status.error = `Temporal at ${status.address}: ${scrubString(describeError(err))}`
+    status.error =
+      err instanceof TemporalUnreachable
+        ? err.message
+        : `Temporal at ${status.address}: ${scrubString(describeError(err))}`
   } finally {
     await connection?.close().catch(() => undefined)
   }

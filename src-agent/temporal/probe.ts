@@ -1,17 +1,70 @@
 /**
- * Whether Temporal answers, for Diagnostics: TEMPORAL_ADDRESS, or the data directory's dev
- * server when it runs (nothing is started), asked with a deadline; and how many of the
- * tenant's connection schedules it holds.
+ * Whether Temporal answers, for Diagnostics and `gtm-agent status`: TEMPORAL_ADDRESS, or the
+ * data directory's dev server when it runs (nothing is started), asked with a deadline; and how
+ * many of the tenant's connection schedules it holds.
  */
 import { Client, Connection } from '@temporalio/client'
+import { DeadlineExceeded, withDeadline } from '../../shared/deadline.js'
 import { describeError } from '../../shared/errors.js'
 import { scrubString } from '../../shared/redact.js'
 import { parseSyncScheduleId } from '../../shared/temporal.js'
 import { dataDir, type Env } from '../config.js'
 import type { TemporalDiagnostics } from '../services/diagnostics.js'
-import { readTemporalSettings } from './client.js'
+import { readTemporalSettings, type TemporalSettings } from './client.js'
 import { findRunningDevServer } from './dev-server.js'
 import { describeSchedule } from './scheduler.js'
+
+/** Temporal could not be reached; the message says where and why (never a secret). */
+export class TemporalUnreachable extends Error {
+  constructor(
+    readonly address: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+/**
+ * A connection to TEMPORAL_ADDRESS, or to the data directory's dev server when it runs (nothing
+ * is started), made within `timeoutMs`; one that arrives after the deadline is closed, not
+ * leaked. Throws TemporalUnreachable.
+ */
+export async function connectIfRunning(
+  env: Env,
+  timeoutMs: number,
+): Promise<{ connection: Connection; address: string; settings: TemporalSettings }> {
+  let address = env.TEMPORAL_ADDRESS?.trim() || 'local dev server'
+  let settings: TemporalSettings
+  try {
+    settings = await readTemporalSettings(env)
+    address = settings.address ?? (await findRunningDevServer(dataDir(env)))?.address ?? ''
+  } catch (err) {
+    throw new TemporalUnreachable(address, scrubString(describeError(err)))
+  }
+  if (!address) {
+    throw new TemporalUnreachable(
+      'local dev server',
+      "TEMPORAL_ADDRESS is not set and the local Temporal dev server is not running: the agent's worker starts it.",
+    )
+  }
+  const connecting = Connection.connect({
+    address,
+    connectTimeout: timeoutMs,
+    ...(settings.tls === undefined ? {} : { tls: settings.tls }),
+    ...(settings.apiKey ? { apiKey: settings.apiKey } : {}),
+  })
+  try {
+    return { connection: await withDeadline(connecting, timeoutMs), address, settings }
+  } catch (err) {
+    void connecting.then((late) => late.close()).catch(() => undefined)
+    throw new TemporalUnreachable(
+      address,
+      err instanceof DeadlineExceeded
+        ? `Temporal at ${address} did not answer within ${timeoutMs / 1000} s.`
+        : `Temporal at ${address} is not reachable: ${scrubString(describeError(err))}`,
+    )
+  }
+}
 
 /**
  * Connects within `timeoutMs`, times a round trip, and counts the tenant's schedules: of the
@@ -23,51 +76,21 @@ export async function probeTemporal(
   input: { tenantId: string; connectorTypes?: string[]; timeoutMs: number },
 ): Promise<TemporalDiagnostics> {
   const namespace = env.TEMPORAL_NAMESPACE?.trim() || 'default'
-  let address = env.TEMPORAL_ADDRESS?.trim() || 'local dev server'
-  const down = (error: string): TemporalDiagnostics => ({
-    reachable: false,
-    address,
-    namespace,
-    latencyMs: null,
-    schedules: null,
-    error,
-  })
-  let settings: Awaited<ReturnType<typeof readTemporalSettings>>
-  try {
-    settings = await readTemporalSettings(env)
-    if (!settings.address) {
-      const running = await findRunningDevServer(dataDir(env))
-      if (!running) {
-        return down(
-          "TEMPORAL_ADDRESS is not set and the local Temporal dev server is not running: it starts with the agent's worker.",
-        )
-      }
-      address = running.address
-    } else {
-      address = settings.address
-    }
-  } catch (err) {
-    return down(scrubString(describeError(err)))
-  }
   const seconds = `${input.timeoutMs / 1000} s`
-  const connecting = Connection.connect({
-    address,
-    connectTimeout: input.timeoutMs,
-    ...(settings.tls === undefined ? {} : { tls: settings.tls }),
-    ...(settings.apiKey ? { apiKey: settings.apiKey } : {}),
-  })
-  let connection: Connection
+  let reached: Awaited<ReturnType<typeof connectIfRunning>>
   try {
-    connection = await withDeadline(connecting, input.timeoutMs)
+    reached = await connectIfRunning(env, input.timeoutMs)
   } catch (err) {
-    // A connection that arrives after the deadline is closed, not leaked.
-    void connecting.then((late) => late.close()).catch(() => undefined)
-    return down(
-      err instanceof DeadlineExceeded
-        ? `Temporal at ${address} did not answer within ${seconds}.`
-        : `Temporal at ${address} is not reachable: ${scrubString(describeError(err))}`,
-    )
+    return {
+      reachable: false,
+      address: err instanceof TemporalUnreachable ? err.address : 'local dev server',
+      namespace,
+      latencyMs: null,
+      schedules: null,
+      error: err instanceof Error ? err.message : String(err),
+    }
   }
+  const { connection, address, settings } = reached
   try {
     const started = performance.now()
     await connection.withDeadline(Date.now() + input.timeoutMs, () =>
@@ -100,7 +123,14 @@ export async function probeTemporal(
       }
     }
   } catch (err) {
-    return down(`Temporal at ${address} did not answer: ${scrubString(describeError(err))}`)
+    return {
+      reachable: false,
+      address,
+      namespace,
+      latencyMs: null,
+      schedules: null,
+      error: `Temporal at ${address} did not answer: ${scrubString(describeError(err))}`,
+    }
   } finally {
     await connection.close().catch(() => undefined)
   }
@@ -125,20 +155,4 @@ async function countSchedules(
     if (parseSyncScheduleId(summary.scheduleId)?.tenantId === input.tenantId) count += 1
   }
   return count
-}
-
-class DeadlineExceeded extends Error {}
-
-async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new DeadlineExceeded()), ms)
-      }),
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
 }
