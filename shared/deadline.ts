@@ -14,7 +14,7 @@ export async function withDeadline<T>(
   ms: number,
   message?: string,
 ): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
+  let timer: ReturnType<typeof setTimeout> | undefined
   try {
     return await Promise.race([
       promise,
