@@ -34,6 +34,9 @@ export function createDb(url: string, options: CreateDbOptions = {}): DbHandle {
   })
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => undefined)
+  // Nor may a client in use (its backend terminated, say, mid-transaction): the statement or
+  // transaction it ran fails with the error itself, and the pool drops the broken client.
+  pool.on('connect', (client) => client.on('error', () => undefined))
   const onQuery = options.onQuery
   const db = drizzle({
     client: pool,
