@@ -20,7 +20,17 @@ export interface RecordsWrite {
   /** The stream that read the records, stored on each row; null keeps what a row has. */
   stream: string | null
   batches: { [E in EntityType]: PreparedBatch<E> }
+  /** The batches' upserts as COPY text, when encodeRecords made it ahead of the transaction. */
+  encoded?: EncodedRecords
+  /** Which batches stagePage already COPYed into this transaction's staging tables. */
+  staged?: StagedRecords
 }
+
+/** Per entity type: whether its upserts wait in the staging table (see stagePage). */
+export type StagedRecords = { readonly [E in EntityType]: boolean }
+
+/** The COPY text of each entity type's upserts (see copyText). */
+export type EncodedRecords = { readonly [E in EntityType]: string }
 
 /** One page's prepared records, written with its stream's new cursor in one transaction. */
 export interface PageWrite extends Omit<RecordsWrite, 'stream'> {
@@ -88,6 +98,40 @@ export async function persistSideTables(
 }
 
 /**
+ * COPYs the records' upserts into the transaction's staging tables, each table in a savepoint,
+ * and says which it took: persistRecords, later in the same transaction, moves them into their
+ * tables. A sync stages its next page while the current one is still being written, so Postgres
+ * reads one page's rows while it writes the other's. A batch that COPY refuses (a value Postgres
+ * cannot store) is left unstaged, and persistRecords writes it as if stagePage had not run.
+ */
+export async function stagePage(
+  tx: Tx,
+  write: Pick<RecordsWrite, 'batches' | 'encoded'>,
+): Promise<StagedRecords> {
+  const stage = async <E extends EntityType>(
+    target: UpsertTarget<E>,
+    upserts: ReadonlyArray<PreparedUpsert<E>>,
+    encoded: string | undefined,
+  ): Promise<boolean> => {
+    if (upserts.length === 0) return false
+    const rows = { count: upserts.length, text: encoded ?? copyText(target.columns, upserts) }
+    try {
+      await tx.transaction((savepoint) => copyStaged(savepoint, target, rows))
+      return true
+    } catch (err) {
+      if (!isDataError(err)) throw err
+      return false
+    }
+  }
+  const { person, account, activity } = write.batches
+  return {
+    person: await stage(personTarget, person.upserts, write.encoded?.person),
+    account: await stage(accountTarget, account.upserts, write.encoded?.account),
+    activity: await stage(activityTarget, activity.upserts, write.encoded?.activity),
+  }
+}
+
+/**
  * Writes prepared records: a set-based upsert per table keyed by (tenant_id, source,
  * external_id), soft deletes and quarantined rejects, in the caller's transaction. When Postgres
  * refuses a value in a table's upsert (a data error), that table's records are written one by
@@ -96,10 +140,11 @@ export async function persistSideTables(
 export async function persistRecords(tx: Tx, write: RecordsWrite): Promise<PageCounts> {
   const counts: PageCounts = { created: 0, updated: 0, deleted: 0, errors: 0 }
   const { person, account, activity } = write.batches
+  const staged = write.staged ?? { person: false, account: false, activity: false }
   const upserted = {
-    person: await upsertRows(tx, personTarget, write, person.upserts),
-    account: await upsertRows(tx, accountTarget, write, account.upserts),
-    activity: await upsertRows(tx, activityTarget, write, activity.upserts),
+    person: await upsertRows(tx, personTarget, write, person.upserts, staged.person),
+    account: await upsertRows(tx, accountTarget, write, account.upserts, staged.account),
+    activity: await upsertRows(tx, activityTarget, write, activity.upserts, staged.activity),
   }
   for (const result of Object.values(upserted)) {
     counts.created += result.created
@@ -142,6 +187,8 @@ interface ValueColumn<E extends EntityType> {
 
 /** How one entity type lands in its table; the statements are built once. */
 interface UpsertTarget<E extends EntityType> {
+  /** The entity type the table holds. */
+  entity: E
   columns: Array<ValueColumn<E>>
   /**
    * Creates the session's staging table for this table if it is missing (a temporary table,
@@ -151,6 +198,11 @@ interface UpsertTarget<E extends EntityType> {
   stage: Statement
   /** COPY … FROM STDIN into the staging table, in text format, columns in `columns` order. */
   copy: string
+  /**
+   * INSERT … SELECT of the staged rows the table does not hold yet ($1 tenant, $2 source,
+   * $3 stream): a plain insert, the cheapest way in, and on a first sync every row.
+   */
+  insertNew: Statement
   /** INSERT … SELECT FROM the staging table ON CONFLICT … RETURNING (xmax = 0). */
   upsert: Statement
   /** The same for one record, one typed parameter per value ($1 tenant, $2 source, $3 id). */
@@ -169,6 +221,7 @@ const BOOKKEEPING = new Set(['updatedAt', 'deletedAt', 'stream'])
  * leave a column unwritten or uncompared.
  */
 function upsertTarget<E extends EntityType>(
+  entity: E,
   table: RecordTable,
   values: Array<[PgColumn, ValueColumn<E>['value']]>,
 ): UpsertTarget<E> {
@@ -213,10 +266,17 @@ function upsertTarget<E extends EntityType>(
     `on commit delete rows; delete from ${staging}`
   const copy = `copy ${staging} (${stagedColumns.join(', ')}) from stdin`
   const into = `insert into ${t} (${[...key, ...data, stream].join(', ')}) `
-  const upsert =
-    into +
+  const selectStaged =
     `select $1::text, $2::text, ${stagedColumns.map((c) => `s.${c}`).join(', ')}, $3::text ` +
     `from ${staging} s `
+  const upsert = into + selectStaged
+  // One index probe per staged row: OFFSET 0 keeps the NOT EXISTS a per-row subquery, so the
+  // plan cannot turn into a scan of the tenant's rows when the table's statistics are behind.
+  const insertNew =
+    into +
+    selectStaged +
+    `where not exists (select 1 from ${t} x where x.${key[0]} = $1::text ` +
+    `and x.${key[1]} = $2::text and x.${key[2]} = s.${key[2]} offset 0)`
   // The stream is the last parameter, after the columns.
   const streamParam = `$${columns.length + 4}::text`
   // Typed parameters: a value Postgres cannot read fails naming its parameter, hence its field.
@@ -242,9 +302,11 @@ function upsertTarget<E extends EntityType>(
     `where ${key[0]} = $1::text and ${key[1]} = $2::text and ${key[2]} = any($3::text[]) ` +
     `and ${deletedAt} is null returning ${column('id')}`
   return {
+    entity,
     columns,
     stage: statementTemplate(stage),
     copy,
+    insertNew: statementTemplate(insertNew),
     upsert: statementTemplate(upsert + onConflict),
     upsertOne: statementTemplate(upsertOne + onConflict),
     softDelete: statementTemplate(softDelete),
@@ -253,7 +315,7 @@ function upsertTarget<E extends EntityType>(
 
 const orNull = (value: unknown): unknown => value ?? null
 
-const personTarget = upsertTarget<'person'>(people, [
+const personTarget = upsertTarget('person', people, [
   [people.email, (r) => orNull(r.email)],
   [people.firstName, (r) => orNull(r.firstName)],
   [people.lastName, (r) => orNull(r.lastName)],
@@ -263,7 +325,7 @@ const personTarget = upsertTarget<'person'>(people, [
   [people.sourceData, (_r, raw) => raw],
 ])
 
-const accountTarget = upsertTarget<'account'>(accounts, [
+const accountTarget = upsertTarget('account', accounts, [
   [accounts.name, (r) => r.name],
   [accounts.domain, (r) => orNull(r.domain)],
   [accounts.industry, (r) => orNull(r.industry)],
@@ -272,7 +334,7 @@ const accountTarget = upsertTarget<'account'>(accounts, [
   [accounts.sourceData, (_r, raw) => raw],
 ])
 
-const activityTarget = upsertTarget<'activity'>(activities, [
+const activityTarget = upsertTarget('activity', activities, [
   [activities.type, (r) => r.type],
   [activities.channel, (r) => orNull(r.channel)],
   [activities.occurredAt, (r) => r.occurredAt.toISOString()],
@@ -299,51 +361,126 @@ async function upsertRows<E extends EntityType>(
   target: UpsertTarget<E>,
   page: RecordsWrite,
   upserts: ReadonlyArray<PreparedUpsert<E>>,
+  staged: boolean,
 ): Promise<Upserted> {
   if (upserts.length === 0) return { created: 0, updated: 0, refused: [] }
+  // Staged before these savepoints, the rows outlive a rollback to them; else each try stages.
+  const rows = staged
+    ? undefined
+    : {
+        count: upserts.length,
+        text: page.encoded?.[target.entity] ?? copyText(target.columns, upserts),
+      }
+  const set = (insertFirst: boolean) =>
+    tx.transaction((savepoint) => upsertSet(savepoint, target, page, rows, insertFirst))
   try {
-    const written = await tx.transaction((savepoint) => upsertSet(savepoint, target, page, upserts))
-    return { ...written, refused: [] }
+    try {
+      return { ...(await set(true)), refused: [] }
+    } catch (err) {
+      // Another writer (a webhook event) inserted one of these records after the check for new
+      // rows: the upsert sorts it out.
+      if (postgresError(err).code !== UNIQUE_VIOLATION) throw err
+      return { ...(await set(false)), refused: [] }
+    }
   } catch (err) {
     if (!isDataError(err)) throw err
     return upsertOneByOne(tx, target, page, upserts)
   }
 }
 
+const UNIQUE_VIOLATION = '23505'
+
 /**
- * The page's rows COPYed into the staging table, then moved into the table by one statement.
- * Unchanged rows are left alone and not counted.
+ * The page's rows COPYed into the staging table, then moved into the table: with
+ * `insertFirst`, the rows the table does not hold yet by a plain insert, then, unless that took
+ * them all, the rest by the upsert (which finds the rows just inserted unchanged); else all by
+ * the upsert. Unchanged rows are left alone and not counted.
  */
 async function upsertSet<E extends EntityType>(
   tx: Tx,
   target: UpsertTarget<E>,
   page: RecordsWrite,
-  upserts: ReadonlyArray<PreparedUpsert<E>>,
+  rows: StagingRows | undefined,
+  insertFirst: boolean,
 ): Promise<{ created: number; updated: number }> {
-  await tx.execute(target.stage([]))
-  const copied = await copyIn(tx, target.copy, copyText(target.columns, upserts))
-  if (copied !== upserts.length) {
-    throw new Error(`persist: COPY took ${copied} rows of ${upserts.length}`)
-  }
-  const result = await tx.execute<{ inserted: boolean }>(
-    target.upsert([page.tenantId, page.source, page.stream]),
-  )
+  if (rows) await copyStaged(tx, target, rows)
+  const params = [page.tenantId, page.source, page.stream]
   let created = 0
-  for (const row of result.rows) if (row.inserted) created++
-  return { created, updated: result.rows.length - created }
+  if (insertFirst) {
+    const inserted = await tx.execute(target.insertNew(params))
+    if (typeof inserted.rowCount !== 'number') throw new Error('persist: INSERT reported no count')
+    created = inserted.rowCount
+    const staged = page.batches[target.entity].upserts.length
+    if (created === staged) return { created, updated: 0 }
+  }
+  const result = await tx.execute<{ inserted: boolean }>(target.upsert(params))
+  let upserted = 0
+  for (const row of result.rows) if (row.inserted) upserted++
+  return { created: created + upserted, updated: result.rows.length - upserted }
+}
+
+/** Rows to COPY into a staging table: how many, and their COPY text. */
+interface StagingRows {
+  count: number
+  text: string
+}
+
+/** Empties the session's staging table for `target` (creating it if needed) and COPYs `rows`. */
+async function copyStaged<E extends EntityType>(
+  tx: Tx,
+  target: UpsertTarget<E>,
+  rows: StagingRows,
+): Promise<void> {
+  await tx.execute(target.stage([]))
+  const copied = await copyIn(tx, target.copy, rows.text)
+  if (copied !== rows.count) {
+    throw new Error(`persist: COPY took ${copied} rows of ${rows.count}`)
+  }
 }
 
 /**
- * The records as COPY text (one line each: the external id, then the columns, tab-separated):
- * null as \N, JSON columns as their JSON text, and a backslash, tab, newline or carriage return
- * escaped. Text Postgres cannot store (a NUL) fails the COPY like any refused value.
+ * Encodes prepared upserts as the COPY text persistRecords sends, `slice` records at a time,
+ * awaiting `pause()` between slices (see prepareRecordsInSlices): a sync encodes its next page
+ * while the current one is being written.
+ */
+export async function encodeRecords(
+  batches: RecordsWrite['batches'],
+  pause: () => Promise<void>,
+  slice: number,
+): Promise<EncodedRecords> {
+  const encode = async <E extends EntityType>(
+    target: UpsertTarget<E>,
+    upserts: ReadonlyArray<PreparedUpsert<E>>,
+  ): Promise<string> => {
+    let text = ''
+    for (let i = 0; i < upserts.length; i += slice) {
+      text += copyText(target.columns, upserts, i, Math.min(i + slice, upserts.length))
+      await pause()
+    }
+    return text
+  }
+  return {
+    person: await encode(personTarget, batches.person.upserts),
+    account: await encode(accountTarget, batches.account.upserts),
+    activity: await encode(activityTarget, batches.activity.upserts),
+  }
+}
+
+/**
+ * Records `from` to `to` (excluded) as COPY text (one line each: the external id, then the
+ * columns, tab-separated): null as \N, JSON columns as their JSON text, and a backslash, tab,
+ * newline or carriage return escaped. Text Postgres cannot store (a NUL) fails the COPY like
+ * any refused value.
  */
 function copyText<E extends EntityType>(
   columns: ReadonlyArray<ValueColumn<E>>,
   upserts: ReadonlyArray<PreparedUpsert<E>>,
+  from = 0,
+  to = upserts.length,
 ): string {
   let text = ''
-  for (const { record, raw } of upserts) {
+  for (let i = from; i < to; i++) {
+    const { record, raw } = upserts[i]!
     text += copyField(record.externalId)
     for (const column of columns) {
       const value = column.value(record, raw)

@@ -41,29 +41,45 @@ export interface PrepareBatchInput<E extends EntityType> {
  * the batch; invalid mappings throw ConfigError 'mapping_invalid' before any record is read.
  */
 export function prepareBatch<E extends EntityType>(input: PrepareBatchInput<E>): PreparedBatch<E> {
-  const { entityType, records } = input
-  const mappings = validateMappings(entityType, input.mappings)
+  const preparer = batchPreparer(input.entityType, input.mappings)
+  preparer.add(input.records)
+  return preparer.finish()
+}
+
+/**
+ * prepareBatch a slice at a time, so that a caller can let other work run between slices:
+ * `add` each slice of the batch's records, in order, then `finish` dedupes the whole batch.
+ */
+export function batchPreparer<E extends EntityType>(
+  entityType: E,
+  givenMappings: readonly FieldMapping[],
+): { add: (records: readonly SourceRecord[]) => void; finish: () => PreparedBatch<E> } {
+  const mappings = validateMappings(entityType, givenMappings)
   const rejects: PreparedReject[] = []
   const outcomes: Array<Outcome<E>> = []
-
-  for (const source of records) {
-    const outcome = prepareRecord(entityType, source, mappings)
-    if ('reject' in outcome) rejects.push(outcome.reject)
-    else outcomes.push(outcome)
+  return {
+    add: (records) => {
+      for (const source of records) {
+        const outcome = prepareRecord(entityType, source, mappings)
+        if ('reject' in outcome) rejects.push(outcome.reject)
+        else outcomes.push(outcome)
+      }
+    },
+    finish: () => {
+      // Deletions and upserts of one id compete: whichever the source changed last is the truth.
+      const winners = dedupeNewest(
+        outcomes,
+        (outcome) => outcome.externalId,
+        (outcome) => outcome.modifiedAt,
+      )
+      const batch: PreparedBatch<E> = { upserts: [], deletions: [], rejects }
+      for (const winner of winners) {
+        if (winner.upsert) batch.upserts.push(winner.upsert)
+        else batch.deletions.push(winner.externalId)
+      }
+      return batch
+    },
   }
-
-  // Deletions and upserts of one id compete: whichever the source changed last is the truth.
-  const winners = dedupeNewest(
-    outcomes,
-    (outcome) => outcome.externalId,
-    (outcome) => outcome.modifiedAt,
-  )
-  const batch: PreparedBatch<E> = { upserts: [], deletions: [], rejects }
-  for (const winner of winners) {
-    if (winner.upsert) batch.upserts.push(winner.upsert)
-    else batch.deletions.push(winner.externalId)
-  }
-  return batch
 }
 
 /** What the transform stage makes of one record: an upsert, a deletion (no upsert) or a reject. */
@@ -112,7 +128,49 @@ export function prepareRecord<E extends EntityType>(
 export function prepareRecords(
   records: readonly SourceRecord[],
   mappingsFor: (entityType: EntityType) => readonly FieldMapping[],
-): { [E in EntityType]: PreparedBatch<E> } {
+): PreparedRecords {
+  const groups = groupByEntityType(records)
+  const prepare = <E extends EntityType>(entityType: E): PreparedBatch<E> => {
+    const group = groups.get(entityType)
+    if (!group) return { upserts: [], deletions: [], rejects: [] }
+    return prepareBatch({ entityType, records: group, mappings: mappingsFor(entityType) })
+  }
+  return { person: prepare('person'), account: prepare('account'), activity: prepare('activity') }
+}
+
+/** Prepared batches of every entity type. */
+export type PreparedRecords = { [E in EntityType]: PreparedBatch<E> }
+
+/**
+ * prepareRecords `slice` records at a time, awaiting `pause()` between slices: a sync prepares
+ * its next page while the current one is being written, and the pauses let the write's
+ * replies from Postgres be handled as they come instead of after the whole page.
+ */
+export async function prepareRecordsInSlices(
+  records: readonly SourceRecord[],
+  mappingsFor: (entityType: EntityType) => readonly FieldMapping[],
+  pause: () => Promise<void>,
+  slice: number,
+): Promise<PreparedRecords> {
+  const groups = groupByEntityType(records)
+  const prepare = async <E extends EntityType>(entityType: E): Promise<PreparedBatch<E>> => {
+    const group = groups.get(entityType)
+    if (!group) return { upserts: [], deletions: [], rejects: [] }
+    const preparer = batchPreparer(entityType, mappingsFor(entityType))
+    for (let i = 0; i < group.length; i += slice) {
+      preparer.add(group.slice(i, i + slice))
+      await pause()
+    }
+    return preparer.finish()
+  }
+  return {
+    person: await prepare('person'),
+    account: await prepare('account'),
+    activity: await prepare('activity'),
+  }
+}
+
+function groupByEntityType(records: readonly SourceRecord[]): Map<EntityType, SourceRecord[]> {
   const groups = new Map<EntityType, SourceRecord[]>()
   for (const record of records) {
     // Connector output is parsed with sourceRecordSchema upstream, so every type is a known one.
@@ -120,12 +178,7 @@ export function prepareRecords(
     group.push(record)
     groups.set(record.entityType, group)
   }
-  const prepare = <E extends EntityType>(entityType: E): PreparedBatch<E> => {
-    const group = groups.get(entityType)
-    if (!group) return { upserts: [], deletions: [], rejects: [] }
-    return prepareBatch({ entityType, records: group, mappings: mappingsFor(entityType) })
-  }
-  return { person: prepare('person'), account: prepare('account'), activity: prepare('activity') }
+  return groups
 }
 
 /** Keys that hold credentials; removed from the stored payload at any depth. */

@@ -10,7 +10,13 @@ import {
   endsWholeSync,
   syncFailureMessage,
 } from '../../shared/errors.js'
-import { sourceRecordSchema, type SyncMode, type SyncResult } from '../../shared/schemas.js'
+import {
+  sourceRecordSchema,
+  type EntityType,
+  type SourceRecord,
+  type SyncMode,
+  type SyncResult,
+} from '../../shared/schemas.js'
 import { recordAudit } from '../audit/audit.js'
 import type { AnyConnector, Credentials } from '../connectors/interface.js'
 import type { RetryEvent } from '../connectors/retry.js'
@@ -28,8 +34,16 @@ import { NEEDS_REAUTH_PREFIX, openConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { requireAgreement } from './agreements.js'
 import { limitHeapGrowth } from './heap.js'
-import { persistPage, persistSideTables } from './persist.js'
-import { prepareRecords } from './prepare.js'
+import {
+  encodeRecords,
+  persistPage,
+  persistSideTables,
+  stagePage,
+  type EncodedRecords,
+  type PageCounts,
+  type PageWrite,
+} from './persist.js'
+import { prepareRecordsInSlices, type PreparedRecords } from './prepare.js'
 import { boundedMessage } from './storable.js'
 import {
   markFailed,
@@ -370,6 +384,21 @@ export interface RunPagesRequest extends RunTarget {
   ) => void
 }
 
+/** A page ready to write: its prepared batches and their COPY text. */
+interface PreparedPage {
+  batches: PreparedRecords
+  encoded: EncodedRecords
+}
+
+/**
+ * Records prepared or encoded between two looks at the event loop: about a millisecond of work,
+ * so that the current page's statements go out as soon as Postgres answers the one before.
+ */
+const PREPARE_SLICE = 100
+
+/** Resolves after the event loop has handled what arrived meanwhile (I/O first). */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
 /**
  * Fetches and commits pages of the run's stream, partition after partition, each from its last
  * committed cursor, until every partition is read to its end (done) or `maxPages` pages were
@@ -459,6 +488,13 @@ async function readPages(
     await retries.flush()
   }
 
+  /** A page's records mapped, checked and encoded for COPY, a slice at a time. */
+  async function preparePage(records: readonly SourceRecord[]): Promise<PreparedPage> {
+    const mappingsFor = (e: EntityType) => start.mappings.get(e) ?? []
+    const batches = await prepareRecordsInSlices(records, mappingsFor, nextTurn, PREPARE_SLICE)
+    return { batches, encoded: await encodeRecords(batches, nextTurn, PREPARE_SLICE) }
+  }
+
   /** One partition's pages, from its committed cursor; `done` once it is read to its end. */
   async function pageLoop(
     partition: string,
@@ -476,48 +512,104 @@ async function readPages(
       return pending
     }
     let pending = fetchFrom(cursor)
-    // The prefetched page, mapped and checked as soon as it arrives (see below).
-    let preparing: Promise<ReturnType<typeof prepareRecords>> | undefined
-    for (;;) {
-      if (request.signal?.aborted || request.stop?.aborted) throw cancelled()
-      const page = await pending
-      const prepared = preparing
-      preparing = undefined
-      if (page.hasMore && page.records.length === 0 && page.cursor === cursor) {
-        throw new VendorError(
-          'vendor_bad_response',
-          `${connector.name} reported more data but returned an empty page without moving its cursor.`,
-          { retryable: false },
-        )
+    // The prefetched page, mapped, checked and encoded as soon as it arrives (see below).
+    let preparing: Promise<PreparedPage> | undefined
+    // The page being written; the next one is staged meanwhile and committed after it.
+    let writing: PageInFlight | undefined
+    const take = (): PageInFlight | undefined => {
+      const taken = writing
+      writing = undefined
+      return taken
+    }
+    try {
+      for (;;) {
+        if (request.signal?.aborted || request.stop?.aborted) {
+          // The page in hand is written and counted; nothing after it starts.
+          const last = take()
+          if (last) await settle(last)
+          throw cancelled()
+        }
+        const page = await pending
+        const prepared = preparing
+        preparing = undefined
+        if (page.hasMore && page.records.length === 0 && page.cursor === cursor) {
+          throw new VendorError(
+            'vendor_bad_response',
+            `${connector.name} reported more data but returned an empty page without moving its cursor.`,
+            { retryable: false },
+          )
+        }
+        const read = counts.pages + (writing ? 1 : 0) + 1
+        const chunkFull = request.maxPages !== undefined && read >= request.maxPages
+        // The next page is fetched, then mapped, checked and encoded, while this one is written,
+        // so the source, the transform and Postgres work at the same time. A failed prefetch (or
+        // a mapping error in it) surfaces only after this page has committed.
+        if (page.hasMore && !chunkFull) {
+          pending = fetchFrom(page.cursor)
+          preparing = pending.then((next) => preparePage(next.records))
+          preparing.catch(() => undefined)
+        }
+        const ready = await (prepared ?? preparePage(page.records))
+        const previous = take()
+        const settled = previous ? settle(previous) : undefined
+        writing = { page, counts: writePage(page, ready, settled) }
+        if (settled) await settled
+        if (!page.hasMore || chunkFull) {
+          await settle(take()!)
+          return { done: !page.hasMore, cursor: page.cursor }
+        }
+        cursor = page.cursor
       }
-      const chunkFull = request.maxPages !== undefined && counts.pages + 1 >= request.maxPages
-      // The next page is fetched, then mapped and checked, while this one is written, so the
-      // source, the transform and Postgres work at the same time. A failed prefetch (or a mapping
-      // error in it) surfaces only after this page has committed.
-      if (page.hasMore && !chunkFull) {
-        pending = fetchFrom(page.cursor)
-        preparing = pending.then((next) =>
-          prepareRecords(next.records, (e) => start.mappings.get(e) ?? []),
-        )
-        preparing.catch(() => undefined)
-      }
-      const batches = prepared
-        ? await prepared
-        : prepareRecords(page.records, (e) => start.mappings.get(e) ?? [])
-      const pageCounts = await withTenant(deps.handle.db, tenantId, async (tx) => {
-        const written = await persistPage(tx, {
+    } finally {
+      // A failure leaves no transaction open behind it: a page still being written commits (and
+      // is counted) or rolls back first.
+      const last = take()
+      if (last) await settle(last).catch(() => undefined)
+    }
+
+    /**
+     * Writes one page in a transaction of its own: its rows are staged at once, then, once the
+     * page before it has committed and been counted (`previous`), moved into their tables with
+     * the stream's new cursor and committed. When the page before fails, or a stop came while
+     * it was written (that page was the one in hand), this one rolls back: it is read again
+     * next time.
+     */
+    function writePage(
+      page: SyncResult,
+      { batches, encoded }: PreparedPage,
+      previous: Promise<void> | undefined,
+    ): Promise<PageCounts> {
+      const written = withTenant(deps.handle.db, tenantId, async (tx) => {
+        const write: PageWrite = {
           tenantId,
           source: connectorType,
           runId,
           batches,
+          encoded,
           stream: start.key,
           partition,
           cursor: page.cursor,
           finished: !page.hasMore,
-        })
+        }
+        const staged = await stagePage(tx, write)
+        // Pages commit in order: a crash leaves the cursor of the last page whose rows are in.
+        if (previous) {
+          await previous
+          if (request.signal?.aborted || request.stop?.aborted) throw cancelled()
+        }
+        const pageCounts = await persistPage(tx, { ...write, staged })
         await persistSideTables(tx, connector, { tenantId, records: page.records, batches })
-        return written
+        return pageCounts
       })
+      // Awaited by settle (and by the next page); until then a failure must not count as
+      // unhandled.
+      written.catch(() => undefined)
+      return written
+    }
+
+    /** Waits for a page's commit, then counts it and reports it. */
+    async function settle({ page, counts: written }: PageInFlight): Promise<void> {
+      const pageCounts = await written
       addCounts(counts, { pages: 1, ...pageCounts })
       countRecords(
         { tenant: tenantId, connector: connectorType, stream: start.stream.id },
@@ -531,11 +623,14 @@ async function readPages(
         partition,
         ...(page.expected !== undefined ? { expected: page.expected } : {}),
       })
-      if (!page.hasMore) return { done: true, cursor: page.cursor }
-      cursor = page.cursor
-      if (chunkFull) return { done: false, cursor }
     }
   }
+}
+
+/** A page whose transaction is under way, and the counts it resolves to once committed. */
+interface PageInFlight {
+  page: SyncResult
+  counts: Promise<PageCounts>
 }
 
 /**

@@ -26,7 +26,10 @@ import { connectTemporal, type TemporalSettings } from './client.js'
 import type { WorkerOps } from './ops.js'
 import { reconcileSchedules, type ReconcileCounts } from './scheduler.js'
 
-/** Activities one worker runs at once; each holds up to two database connections. */
+/**
+ * Activities one worker runs at once; each holds up to three database connections (a sync: its
+ * lock's session, the page being written and the next page, staged meanwhile).
+ */
 const MAX_CONCURRENT_ACTIVITIES = 4
 
 /** Seconds between two reconcile passes unless GTM_SCHEDULE_RECONCILE_SECONDS says otherwise. */
@@ -90,7 +93,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     try {
       const settings = temporal.settings
       const connection = await NativeConnection.connect(nativeOptions(settings))
-      const activityDb = createDb(database.url, { max: MAX_CONCURRENT_ACTIVITIES * 2 + 2 })
+      const activityDb = createDb(database.url, { max: MAX_CONCURRENT_ACTIVITIES * 3 + 2 })
       try {
         const worker = await createWorker({
           connection,

@@ -13,11 +13,13 @@ import type { PreparedBatch, PreparedUpsert } from '../../src-agent/pipeline/pre
 import { startRun } from '../../src-agent/pipeline/run-sync.js'
 import { startPagerFake, type PagerFake } from '../fakes/pager.js'
 import { agentFixture, connectedTenant, type AgentFixture } from '../helpers/agent.js'
+import { ownerDb } from '../helpers/db.js'
 
 /**
- * A page reaches its tables through a staging table (COPY, then one INSERT … SELECT … ON
- * CONFLICT): every value lands byte for byte, unchanged rows stay untouched, and created and
- * updated rows are counted exactly.
+ * A page reaches its tables through a staging table (COPY, then an INSERT … SELECT of the rows
+ * that are new and, when some were not, one INSERT … SELECT … ON CONFLICT): every value lands
+ * byte for byte, unchanged rows stay untouched, and created and updated rows are counted
+ * exactly, also when another writer inserts one of the page's records meanwhile.
  */
 describe('persisting a page through the staging table', () => {
   let agent: AgentFixture
@@ -190,6 +192,58 @@ describe('persisting a page through the staging table', () => {
     const last = (await accountRows()).find((r) => r.externalId === 'a-1')!
     expect(last).toMatchObject({ stream: 'records', xmin: before.get('a-1')!.xmin })
   })
+
+  it('counts a record another writer inserted meanwhile once, as an update, and loses neither write', async () => {
+    // Another writer (a webhook event) inserts b-1 and holds its transaction open: the page's
+    // check for new rows cannot see it, so the page's insert waits on it, then meets it.
+    const other = await agent.handle.pool.connect()
+    try {
+      await other.query('begin')
+      await other.query(`select set_config('app.tenant_id', $1, true)`, [tenantId])
+      await other.query(
+        `insert into accounts (tenant_id, source, external_id, name) values ($1, 'test-pages', 'b-1', 'From the event')`,
+        [tenantId],
+      )
+      statements.length = 0
+      const writing = write(page('1', { account: batch([account('a-1'), account('b-1')]) }))
+      // The page is waiting on the other writer's row lock, not done.
+      await expect.poll(() => waitingOnLock(), { timeout: 10_000 }).toBe(true)
+      await other.query('commit')
+      expect(await writing).toEqual({ created: 1, updated: 1, deleted: 0, errors: 0 })
+    } finally {
+      other.release()
+    }
+    // The page's insert met the other row and went back to its savepoint, then the page was
+    // upserted as a set (not record by record).
+    expect(statements.filter((q) => q.startsWith('rollback to savepoint'))).toHaveLength(1)
+    const inserts = statements.filter((q) => q.startsWith('insert into "accounts"'))
+    expect(inserts.map((q) => [q.includes(' from pg_temp.'), q.includes(' on conflict ')])).toEqual(
+      [
+        [true, false],
+        [true, true],
+      ],
+    )
+    const rows = await accountRows()
+    expect(rows.map((r) => [r.externalId, r.name, r.stream])).toEqual([
+      ['a-1', 'Account a-1', 'records'],
+      ['b-1', 'Account b-1', 'records'],
+    ])
+  })
+
+  /** Whether a session of this database waits for a lock (the page, on the other writer). */
+  const waitingOnLock = async () => {
+    // The agent's role sees no other session's state; the owner does.
+    const owner = ownerDb()
+    try {
+      const res = await owner.pool.query<{ waiting: boolean }>(
+        `select exists (select 1 from pg_stat_activity where datname = current_database() ` +
+          `and wait_event_type = 'Lock') as waiting`,
+      )
+      return res.rows[0]!.waiting
+    } finally {
+      await owner.close()
+    }
+  }
 
   it('moves only its own rows when one transaction writes several pages', async () => {
     const counts = await withTenant(agent.handle.db, tenantId, async (tx) => [

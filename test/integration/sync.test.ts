@@ -7,6 +7,7 @@ import {
   connectors,
   people,
   quarantine,
+  streamState,
   syncRuns,
 } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
@@ -14,6 +15,7 @@ import { finishRun, runPages, runSync, startRun } from '../../src-agent/pipeline
 import { startPagerFake, type PagerFake } from '../fakes/pager.js'
 import { connectionRows } from '../helpers/connections.js'
 import { agentFixture, connectedTenant, type AgentFixture } from '../helpers/agent.js'
+import { ownerDb } from '../helpers/db.js'
 
 describe('sync end to end through the pipeline', () => {
   let agent: AgentFixture
@@ -100,13 +102,119 @@ describe('sync end to end through the pipeline', () => {
     const tenantId = await connectedTenant(agent, fake, { pageSize: 200 })
     statements.length = 0
     await runSync(agent, { tenantId, connectorType: 'test-pages' })
-    const upserts = (table: string) =>
-      statements.filter((s) => s.startsWith(`insert into "${table}"`) && s.includes('on conflict'))
-        .length
-    // One page of 120 records holds all three tables.
-    expect(upserts('people')).toBe(1)
-    expect(upserts('accounts')).toBe(1)
-    expect(upserts('activities')).toBe(1)
+    const inserts = (table: string) =>
+      statements.filter((s) => s.startsWith(`insert into "${table}"`))
+    // One page of 120 records holds all three tables; all its rows are new, so each table takes
+    // one INSERT … SELECT from its staging table, and no statement per row.
+    for (const table of ['people', 'accounts', 'activities']) {
+      expect(inserts(table).map((s) => s.includes(' from pg_temp.'))).toEqual([true])
+    }
+  })
+
+  describe('while a page is being written', () => {
+    /**
+     * Holds the run's sync_runs row from another session: a page's write waits on it (the run's
+     * counters are the last thing it updates) until `release`.
+     */
+    const holdRun = async (runId: string) => {
+      const owner = ownerDb()
+      const client = await owner.pool.connect()
+      await client.query('begin')
+      await client.query('select 1 from sync_runs where id = $1 for update', [runId])
+      const sessions = async () => {
+        // Within a transaction, the activity view is read once and kept: read it afresh.
+        await client.query('select pg_stat_clear_snapshot()')
+        return (
+          await client.query<{ pid: number; state: string; wait: string | null }>(
+            `select pid, state, wait_event_type as wait from pg_stat_activity ` +
+              `where datname = current_database() and pid <> pg_backend_pid()`,
+          )
+        ).rows
+      }
+      return {
+        sessions,
+        /** The session of the page waiting on the held row. */
+        waiting: async () => (await sessions()).find((s) => s.wait === 'Lock'),
+        release: async (how: 'commit' | 'kill') => {
+          try {
+            if (how === 'kill') {
+              const page = (await sessions()).find((s) => s.wait === 'Lock')
+              await client.query('select pg_terminate_backend($1)', [page!.pid])
+            }
+            await client.query('commit')
+          } finally {
+            client.release()
+            await owner.close()
+          }
+        },
+      }
+    }
+    const stagedAhead = async (hold: Awaited<ReturnType<typeof holdRun>>) => {
+      // One page waits on the held row; the next is staged on a session of its own, in a
+      // transaction that waits for the first to commit.
+      await expect
+        .poll(
+          async () => {
+            const sessions = await hold.sessions()
+            return [
+              sessions.some((s) => s.wait === 'Lock'),
+              sessions.some((s) => s.state === 'idle in transaction'),
+            ]
+          },
+          { timeout: 10_000 },
+        )
+        .toEqual([true, true])
+    }
+    const storedRows = async (tenantId: string) =>
+      withTenant(agent.handle.db, tenantId, async (tx) => ({
+        rows:
+          (await tx.select().from(people)).length +
+          (await tx.select().from(accounts)).length +
+          (await tx.select().from(activities)).length,
+        cursors: (await tx.select().from(streamState)).map((r) => r.cursor),
+      }))
+
+    it('stages the next page meanwhile and commits the pages in order', async () => {
+      const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
+      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
+      const hold = await holdRun(runId)
+      const committed: Array<string | null> = []
+      const running = runPages(agent, {
+        tenantId,
+        connectorType: 'test-pages',
+        runId,
+        onPage: (p) => committed.push(p.cursor),
+      })
+      await stagedAhead(hold)
+      // The second page's rows are in its staging tables, not yet moved into theirs.
+      const count = (match: (q: string) => boolean) => statements.filter(match).length
+      const copied = count((q) => q.startsWith('copy pg_temp.'))
+      const moved = count((q) => q.startsWith('insert into') && q.includes(' from pg_temp.'))
+      expect(copied).toBeGreaterThan(moved)
+      // Nothing is in yet: the first page waits, and the second waits for the first.
+      expect(await storedRows(tenantId)).toEqual({ rows: 0, cursors: [] })
+      await hold.release('commit')
+      expect(await running).toMatchObject({ done: true, counts: { pages: 5, created: 120 } })
+      expect(committed).toEqual(['25', '50', '75', '100', '120'])
+      expect(await storedRows(tenantId)).toEqual({ rows: 120, cursors: ['120'] })
+    })
+
+    it('rolls the staged page back when the page before it fails, and the run resumes from the last commit', async () => {
+      const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
+      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
+      const hold = await holdRun(runId)
+      const running = runPages(agent, { tenantId, connectorType: 'test-pages', runId })
+      running.catch(() => undefined)
+      await stagedAhead(hold)
+      // The first page's session dies: its page rolls back, and the second page with it.
+      await hold.release('kill')
+      await expect(running).rejects.toThrow()
+      expect(await storedRows(tenantId)).toEqual({ rows: 0, cursors: [] })
+      // No transaction is left behind, and the run reads everything again, once.
+      const again = await runPages(agent, { tenantId, connectorType: 'test-pages', runId })
+      expect(again).toMatchObject({ done: true, counts: { pages: 5, created: 120 } })
+      expect(await storedRows(tenantId)).toEqual({ rows: 120, cursors: ['120'] })
+    })
   })
 
   it('applies inserts, updates and deletes incrementally from the stored cursor', async () => {

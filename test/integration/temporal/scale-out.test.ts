@@ -47,8 +47,8 @@ const TUNING: SyncTuning = {
 const QUERY_DELAY_MS = 120
 /** Longest a connection may wait between two chunks, a worker's death included (a few heartbeat timeouts). */
 const MAX_IDLE_MS = 45_000
-/** The pools `gtm-agent worker` opens: activities (4 × 2 + 2) and the agent's own handle (5). */
-const PG_CONNECTIONS_PER_WORKER = 15
+/** The pools `gtm-agent worker` opens: activities (4 × 3 + 2) and the agent's own handle (5). */
+const PG_CONNECTIONS_PER_WORKER = 19
 
 const OBJECTS: Array<{ type: SObjectType; stream: string }> = [
   { type: 'Account', stream: 'accounts' },
