@@ -18,6 +18,11 @@ import { refreshTokens } from '../../../src-agent/connectors/salesforce/auth.js'
 import { salesforceConnector } from '../../../src-agent/connectors/salesforce/index.js'
 import { salesforceWriteback } from '../../../src-agent/connectors/salesforce/writeback.js'
 import type { RetryEvent } from '../../../src-agent/connectors/retry.js'
+import {
+  vendorRequestsTotal,
+  vendorRetriesTotal,
+  withCallLabels,
+} from '../../../src-agent/telemetry/metrics.js'
 import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
 import { TEST_KEY_HEX } from '../../helpers/agent.js'
 import { runCli, type CliResult } from '../../helpers/cli.js'
@@ -57,6 +62,13 @@ const REASON: Record<FaultKind, string> = {
   stall_body: 'idle_timeout',
 }
 const STALL_MS = 5_000
+
+/** How many of the faults each retry reason stands for. */
+function countReasons(faults: ReadonlyArray<{ kind: FaultKind }>): Record<string, number> {
+  const counts: Record<string, number> = {}
+  for (const f of faults) counts[REASON[f.kind]] = (counts[REASON[f.kind]] ?? 0) + 1
+  return counts
+}
 
 describe('gtm-agent salesforce through a faulty network', () => {
   let fake: SalesforceFake
@@ -223,8 +235,7 @@ describe('gtm-agent salesforce through a faulty network', () => {
             recorded[reason] = (recorded[reason] ?? 0) + n
           }
         }
-        const byReason: Record<string, number> = {}
-        for (const f of faults) byReason[REASON[f.kind]] = (byReason[REASON[f.kind]] ?? 0) + 1
+        const byReason = countReasons(faults)
         expect(runs.reduce((sum, r) => sum + r.retries, 0)).toBe(faults.length)
         expect(recorded).toEqual(byReason)
         return { summary: result.summary, faults }
@@ -281,6 +292,8 @@ describe('gtm-agent salesforce through a faulty network', () => {
       onCredentialsChanged: () => Promise.resolve(),
       onRetry: (event: RetryEvent) => events.push(event),
     }
+    // Counted in the agent's metrics under the tenant and connector of the call.
+    const labels = { tenant: 'faults-writeback', connector: 'salesforce' }
     // Three requests of at most 200 records per round, every other one broken.
     for (let round = 1; round <= 3; round++) {
       const items = Array.from({ length: 450 }, (_, i) => ({
@@ -288,7 +301,9 @@ describe('gtm-agent salesforce through a faulty network', () => {
         externalId: fake.idOf('Account', i),
         fields: { GTM_Score__c: round * 1_000 + i },
       }))
-      const results = await salesforceWriteback.send(credentials, items, options)
+      const results = await withCallLabels(labels, () =>
+        salesforceWriteback.send(credentials, items, options),
+      )
       expect(results).toHaveLength(items.length)
       expect(results.filter((r) => !r.ok)).toEqual([])
       expect(fake.record('Account', fake.idOf('Account', 449))).toMatchObject({
@@ -297,6 +312,21 @@ describe('gtm-agent salesforce through a faulty network', () => {
     }
     expect(new Set(proxy.injected.map((f) => f.kind))).toEqual(new Set(FAULT_KINDS))
     expect(events.map((e) => e.reason)).toEqual(proxy.injected.map((f) => REASON[f.kind]))
+    // gtm_vendor_retries_total: one per fault, by reason; gtm_vendor_requests_total: every
+    // attempt, answered or failed.
+    const byReason = countReasons(proxy.injected)
+    const retried = (await vendorRetriesTotal.get()).values.filter(
+      (v) => v.labels.tenant === labels.tenant && v.labels.connector === labels.connector,
+    )
+    expect(Object.fromEntries(retried.map((v) => [v.labels.reason, v.value]))).toEqual(byReason)
+    const attempts = (await vendorRequestsTotal.get()).values.filter(
+      (v) => v.labels.tenant === labels.tenant,
+    )
+    // Answered: the nine sends, and the token refresh after each expired session.
+    expect(Object.fromEntries(attempts.map((v) => [v.labels.outcome, v.value]))).toEqual({
+      ok: 9 + byReason.session_expired!,
+      error: proxy.injected.length,
+    })
   })
 
   it(
