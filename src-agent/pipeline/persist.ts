@@ -410,8 +410,7 @@ async function upsertSet<E extends EntityType>(
     const inserted = await tx.execute(target.insertNew(params))
     if (typeof inserted.rowCount !== 'number') throw new Error('persist: INSERT reported no count')
     created = inserted.rowCount
-    const staged = page.batches[target.entity].upserts.length
-    if (created === staged) return { created, updated: 0 }
+    if (created === page.batches[target.entity].upserts.length) return { created, updated: 0 }
   }
   const result = await tx.execute<{ inserted: boolean }>(target.upsert(params))
   let upserted = 0

@@ -18,6 +18,7 @@ import type { SchedulerDeps } from '../../src-agent/temporal/scheduler.js'
 import { createWorker, installRuntimeLogger } from '../../src-agent/temporal/worker.js'
 import { TEST_KEY_HEX, memoryLogger } from './agent.js'
 import { databaseUrl, seedTenant } from './db.js'
+import { watchProcess } from './worker-process.js'
 
 /**
  * The Temporal CLI the tests run: TEMPORAL_CLI_PATH, else the cache path that `npm install`
@@ -179,15 +180,10 @@ export function spawnWorkerProcess(env: Record<string, string>): WorkerProcess {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  let text = ''
-  child.stdout?.on('data', (c: Buffer) => (text += c.toString()))
-  child.stderr?.on('data', (c: Buffer) => (text += c.toString()))
-  const exited = new Promise<number | string>((resolve) =>
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
-  )
+  const { output, exited } = watchProcess(child)
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setInterval(() => {
-      if (text.includes('"msg":"worker started"')) {
+      if (output().includes('"msg":"worker started"')) {
         clearInterval(timer)
         resolve()
       }
@@ -195,13 +191,15 @@ export function spawnWorkerProcess(env: Record<string, string>): WorkerProcess {
     void exited.then((code) => {
       clearInterval(timer)
       reject(
-        new Error(`The worker process exited (${code}) before it started:\n${text.slice(-3000)}`),
+        new Error(
+          `The worker process exited (${code}) before it started:\n${output().slice(-3000)}`,
+        ),
       )
     })
   })
   // A rejection nobody awaits (the test already moved on) must not fail the run.
   ready.catch(() => undefined)
-  return { child, output: () => text, exited, ready }
+  return { child, output, exited, ready }
 }
 
 const quietBundlerLogger = {

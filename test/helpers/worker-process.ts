@@ -53,13 +53,29 @@ export function spawnWorker(options: {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   )
+  return { name: options.name, child, ...watchProcess(child) }
+}
+
+/** A child's stdout and stderr so far, interleaved as they arrived, and its end. */
+export function watchProcess(child: ChildProcess): {
+  output: () => string
+  exited: Promise<number | string>
+} {
   let text = ''
   child.stdout?.on('data', (c: Buffer) => (text += c.toString()))
   child.stderr?.on('data', (c: Buffer) => (text += c.toString()))
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
   )
-  return { name: options.name, child, output: () => text, exited }
+  return { output: () => text, exited }
+}
+
+/** Kills (SIGKILL) the workers still running and waits until every one has exited. */
+export async function killWorkers(workers: readonly WorkerProcess[]): Promise<void> {
+  for (const w of workers) {
+    if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL')
+    await w.exited
+  }
 }
 
 /** The JSON log lines a worker wrote so far (a partial last line is left for later). */

@@ -33,7 +33,12 @@ import {
   waitFor,
   type TemporalTestEnv,
 } from '../../helpers/temporal.js'
-import { logLines, spawnWorker, type WorkerProcess } from '../../helpers/worker-process.js'
+import {
+  logLines,
+  killWorkers,
+  spawnWorker,
+  type WorkerProcess,
+} from '../../helpers/worker-process.js'
 
 const TENANTS = 30
 const WORKERS = 3
@@ -95,10 +100,7 @@ describe('scale-out: several workers on one Temporal and one Postgres', () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'gtm-scaleout-'))
   }, 60_000)
   afterAll(async () => {
-    for (const w of workers) {
-      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL')
-      await w.exited
-    }
+    await killWorkers(workers)
     await Promise.all(tenants.map((t) => t.fake.close()))
     await env?.close()
     await owner?.close()

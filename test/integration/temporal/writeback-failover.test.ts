@@ -21,7 +21,12 @@ import {
   waitFor,
   type TemporalTestEnv,
 } from '../../helpers/temporal.js'
-import { logLines, spawnWorker, type WorkerProcess } from '../../helpers/worker-process.js'
+import {
+  logLines,
+  killWorkers,
+  spawnWorker,
+  type WorkerProcess,
+} from '../../helpers/worker-process.js'
 
 const HEARTBEAT_TIMEOUT_MS = 2_000
 
@@ -40,10 +45,7 @@ describe('writeback when a worker dies mid-batch', () => {
     fake = await startSalesforceFake({ counts: { Account: 5 }, holdCollections: 1 })
   }, 60_000)
   afterAll(async () => {
-    for (const w of workers) {
-      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL')
-      await w.exited
-    }
+    await killWorkers(workers)
     await fake?.close()
     await env?.close()
     await database?.drop()
