@@ -22,6 +22,8 @@ export interface CreateDbOptions {
   max?: number
   /** Sees every statement's SQL text (never its parameters): for diagnostics and tests. */
   onQuery?: (sqlText: string) => void
+  /** The name its sessions show in pg_stat_activity (a connection URL's own one wins). */
+  applicationName?: string
 }
 
 /** A pooled connection to Postgres. Every connection runs as gtm_agent unless `asOwner`. */
@@ -29,6 +31,7 @@ export function createDb(url: string, options: CreateDbOptions = {}): DbHandle {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.max ?? 5,
+    ...(options.applicationName ? { application_name: options.applicationName } : {}),
     // The role is set in the startup packet, so no statement can run before it applies.
     ...(options.asOwner ? {} : { options: `-c role=${AGENT_ROLE}` }),
   })

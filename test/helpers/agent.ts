@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { Writable } from 'node:stream'
 import type { DbHandle } from '../../db/client.js'
 import { createDb } from '../../db/client.js'
@@ -26,20 +27,24 @@ export function memoryLogger(level = 'trace'): { log: Logger; lines: () => strin
 
 export interface AgentFixture extends SyncDeps {
   keyring: Keyring
+  /** What its sessions are named in pg_stat_activity: no other fixture's are. */
+  applicationName: string
   logLines: () => string
   close(): Promise<void>
 }
 
 /** Real agent dependencies over this run's database; statements can be observed via `onQuery`. */
 export function agentFixture(options: { onQuery?: (sql: string) => void } = {}): AgentFixture {
-  const handle: DbHandle = createDb(
-    databaseUrl(),
-    options.onQuery ? { onQuery: options.onQuery } : {},
-  )
+  const applicationName = `gtm-test-${randomUUID().slice(0, 8)}`
+  const handle: DbHandle = createDb(databaseUrl(), {
+    applicationName,
+    ...(options.onQuery ? { onQuery: options.onQuery } : {}),
+  })
   const { log, lines } = memoryLogger()
   return {
     handle,
     keyring: keyringFromHex(TEST_KEY_HEX),
+    applicationName,
     registry: connectorRegistry,
     log,
     userId: 'test:runner',

@@ -198,6 +198,8 @@ describe('persisting a page through the staging table', () => {
     // check for new rows cannot see it, so the page's insert waits on it, then meets it.
     const other = await agent.handle.pool.connect()
     try {
+      const otherPid = (await other.query<{ pid: number }>('select pg_backend_pid() as pid'))
+        .rows[0]!.pid
       await other.query('begin')
       await other.query(`select set_config('app.tenant_id', $1, true)`, [tenantId])
       await other.query(
@@ -207,10 +209,12 @@ describe('persisting a page through the staging table', () => {
       statements.length = 0
       const writing = write(page('1', { account: batch([account('a-1'), account('b-1')]) }))
       // The page is waiting on the other writer's row lock, not done.
-      await expect.poll(() => waitingOnLock(), { timeout: 10_000 }).toBe(true)
+      await expect.poll(() => waitsOn(otherPid), { timeout: 10_000 }).toBe(true)
       await other.query('commit')
       expect(await writing).toEqual({ created: 1, updated: 1, deleted: 0, errors: 0 })
     } finally {
+      // Had the test failed before the commit, the page would wait on the other writer for good.
+      await other.query('rollback')
       other.release()
     }
     // The page's insert met the other row and went back to its savepoint, then the page was
@@ -230,14 +234,14 @@ describe('persisting a page through the staging table', () => {
     ])
   })
 
-  /** Whether a session of this database waits for a lock (the page, on the other writer). */
-  const waitingOnLock = async () => {
+  /** Whether some session waits for a lock `pid` holds (the page, on the other writer). */
+  const waitsOn = async (pid: number) => {
     // The agent's role sees no other session's state; the owner does.
     const owner = ownerDb()
     try {
       const res = await owner.pool.query<{ waiting: boolean }>(
-        `select exists (select 1 from pg_stat_activity where datname = current_database() ` +
-          `and wait_event_type = 'Lock') as waiting`,
+        `select exists (select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))) as waiting`,
+        [pid],
       )
       return res.rows[0]!.waiting
     } finally {

@@ -112,9 +112,35 @@ describe('sync end to end through the pipeline', () => {
   })
 
   describe('while a page is being written', () => {
+    let unreleased: Array<() => Promise<void>> = []
+    let runs: Array<Promise<unknown>> = []
+    afterEach(async () => {
+      // A test that failed midway still lets its run go and waits for it, so nothing it
+      // started outlives it.
+      for (const release of unreleased) await release()
+      await Promise.allSettled(runs)
+      unreleased = []
+      runs = []
+    })
+    /** Pages of the run, written while the test holds the run's row. */
+    const pagesOf = (
+      tenantId: string,
+      runId: string,
+      onPage?: (p: { cursor: string | null }) => void,
+    ) => {
+      const running = runPages(agent, {
+        tenantId,
+        connectorType: 'test-pages',
+        runId,
+        ...(onPage ? { onPage } : {}),
+      })
+      runs.push(running)
+      return running
+    }
     /**
      * Holds the run's sync_runs row from another session: a page's write waits on it (the run's
-     * counters are the last thing it updates) until `release`.
+     * counters are the last thing it updates) until `release`. Only this test's agent sessions
+     * are looked at: other test files share the database.
      */
     const holdRun = async (runId: string) => {
       const owner = ownerDb()
@@ -125,20 +151,22 @@ describe('sync end to end through the pipeline', () => {
         // Within a transaction, the activity view is read once and kept: read it afresh.
         await client.query('select pg_stat_clear_snapshot()')
         return (
-          await client.query<{ pid: number; state: string; wait: string | null }>(
-            `select pid, state, wait_event_type as wait from pg_stat_activity ` +
-              `where datname = current_database() and pid <> pg_backend_pid()`,
+          await client.query<{ pid: number; state: string; waitsOnHold: boolean }>(
+            `select pid, state, pg_backend_pid() = any(pg_blocking_pids(pid)) as "waitsOnHold" ` +
+              `from pg_stat_activity where application_name = $1`,
+            [agent.applicationName],
           )
         ).rows
       }
-      return {
+      const releaseOnFailure = () => hold.release('commit')
+      unreleased.push(releaseOnFailure)
+      const hold = {
         sessions,
-        /** The session of the page waiting on the held row. */
-        waiting: async () => (await sessions()).find((s) => s.wait === 'Lock'),
         release: async (how: 'commit' | 'kill') => {
+          unreleased = unreleased.filter((r) => r !== releaseOnFailure)
           try {
             if (how === 'kill') {
-              const page = (await sessions()).find((s) => s.wait === 'Lock')
+              const page = (await sessions()).find((s) => s.waitsOnHold)
               await client.query('select pg_terminate_backend($1)', [page!.pid])
             }
             await client.query('commit')
@@ -148,6 +176,7 @@ describe('sync end to end through the pipeline', () => {
           }
         },
       }
+      return hold
     }
     const stagedAhead = async (hold: Awaited<ReturnType<typeof holdRun>>) => {
       // One page waits on the held row; the next is staged on a session of its own, in a
@@ -157,7 +186,7 @@ describe('sync end to end through the pipeline', () => {
           async () => {
             const sessions = await hold.sessions()
             return [
-              sessions.some((s) => s.wait === 'Lock'),
+              sessions.some((s) => s.waitsOnHold),
               sessions.some((s) => s.state === 'idle in transaction'),
             ]
           },
@@ -179,12 +208,7 @@ describe('sync end to end through the pipeline', () => {
       const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
       const hold = await holdRun(runId)
       const committed: Array<string | null> = []
-      const running = runPages(agent, {
-        tenantId,
-        connectorType: 'test-pages',
-        runId,
-        onPage: (p) => committed.push(p.cursor),
-      })
+      const running = pagesOf(tenantId, runId, (p) => committed.push(p.cursor))
       await stagedAhead(hold)
       // The second page's rows are in its staging tables, not yet moved into theirs.
       const count = (match: (q: string) => boolean) => statements.filter(match).length
@@ -203,7 +227,7 @@ describe('sync end to end through the pipeline', () => {
       const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
       const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
       const hold = await holdRun(runId)
-      const running = runPages(agent, { tenantId, connectorType: 'test-pages', runId })
+      const running = pagesOf(tenantId, runId)
       running.catch(() => undefined)
       await stagedAhead(hold)
       // The first page's session dies: its page rolls back, and the second page with it.
