@@ -51,6 +51,7 @@ import type { CeilingReport } from './ceilings.js'
 import type { FakeReady } from './fake-server.js'
 import type { PreviewReport } from './mapping-preview.js'
 import { orgRecords } from './org.js'
+import { cpuDuring, localPostgresPid } from './process-cpu.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '../..')
@@ -79,6 +80,8 @@ interface Database {
 
 interface Server {
   label: string
+  /** The server's process, when it runs on this machine: its CPU time is reported. */
+  pid: number | undefined
   database(name: string): Promise<Database>
   stop(): Promise<void>
 }
@@ -86,7 +89,11 @@ interface Server {
 interface TransportResult {
   transport: Transport
   source: CeilingReport[]
+  /** CPU the fake used while each source ceiling read it (ms; undefined when unknown). */
+  sourceFakeCpu: Array<number | undefined>
   pipeline: AgentRunReport[]
+  /** CPU Postgres and the fake used over each pipeline run (ms; undefined when unknown). */
+  pipelineCpu: Array<{ postgres: number | undefined; fake: number | undefined }>
   sink: CeilingReport[]
   small: AgentRunReport[]
   /** Full syncs at the memory size, for their peak RSS. */
@@ -171,7 +178,9 @@ async function main(): Promise<number> {
   const results: TransportResult[] = transports.map((transport) => ({
     transport,
     source: [],
+    sourceFakeCpu: [],
     pipeline: [],
+    pipelineCpu: [],
     sink: [],
     small: [],
     memory: [],
@@ -188,8 +197,8 @@ async function main(): Promise<number> {
         for (const result of results) {
           const t = result.transport
           const tag = `${t} ${count(total(large))} run ${run}/${runs}`
-          result.source.push(
-            await child<CeilingReport>(`source ceiling (${tag})`, 'ceilings.ts', [
+          const source = await cpuDuring([fake.pid], () =>
+            child<CeilingReport>(`source ceiling (${tag})`, 'ceilings.ts', [
               'source',
               '--fake',
               JSON.stringify(fake.ready),
@@ -198,21 +207,27 @@ async function main(): Promise<number> {
               ...pageArgs,
             ]),
           )
+          result.source.push(source.result)
+          result.sourceFakeCpu.push(source.cpuMs[0])
           const db = await database()
           try {
-            const report = await child<AgentRunReport>(`pipeline (${tag})`, 'agent-run.ts', [
-              '--db',
-              db.url,
-              '--fake',
-              JSON.stringify(fake.ready),
-              '--transport',
-              t,
-              ...pageArgs,
-              '--incremental',
-              '--log-file',
-              path.join(tmp, `agent-${t}-${run}.log`),
-            ])
+            const pipeline = await cpuDuring([server.pid, fake.pid], () =>
+              child<AgentRunReport>(`pipeline (${tag})`, 'agent-run.ts', [
+                '--db',
+                db.url,
+                '--fake',
+                JSON.stringify(fake.ready),
+                '--transport',
+                t,
+                ...pageArgs,
+                '--incremental',
+                '--log-file',
+                path.join(tmp, `agent-${t}-${run}.log`),
+              ]),
+            )
+            const report = pipeline.result
             result.pipeline.push(report)
+            result.pipelineCpu.push({ postgres: pipeline.cpuMs[0], fake: pipeline.cpuMs[1] })
             if (report.full.status === 'succeeded') {
               result.sink.push(
                 await child<CeilingReport>(`sink ceiling (${tag})`, 'ceilings.ts', [
@@ -411,7 +426,17 @@ function report(input: {
   )
   out.push('')
 
-  const rows: string[][] = [['throughput', 'records', 'seconds', 'records/s', 'agent CPU s']]
+  const rows: string[][] = [
+    [
+      'throughput',
+      'records',
+      'seconds',
+      'records/s',
+      'agent CPU s',
+      'Postgres CPU s',
+      'fake CPU s',
+    ],
+  ]
   for (const r of results) {
     const t = label(r.transport)
     rows.push([
@@ -429,6 +454,8 @@ function report(input: {
         r.source.map((x) => x.cpuMs / 1000),
         1,
       ),
+      '',
+      seconds(r.sourceFakeCpu),
     ])
     rows.push([
       `${t}  sink ceiling: COPY of the rows it wrote`,
@@ -458,6 +485,8 @@ function report(input: {
         r.pipeline.map((x) => x.full.cpuMs / 1000),
         1,
       ),
+      seconds(r.pipelineCpu.map((x) => x.postgres)),
+      seconds(r.pipelineCpu.map((x) => x.fake)),
     ])
     rows.push([
       `${t}  pipeline: incremental, nothing changed`,
@@ -471,6 +500,11 @@ function report(input: {
     ])
   }
   out.push(...table(rows))
+  out.push(
+    'Postgres and fake CPU: over the whole pipeline run (process start, connect and the incremental',
+    'sync included), read from /proc; n/a where it cannot be read (another host, not Linux).',
+  )
+  for (const r of results) out.push(...cpuFloor(r, records))
   out.push('')
 
   const memRows: string[][] = [
@@ -639,6 +673,42 @@ function checkCounts(r: TransportResult, large: Sizes): string[] {
   return problems
 }
 
+/** Seconds of CPU as `range` gives them, from milliseconds some of which may be unknown. */
+function seconds(ms: Array<number | undefined>): string {
+  return ms.every((x) => x !== undefined)
+    ? range(
+        ms.map((x) => x / 1000),
+        1,
+      )
+    : 'n/a'
+}
+
+/**
+ * What the CPU a full sync used in all (agent, Postgres, fake) allows on this machine: however
+ * well the stages overlap, the sync takes at least that CPU time over the number of CPUs.
+ */
+function cpuFloor(r: TransportResult, records: number): string[] {
+  const totals = r.pipeline.map((x, i) => {
+    const { postgres, fake } = r.pipelineCpu[i] ?? {}
+    return postgres === undefined || fake === undefined ? undefined : x.full.cpuMs + postgres + fake
+  })
+  if (totals.length === 0 || totals.some((t) => t === undefined)) return []
+  const cpus = os.availableParallelism()
+  const total = median(totals as number[]) / 1000
+  const floor = total / cpus
+  const wall = median(r.pipeline.map((x) => x.full.ms)) / 1000
+  const source = median(r.source.map((x) => x.records / (x.ms / 1000)))
+  const sink = median(r.sink.map((x) => x.records / (x.ms / 1000)))
+  const best = records / floor
+  const label = r.transport === 'rest' ? 'REST' : 'Bulk'
+  return [
+    `${label}: the full sync used ${total.toFixed(1)} s of CPU in all (agent, Postgres, fake). On ${cpus} CPUs,`,
+    `however well its stages overlap, it cannot take less than ${floor.toFixed(1)} s: ${count(Math.round(best))} records/s, ` +
+      `${(best / Math.min(source, sink)).toFixed(2)} × the lower ceiling.`,
+    `It took ${wall.toFixed(1)} s, so the CPUs were ${Math.round((100 * floor) / wall)}% busy on average.`,
+  ]
+}
+
 function written(x: { created: number; updated: number; deleted: number; errors: number }): number {
   return x.created + x.updated + x.deleted + x.errors
 }
@@ -730,7 +800,9 @@ async function child<T>(label: string, script: string, args: string[]): Promise<
 }
 
 /** Starts the fake in its own process; resolves once it printed its URL. */
-async function startFake(sizes: Sizes): Promise<{ ready: FakeReady; stop(): Promise<void> }> {
+async function startFake(
+  sizes: Sizes,
+): Promise<{ ready: FakeReady; pid: number | undefined; stop(): Promise<void> }> {
   const proc = spawnTs('fake-server.ts', ['--contacts', String(sizes.contacts)])
   const exited = new Promise<void>((resolve) => proc.once('close', () => resolve()))
   proc.stdout.setEncoding('utf8')
@@ -751,6 +823,7 @@ async function startFake(sizes: Sizes): Promise<{ ready: FakeReady; stop(): Prom
   )
   return {
     ready,
+    pid: proc.pid,
     stop: async () => {
       proc.stdin.end()
       await exited
@@ -765,6 +838,7 @@ async function startServer(): Promise<Server> {
   if (external) {
     return {
       label: `${await serverVersion(external)} at DATABASE_URL`,
+      pid: await localPostgresPid(external),
       database: (name) => createDatabase(external, name),
       stop: () => Promise.resolve(),
     }
@@ -774,6 +848,7 @@ async function startServer(): Promise<Server> {
   const embedded = await startEmbeddedPostgres({ dataDir, database: 'postgres' })
   return {
     label: `${await serverVersion(embedded.url)} embedded (temporary directory)`,
+    pid: await localPostgresPid(embedded.url),
     database: (name) => createDatabase(embedded.url, name),
     stop: async () => {
       await embedded.stop()
