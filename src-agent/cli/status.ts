@@ -17,6 +17,7 @@ import {
 } from '../services/operations.js'
 import { schemaVersion } from '../services/views.js'
 import { readTemporalStatus, type TemporalStatus } from '../temporal/ops.js'
+import { DEFAULT_RECONCILE_SECONDS, reconcileIntervalSeconds } from '../temporal/scheduler.js'
 import type { CliContext } from './context.js'
 
 /** A connection is behind when its lag passes this many schedule intervals. */
@@ -118,8 +119,18 @@ export async function readStatus(ctx: CliContext, now = new Date()): Promise<Sta
     database.error = scrubString(describeError(err))
   }
   const temporal = await temporalRead
-  const connections = overview.map((c) => connectionStatus(c, temporal, now))
+  // The workers' reconcile pass gives a new connection its schedule; until two have gone by,
+  // a connection without one is on its way, not missing.
+  const config: string[] = []
+  let reconcileSeconds = DEFAULT_RECONCILE_SECONDS
+  try {
+    reconcileSeconds = reconcileIntervalSeconds(ctx.env)
+  } catch (err) {
+    config.push(`${describeError(err)} The worker refuses to start with it.`)
+  }
+  const connections = overview.map((c) => connectionStatus(c, temporal, now, reconcileSeconds))
   const attention = [
+    ...config,
     ...systemAttention(database, temporal),
     ...connections.flatMap((c) => c.attention.map((a) => `${c.tenantId}/${c.connectorType}: ${a}`)),
   ]
@@ -156,10 +167,16 @@ function systemAttention(database: StatusReport['database'], temporal: TemporalS
   return found
 }
 
-function connectionStatus(
+/**
+ * One connection's line of the report and what about it needs attention. A connection with no
+ * schedule in Temporal needs attention once it is older than two reconcile passes
+ * (`reconcileSeconds` apart): before that, the next pass creates its schedule.
+ */
+export function connectionStatus(
   c: ConnectionOverview,
   temporal: TemporalStatus,
   now: Date,
+  reconcileSeconds: number,
 ): ConnectionStatus {
   const view = temporal.schedules.get(`${c.tenantId}:${c.connectorType}`)
   const interval = view ? scheduleIntervalSeconds(view.cron, now) : null
@@ -181,9 +198,14 @@ function connectionStatus(
       `behind: last synced ${duration(lag)} ago, more than ${LAG_INTERVALS} schedule intervals (${duration(interval)}).`,
     )
   }
-  if (live && temporal.reachable && !view) attention.push('has no sync schedule in Temporal.')
   const age = (d: Date | null): number =>
     d === null ? 0 : Math.round((now.getTime() - d.getTime()) / 1000)
+  const awaitingSchedule = live && !view && age(c.createdAt) <= 2 * reconcileSeconds
+  if (live && temporal.reachable && !view && !awaitingSchedule) {
+    attention.push(
+      `has no sync schedule in Temporal, ${duration(age(c.createdAt))} after it was connected: is a worker running its reconcile pass?`,
+    )
+  }
   if (age(c.writebacks.oldestDueAt) > BACKLOG_AGE_SECONDS) {
     attention.push(
       `writebacks due for ${duration(age(c.writebacks.oldestDueAt))} are still queued.`,

@@ -29,6 +29,7 @@ import {
   syncWorkflowId,
 } from '../../shared/temporal.js'
 import { recordAudit } from '../audit/audit.js'
+import type { Env } from '../config.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
 import { findConnection } from '../pipeline/connection.js'
@@ -43,6 +44,24 @@ import {
   type SyncWorkflowResult,
 } from './workflows.js'
 import { wakeWriteback } from './writeback.js'
+
+/** Seconds between two reconcile passes unless GTM_SCHEDULE_RECONCILE_SECONDS says otherwise. */
+export const DEFAULT_RECONCILE_SECONDS = 60
+const MAX_RECONCILE_SECONDS = 86_400
+
+/** GTM_SCHEDULE_RECONCILE_SECONDS: a whole number of seconds from 1 to 86400 (default 60). */
+export function reconcileIntervalSeconds(env: Env = process.env): number {
+  const raw = env.GTM_SCHEDULE_RECONCILE_SECONDS?.trim()
+  if (!raw) return DEFAULT_RECONCILE_SECONDS
+  const seconds = Number(raw)
+  if (!/^\d+$/.test(raw) || seconds < 1 || seconds > MAX_RECONCILE_SECONDS) {
+    throw new ConfigError(
+      'config_invalid',
+      `GTM_SCHEDULE_RECONCILE_SECONDS must be a whole number of seconds from 1 to ${MAX_RECONCILE_SECONDS}, not "${raw}".`,
+    )
+  }
+  return seconds
+}
 
 export interface SchedulerDeps {
   client: Client

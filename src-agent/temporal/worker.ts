@@ -24,31 +24,13 @@ import { loadKeyring } from '../secrets/crypto.js'
 import { createActivities, type Activities } from './activities.js'
 import { connectTemporal, type TemporalSettings } from './client.js'
 import type { WorkerOps } from './ops.js'
-import { reconcileSchedules, type ReconcileCounts } from './scheduler.js'
+import { reconcileIntervalSeconds, reconcileSchedules, type ReconcileCounts } from './scheduler.js'
 
 /**
  * Activities one worker runs at once; each holds up to three database connections (a sync: its
  * lock's session, the page being written and the next page, staged meanwhile).
  */
 const MAX_CONCURRENT_ACTIVITIES = 4
-
-/** Seconds between two reconcile passes unless GTM_SCHEDULE_RECONCILE_SECONDS says otherwise. */
-export const DEFAULT_RECONCILE_SECONDS = 60
-const MAX_RECONCILE_SECONDS = 86_400
-
-/** GTM_SCHEDULE_RECONCILE_SECONDS: a whole number of seconds from 1 to 86400 (default 60). */
-export function reconcileIntervalSeconds(env: Env = process.env): number {
-  const raw = env.GTM_SCHEDULE_RECONCILE_SECONDS?.trim()
-  if (!raw) return DEFAULT_RECONCILE_SECONDS
-  const seconds = Number(raw)
-  if (!/^\d+$/.test(raw) || seconds < 1 || seconds > MAX_RECONCILE_SECONDS) {
-    throw new ConfigError(
-      'config_invalid',
-      `GTM_SCHEDULE_RECONCILE_SECONDS must be a whole number of seconds from 1 to ${MAX_RECONCILE_SECONDS}, not "${raw}".`,
-    )
-  }
-  return seconds
-}
 
 export interface RunWorkerOptions {
   env?: Env

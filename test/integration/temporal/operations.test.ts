@@ -346,5 +346,15 @@ describe('operating the worker: metrics, health and status', () => {
     expect(text.stdout).toMatch(new RegExp(`${tenantId}\\s+salesforce\\s+needs re-auth`))
     expect(text.stdout).toContain('Needs attention (1):')
     expect(text.stdout + text.stderr).not.toContain(fake.refreshToken)
+
+    // A reconcile interval the worker would refuse is named, with the value given.
+    const misconfigured = await runCli(['status', '--json'], {
+      ...agentEnv(database.url),
+      GTM_SCHEDULE_RECONCILE_SECONDS: 'soon',
+    })
+    expect(misconfigured.code).toBe(1)
+    expect((JSON.parse(misconfigured.stdout) as StatusReport).attention[0]).toBe(
+      'GTM_SCHEDULE_RECONCILE_SECONDS must be a whole number of seconds from 1 to 86400, not "soon". The worker refuses to start with it.',
+    )
   }, 60_000)
 })

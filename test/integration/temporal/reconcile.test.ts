@@ -12,8 +12,12 @@ import { connectorRegistry } from '../../../src-agent/connectors/registry.js'
 import { queueWriteback } from '../../../src-agent/pipeline/writeback/queue.js'
 import { disconnect } from '../../../src-agent/services/connections.js'
 import { notifyConnectionChange } from '../../../src-agent/temporal/notify.js'
-import { DISCONNECTED_NOTE, describeSchedule } from '../../../src-agent/temporal/scheduler.js'
-import { reconcileIntervalSeconds, runWorker } from '../../../src-agent/temporal/worker.js'
+import {
+  DISCONNECTED_NOTE,
+  describeSchedule,
+  reconcileIntervalSeconds,
+} from '../../../src-agent/temporal/scheduler.js'
+import { runWorker } from '../../../src-agent/temporal/worker.js'
 import { startPagerFake, type PagerFake } from '../../fakes/pager.js'
 import { startWritebackFake } from '../../fakes/writeback.js'
 import { TEST_KEY_HEX } from '../../helpers/agent.js'
