@@ -10,7 +10,9 @@ export const AGENT_ROLE = 'gtm_agent'
  * cut: no FIN, no reset). It probes a silent connection after 30 s, then every 10 s, and drops it
  * after 3 unanswered probes, or once data it sent has gone unacknowledged for 60 s. The session's
  * locks go with it, so a connection's sync lock held by a vanished worker is free for the other
- * workers after about a minute, not after the system default of over two hours.
+ * workers after about a minute, not after the system default of over two hours. On a Unix
+ * socket they do nothing; a server whose system lacks one (`tcp_user_timeout` on macOS and
+ * Windows) writes a line saying so to its log and carries on.
  */
 export const SERVER_KEEPALIVE = {
   tcp_keepalives_idle: 30,
