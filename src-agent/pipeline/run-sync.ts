@@ -961,6 +961,14 @@ export async function withSyncLock<T>(
 }
 
 /** A session advisory lock per connection: two syncs of one connection never run at once. */
+/** The advisory lock key of a connection's sync, from its name in parameter $1. */
+export const SYNC_LOCK_KEY = 'hashtextextended($1, 0)'
+
+/** The name of a connection's sync lock, hashed into its key by SYNC_LOCK_KEY. */
+export function syncLockName(tenantId: string, connectorType: string): string {
+  return `sync:${tenantId}:${connectorType}`
+}
+
 async function acquireSyncLock(
   handle: DbHandle,
   tenantId: string,
@@ -969,8 +977,8 @@ async function acquireSyncLock(
   const client = await handle.pool.connect()
   try {
     const res = await client.query<{ locked: boolean }>(
-      `select pg_try_advisory_lock(hashtextextended($1, 0)) as locked`,
-      [`sync:${tenantId}:${connectorType}`],
+      `select pg_try_advisory_lock(${SYNC_LOCK_KEY}) as locked`,
+      [syncLockName(tenantId, connectorType)],
     )
     if (!res.rows[0]?.locked) {
       client.release()
@@ -987,8 +995,8 @@ async function acquireSyncLock(
   return {
     release: async () => {
       try {
-        await client.query(`select pg_advisory_unlock(hashtextextended($1, 0))`, [
-          `sync:${tenantId}:${connectorType}`,
+        await client.query(`select pg_advisory_unlock(${SYNC_LOCK_KEY})`, [
+          syncLockName(tenantId, connectorType),
         ])
         client.release()
       } catch {

@@ -14,10 +14,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDb, type DbHandle } from '../../../db/client.js'
 import { accounts, activities, people, streamState, syncRuns } from '../../../db/schema/index.js'
 import '../../../src-agent/connectors/salesforce/index.js'
+import { SYNC_LOCK_KEY, syncLockName } from '../../../src-agent/pipeline/run-sync.js'
 import {
   awaitSync,
   ensureSchedule,
   triggerSchedule,
+  type StartedSync,
   type SyncOutcomeView,
 } from '../../../src-agent/temporal/scheduler.js'
 import type { SyncTuning } from '../../../src-agent/temporal/workflows.js'
@@ -155,11 +157,24 @@ describe('scale-out: several workers on one Temporal and one Postgres', () => {
     }
     for (const t of tenants) {
       // Each schedule triggered three times at once (three admins, or three agents): one sync.
-      const triggers = await Promise.all(
-        Array.from({ length: 3 }, () =>
-          triggerSchedule(deps, { tenantId: t.id, connectorType: 'salesforce', tuning: TUNING }),
-        ),
-      )
+      // Its steps wait on the connection's sync lock, held here until all three triggers are
+      // answered: on a slow machine the sync could otherwise end before the last trigger came,
+      // which would then rightly start a second one.
+      const lock = await owner.pool.connect()
+      let triggers: StartedSync[]
+      try {
+        await lock.query(`select pg_advisory_lock(${SYNC_LOCK_KEY})`, [
+          syncLockName(t.id, 'salesforce'),
+        ])
+        triggers = await Promise.all(
+          Array.from({ length: 3 }, () =>
+            triggerSchedule(deps, { tenantId: t.id, connectorType: 'salesforce', tuning: TUNING }),
+          ),
+        )
+      } finally {
+        await lock.query('select pg_advisory_unlock_all()')
+        lock.release()
+      }
       expect(triggers.map((s) => s.outcome).sort()).toEqual([
         'already_running',
         'already_running',
