@@ -200,8 +200,7 @@ export function connectionStatus(
   }
   const age = (d: Date | null): number =>
     d === null ? 0 : Math.round((now.getTime() - d.getTime()) / 1000)
-  const awaitingSchedule = live && !view && age(c.createdAt) <= 2 * reconcileSeconds
-  if (live && temporal.reachable && !view && !awaitingSchedule) {
+  if (live && temporal.reachable && !view && age(c.createdAt) > 2 * reconcileSeconds) {
     attention.push(
       `has no sync schedule in Temporal, ${duration(age(c.createdAt))} after it was connected: is a worker running its reconcile pass?`,
     )

@@ -111,10 +111,9 @@ export async function stagePage(
   const stage = async <E extends EntityType>(
     target: UpsertTarget<E>,
     upserts: ReadonlyArray<PreparedUpsert<E>>,
-    encoded: string | undefined,
   ): Promise<boolean> => {
     if (upserts.length === 0) return false
-    const rows = { count: upserts.length, text: encoded ?? copyText(target.columns, upserts) }
+    const rows = stagingRows(target, upserts, write.encoded)
     try {
       await tx.transaction((savepoint) => copyStaged(savepoint, target, rows))
       return true
@@ -125,9 +124,9 @@ export async function stagePage(
   }
   const { person, account, activity } = write.batches
   return {
-    person: await stage(personTarget, person.upserts, write.encoded?.person),
-    account: await stage(accountTarget, account.upserts, write.encoded?.account),
-    activity: await stage(activityTarget, activity.upserts, write.encoded?.activity),
+    person: await stage(personTarget, person.upserts),
+    account: await stage(accountTarget, account.upserts),
+    activity: await stage(activityTarget, activity.upserts),
   }
 }
 
@@ -365,12 +364,7 @@ async function upsertRows<E extends EntityType>(
 ): Promise<Upserted> {
   if (upserts.length === 0) return { created: 0, updated: 0, refused: [] }
   // Staged before these savepoints, the rows outlive a rollback to them; else each try stages.
-  const rows = staged
-    ? undefined
-    : {
-        count: upserts.length,
-        text: page.encoded?.[target.entity] ?? copyText(target.columns, upserts),
-      }
+  const rows = staged ? undefined : stagingRows(target, upserts, page.encoded)
   const set = (insertFirst: boolean) =>
     tx.transaction((savepoint) => upsertSet(savepoint, target, page, rows, insertFirst))
   try {
@@ -422,6 +416,18 @@ async function upsertSet<E extends EntityType>(
 interface StagingRows {
   count: number
   text: string
+}
+
+/** The upserts as staging rows: their COPY text from encodeRecords when it made it, else now. */
+function stagingRows<E extends EntityType>(
+  target: UpsertTarget<E>,
+  upserts: ReadonlyArray<PreparedUpsert<E>>,
+  encoded: EncodedRecords | undefined,
+): StagingRows {
+  return {
+    count: upserts.length,
+    text: encoded?.[target.entity] ?? copyText(target.columns, upserts),
+  }
 }
 
 /** Empties the session's staging table for `target` (creating it if needed) and COPYs `rows`. */

@@ -960,7 +960,6 @@ export async function withSyncLock<T>(
   }
 }
 
-/** A session advisory lock per connection: two syncs of one connection never run at once. */
 /** The advisory lock key of a connection's sync, from its name in parameter $1. */
 export const SYNC_LOCK_KEY = 'hashtextextended($1, 0)'
 
@@ -969,6 +968,7 @@ export function syncLockName(tenantId: string, connectorType: string): string {
   return `sync:${tenantId}:${connectorType}`
 }
 
+/** A session advisory lock per connection: two syncs of one connection never run at once. */
 async function acquireSyncLock(
   handle: DbHandle,
   tenantId: string,

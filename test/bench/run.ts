@@ -579,11 +579,10 @@ function report(input: {
   for (const r of results) {
     const t = label(r.transport)
     const pipeline = median(r.pipeline.map((x) => perSecond(written(x.full), x.full.ms)))
-    const source = median(r.source.map((x) => perSecond(x.records, x.ms)))
-    const sink = median(r.sink.map((x) => perSecond(x.records, x.ms)))
-    const ratio = pipeline / Math.min(source, sink)
+    const ceiling = lowerCeiling(r)
+    const ratio = pipeline / ceiling.perSecond
     targetRows.push([
-      `${t}: pipeline / lower ceiling (${source <= sink ? 'source' : 'sink'})`,
+      `${t}: pipeline / lower ceiling (${ceiling.kind})`,
       ratio.toFixed(2),
       `≥ ${TARGETS.ratio.toFixed(2)}`,
       verdict(ratio >= TARGETS.ratio),
@@ -683,6 +682,14 @@ function seconds(ms: Array<number | undefined>): string {
     : 'n/a'
 }
 
+/** The slower of the two ceilings, in records per second (medians over the runs). */
+function lowerCeiling(r: TransportResult): { kind: 'source' | 'sink'; perSecond: number } {
+  const rate = (xs: CeilingReport[]) => median(xs.map((x) => x.records / (x.ms / 1000)))
+  const source = rate(r.source)
+  const sink = rate(r.sink)
+  return source <= sink ? { kind: 'source', perSecond: source } : { kind: 'sink', perSecond: sink }
+}
+
 /**
  * What the CPU a full sync used in all (agent, Postgres, fake) allows on this machine: however
  * well the stages overlap, the sync takes at least that CPU time over the number of CPUs.
@@ -697,14 +704,12 @@ function cpuFloor(r: TransportResult, records: number): string[] {
   const total = median(totals as number[]) / 1000
   const floor = total / cpus
   const wall = median(r.pipeline.map((x) => x.full.ms)) / 1000
-  const source = median(r.source.map((x) => x.records / (x.ms / 1000)))
-  const sink = median(r.sink.map((x) => x.records / (x.ms / 1000)))
   const best = records / floor
   const label = r.transport === 'rest' ? 'REST' : 'Bulk'
   return [
     `${label}: the full sync used ${total.toFixed(1)} s of CPU in all (agent, Postgres, fake). On ${cpus} CPUs,`,
     `however well its stages overlap, it cannot take less than ${floor.toFixed(1)} s: ${count(Math.round(best))} records/s, ` +
-      `${(best / Math.min(source, sink)).toFixed(2)} × the lower ceiling.`,
+      `${(best / lowerCeiling(r).perSecond).toFixed(2)} × the lower ceiling.`,
     `It took ${wall.toFixed(1)} s, so the CPUs were ${Math.round((100 * floor) / wall)}% busy on average.`,
   ]
 }

@@ -112,14 +112,21 @@ describe('sync end to end through the pipeline', () => {
   })
 
   describe('while a page is being written', () => {
-    let unreleased: Array<() => Promise<void>> = []
+    /** The run's row, held from another session. */
+    interface Hold {
+      /** This test's agent sessions, and whether each waits on the held row. */
+      sessions(): Promise<Array<{ pid: number; state: string; waitsOnHold: boolean }>>
+      /** Lets go of the row, after killing the session waiting on it with 'kill'; once. */
+      release(how: 'commit' | 'kill'): Promise<void>
+    }
+    let holds: Hold[] = []
     let runs: Array<Promise<unknown>> = []
     afterEach(async () => {
       // A test that failed midway still lets its run go and waits for it, so nothing it
-      // started outlives it.
-      for (const release of unreleased) await release()
+      // started outlives it (a hold already released is left as it is).
+      for (const hold of holds) await hold.release('commit')
       await Promise.allSettled(runs)
-      unreleased = []
+      holds = []
       runs = []
     })
     /** Pages of the run, written while the test holds the run's row. */
@@ -142,7 +149,7 @@ describe('sync end to end through the pipeline', () => {
      * counters are the last thing it updates) until `release`. Only this test's agent sessions
      * are looked at: other test files share the database.
      */
-    const holdRun = async (runId: string) => {
+    const holdRun = async (runId: string): Promise<Hold> => {
       const owner = ownerDb()
       const client = await owner.pool.connect()
       await client.query('begin')
@@ -158,12 +165,12 @@ describe('sync end to end through the pipeline', () => {
           )
         ).rows
       }
-      const releaseOnFailure = () => hold.release('commit')
-      unreleased.push(releaseOnFailure)
-      const hold = {
+      let released = false
+      const hold: Hold = {
         sessions,
         release: async (how: 'commit' | 'kill') => {
-          unreleased = unreleased.filter((r) => r !== releaseOnFailure)
+          if (released) return
+          released = true
           try {
             if (how === 'kill') {
               const page = (await sessions()).find((s) => s.waitsOnHold)
@@ -176,9 +183,10 @@ describe('sync end to end through the pipeline', () => {
           }
         },
       }
+      holds.push(hold)
       return hold
     }
-    const stagedAhead = async (hold: Awaited<ReturnType<typeof holdRun>>) => {
+    const stagedAhead = async (hold: Hold) => {
       // One page waits on the held row; the next is staged on a session of its own, in a
       // transaction that waits for the first to commit.
       await expect
