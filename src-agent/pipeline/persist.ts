@@ -24,6 +24,12 @@ export interface RecordsWrite {
   encoded?: EncodedRecords
   /** Which batches stagePage already COPYed into this transaction's staging tables. */
   staged?: StagedRecords
+  /**
+   * The records are probably all new (a sync whose last page was): each table's rows are first
+   * tried as one plain INSERT, which skips the per-row check for an existing row and fails on
+   * the first row the table already holds; then they are written as if this were not set.
+   */
+  expectNew?: boolean
 }
 
 /** Per entity type: whether its upserts wait in the staging table (see stagePage). */
@@ -197,6 +203,8 @@ interface UpsertTarget<E extends EntityType> {
   stage: Statement
   /** COPY … FROM STDIN into the staging table, in text format, columns in `columns` order. */
   copy: string
+  /** INSERT … SELECT of every staged row ($1 tenant, $2 source, $3 stream), none checked. */
+  insertAll: Statement
   /**
    * INSERT … SELECT of the staged rows the table does not hold yet ($1 tenant, $2 source,
    * $3 stream): a plain insert, the cheapest way in, and on a first sync every row.
@@ -268,7 +276,7 @@ function upsertTarget<E extends EntityType>(
   const selectStaged =
     `select $1::text, $2::text, ${stagedColumns.map((c) => `s.${c}`).join(', ')}, $3::text ` +
     `from ${staging} s `
-  const upsert = into + selectStaged
+  const insertStaged = into + selectStaged
   // One index probe per staged row: OFFSET 0 keeps the NOT EXISTS a per-row subquery, so the
   // plan cannot turn into a scan of the tenant's rows when the table's statistics are behind.
   const insertNew =
@@ -305,8 +313,9 @@ function upsertTarget<E extends EntityType>(
     columns,
     stage: statementTemplate(stage),
     copy,
+    insertAll: statementTemplate(insertStaged),
     insertNew: statementTemplate(insertNew),
-    upsert: statementTemplate(upsert + onConflict),
+    upsert: statementTemplate(insertStaged + onConflict),
     upsertOne: statementTemplate(upsertOne + onConflict),
     softDelete: statementTemplate(softDelete),
   }
@@ -365,46 +374,62 @@ async function upsertRows<E extends EntityType>(
   if (upserts.length === 0) return { created: 0, updated: 0, refused: [] }
   // Staged before these savepoints, the rows outlive a rollback to them; else each try stages.
   const rows = staged ? undefined : stagingRows(target, upserts, page.encoded)
-  const set = (insertFirst: boolean) =>
-    tx.transaction((savepoint) => upsertSet(savepoint, target, page, rows, insertFirst))
+  // Cheapest first. A unique violation means the table holds a row the try took for new: the
+  // next one sorts it out. A plain insert meets one when the page was not all new; the check
+  // for new rows, when another writer (a webhook event) inserted one of these records after it.
+  const ways: UpsertWay[] = page.expectNew
+    ? ['insertAll', 'insertNew', 'upsert']
+    : ['insertNew', 'upsert']
   try {
-    try {
-      return { ...(await set(true)), refused: [] }
-    } catch (err) {
-      // Another writer (a webhook event) inserted one of these records after the check for new
-      // rows: the upsert sorts it out.
-      if (postgresError(err).code !== UNIQUE_VIOLATION) throw err
-      return { ...(await set(false)), refused: [] }
+    for (const [i, way] of ways.entries()) {
+      try {
+        const written = await tx.transaction((savepoint) =>
+          upsertSet(savepoint, target, page, rows, way),
+        )
+        return { ...written, refused: [] }
+      } catch (err) {
+        if (i === ways.length - 1 || postgresError(err).code !== UNIQUE_VIOLATION) throw err
+      }
     }
+    throw new Error('persist: no way to write the rows')
   } catch (err) {
     if (!isDataError(err)) throw err
     return upsertOneByOne(tx, target, page, upserts)
   }
 }
 
+/**
+ * How upsertSet moves staged rows into their table: all by a plain insert (each one new); the
+ * new ones by a plain insert and the rest by the upsert; or all by the upsert.
+ */
+type UpsertWay = 'insertAll' | 'insertNew' | 'upsert'
+
 const UNIQUE_VIOLATION = '23505'
 
 /**
- * The page's rows COPYed into the staging table, then moved into the table: with
- * `insertFirst`, the rows the table does not hold yet by a plain insert, then, unless that took
- * them all, the rest by the upsert (which finds the rows just inserted unchanged); else all by
- * the upsert. Unchanged rows are left alone and not counted.
+ * The page's rows COPYed into the staging table, then moved into the table the `way` says (see
+ * UpsertWay); the upsert finds rows just inserted unchanged. Unchanged rows are left alone and
+ * not counted.
  */
 async function upsertSet<E extends EntityType>(
   tx: Tx,
   target: UpsertTarget<E>,
   page: RecordsWrite,
   rows: StagingRows | undefined,
-  insertFirst: boolean,
+  way: UpsertWay,
 ): Promise<{ created: number; updated: number }> {
   if (rows) await copyStaged(tx, target, rows)
   const params = [page.tenantId, page.source, page.stream]
+  const all = page.batches[target.entity].upserts.length
   let created = 0
-  if (insertFirst) {
-    const inserted = await tx.execute(target.insertNew(params))
+  if (way !== 'upsert') {
+    const inserted = await tx.execute(target[way](params))
     if (typeof inserted.rowCount !== 'number') throw new Error('persist: INSERT reported no count')
     created = inserted.rowCount
-    if (created === page.batches[target.entity].upserts.length) return { created, updated: 0 }
+    if (way === 'insertAll' && created !== all) {
+      throw new Error(`persist: INSERT took ${created} rows of ${all}`)
+    }
+    if (created === all) return { created, updated: 0 }
   }
   const result = await tx.execute<{ inserted: boolean }>(target.upsert(params))
   let upserted = 0

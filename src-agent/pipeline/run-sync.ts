@@ -473,6 +473,9 @@ async function readPages(
     onRetry: retries.onRetry,
   }
   let cursor: string | null = null
+  // Whether the last committed page's rows were all new: the next page's probably are too (a
+  // first or full sync), and persistPage then tries the cheapest insert first.
+  let lastPageNew = true
   try {
     for (const [index, pending] of start.partitions.entries()) {
       const last = index === start.partitions.length - 1
@@ -552,7 +555,11 @@ async function readPages(
         const ready = await (prepared ?? preparePage(page.records))
         const previous = take()
         const settled = previous ? settle(previous) : undefined
-        writing = { page, counts: writePage(page, ready, settled) }
+        writing = {
+          page,
+          upserts: upsertCount(ready.batches),
+          counts: writePage(page, ready, settled),
+        }
         if (settled) await settled
         if (!page.hasMore || chunkFull) {
           await settle(take()!)
@@ -597,7 +604,7 @@ async function readPages(
           await previous
           if (request.signal?.aborted || request.stop?.aborted) throw cancelled()
         }
-        const pageCounts = await persistPage(tx, { ...write, staged })
+        const pageCounts = await persistPage(tx, { ...write, staged, expectNew: lastPageNew })
         await persistSideTables(tx, connector, { tenantId, records: page.records, batches })
         return pageCounts
       })
@@ -608,8 +615,9 @@ async function readPages(
     }
 
     /** Waits for a page's commit, then counts it and reports it. */
-    async function settle({ page, counts: written }: PageInFlight): Promise<void> {
+    async function settle({ page, upserts, counts: written }: PageInFlight): Promise<void> {
       const pageCounts = await written
+      lastPageNew = pageCounts.created === upserts
       addCounts(counts, { pages: 1, ...pageCounts })
       countRecords(
         { tenant: tenantId, connector: connectorType, stream: start.stream.id },
@@ -630,7 +638,15 @@ async function readPages(
 /** A page whose transaction is under way, and the counts it resolves to once committed. */
 interface PageInFlight {
   page: SyncResult
+  /** How many of its records are upserts (not deletions or rejects). */
+  upserts: number
   counts: Promise<PageCounts>
+}
+
+function upsertCount(batches: PreparedRecords): number {
+  return (
+    batches.person.upserts.length + batches.account.upserts.length + batches.activity.upserts.length
+  )
 }
 
 /**

@@ -16,8 +16,9 @@ import { agentFixture, connectedTenant, type AgentFixture } from '../helpers/age
 import { ownerDb } from '../helpers/db.js'
 
 /**
- * A page reaches its tables through a staging table (COPY, then an INSERT … SELECT of the rows
- * that are new and, when some were not, one INSERT … SELECT … ON CONFLICT): every value lands
+ * A page reaches its tables through a staging table (COPY, then an INSERT … SELECT of every row
+ * when the page is taken for new, else of the rows that are new and, when some were not, one
+ * INSERT … SELECT … ON CONFLICT): every value lands
  * byte for byte, unchanged rows stay untouched, and created and updated rows are counted
  * exactly, also when another writer inserts one of the page's records meanwhile.
  */
@@ -191,6 +192,44 @@ describe('persisting a page through the staging table', () => {
     expect(eventCounts).toEqual({ created: 0, updated: 0, deleted: 0, errors: 0 })
     const last = (await accountRows()).find((r) => r.externalId === 'a-1')!
     expect(last).toMatchObject({ stream: 'records', xmin: before.get('a-1')!.xmin })
+  })
+
+  it('inserts a page taken for new with one unchecked INSERT, and writes one that is not exactly', async () => {
+    const count = (filter: (q: string) => boolean) => statements.filter(filter).length
+    const accountInserts = () => statements.filter((q) => q.startsWith('insert into "accounts"'))
+    const unchecked = (q: string) =>
+      !q.includes(' where not exists ') && !q.includes(' on conflict ')
+    const expectNew = (p: PageWrite): PageWrite => ({ ...p, expectNew: true })
+
+    statements.length = 0
+    const first = [account('a-1'), account('a-2'), account('a-3')]
+    expect(await write(expectNew(page('1', { account: batch(first) })))).toEqual({
+      created: 3,
+      updated: 0,
+      deleted: 0,
+      errors: 0,
+    })
+    expect(accountInserts().map(unchecked)).toEqual([true])
+    expect(count((q) => q.startsWith('rollback to savepoint'))).toBe(0)
+    const before = new Map((await accountRows()).map((r) => [r.externalId, r]))
+
+    // Not new after all: a-1 unchanged, a-2 renamed, a-4 new. The unchecked insert meets a-1,
+    // goes back to its savepoint, and the page is written as any other.
+    statements.length = 0
+    const counts = await write(
+      expectNew(
+        page('2', {
+          account: batch([account('a-1'), account('a-2', { name: 'Renamed' }), account('a-4')]),
+        }),
+      ),
+    )
+    expect(counts).toEqual({ created: 1, updated: 1, deleted: 0, errors: 0 })
+    expect(accountInserts().map(unchecked)).toEqual([true, false, false])
+    expect(count((q) => q.startsWith('rollback to savepoint'))).toBe(1)
+    const after = new Map((await accountRows()).map((r) => [r.externalId, r]))
+    expect(after.get('a-1')!.xmin).toBe(before.get('a-1')!.xmin)
+    expect(after.get('a-2')!.name).toBe('Renamed')
+    expect([...after.keys()]).toEqual(['a-1', 'a-2', 'a-3', 'a-4'])
   })
 
   it('counts a record another writer inserted meanwhile once, as an update, and loses neither write', async () => {

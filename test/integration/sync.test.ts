@@ -281,12 +281,31 @@ describe('sync end to end through the pipeline', () => {
   })
 
   it('re-reads everything on --full without duplicating or counting unchanged rows', async () => {
-    const tenantId = await connectedTenant(agent, fake)
-    await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
+    // The first sync's rows are all new: every page goes in by unchecked INSERTs.
+    const unchecked = () =>
+      statements.filter(
+        (q) =>
+          /^insert into "(people|accounts|activities)"/.test(q) &&
+          !q.includes(' where not exists ') &&
+          !q.includes(' on conflict '),
+      )
+    statements.length = 0
+    const first = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    expect(first).toMatchObject({ pages: 5, created: 120 })
+    expect(unchecked().length).toBeGreaterThanOrEqual(5)
+    expect(statements.filter((q) => q.startsWith('rollback to savepoint'))).toEqual([])
     fake.update('account', 'acc-3', { industry: 'Retail' })
     fake.requests.length = 0
+    statements.length = 0
     const full = await runSync(agent, { tenantId, connectorType: 'test-pages', full: true })
     expect(full).toMatchObject({ status: 'succeeded', mode: 'full', created: 0, updated: 1 })
+    // Its first page's unchecked INSERT (one per table) meets the rows already there; the pages
+    // after it are not taken for new.
+    expect(unchecked().length).toBeLessThanOrEqual(3)
+    expect(statements.filter((q) => q.startsWith('rollback to savepoint'))).toHaveLength(
+      unchecked().length,
+    )
     expect(fake.requests[0]).toBe(0)
     const count = await withTenant(
       agent.handle.db,
