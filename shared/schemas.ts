@@ -79,6 +79,29 @@ export const sourceRecordSchema = z.object({
 })
 export type SourceRecord = z.infer<typeof sourceRecordSchema>
 
+const entityTypeSet: ReadonlySet<unknown> = new Set(entityTypes)
+
+/**
+ * Whether a value is plainly a source record: a quick check, for every record of a sync, that
+ * accepts only what sourceRecordSchema accepts. What it does not accept may still be one: ask
+ * the schema then, which also says what is wrong.
+ */
+export function isPlainSourceRecord(value: unknown): value is SourceRecord {
+  if (typeof value !== 'object' || value === null) return false
+  const { entityType, data, deleted, modifiedAt } = value as Record<string, unknown>
+  return (
+    entityTypeSet.has(entityType) &&
+    typeof data === 'object' &&
+    data !== null &&
+    !Array.isArray(data) &&
+    (deleted === undefined || typeof deleted === 'boolean') &&
+    (modifiedAt === undefined ||
+      typeof modifiedAt === 'string' ||
+      (typeof modifiedAt === 'number' && Number.isFinite(modifiedAt)) ||
+      (modifiedAt instanceof Date && !Number.isNaN(modifiedAt.getTime())))
+  )
+}
+
 export const syncStatsSchema = z.object({
   created: z.number().int().nonnegative(),
   updated: z.number().int().nonnegative(),

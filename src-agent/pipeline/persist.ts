@@ -537,9 +537,11 @@ function copyField(value: unknown): string {
   return copyJson(value)
 }
 
+/** JSON text escapes its own tabs, line breaks and carriage returns: only a backslash is left. */
 function copyJson(value: unknown): string {
   const json = JSON.stringify(value) as string | undefined
-  return json === undefined ? '\\N' : copyEscape(json)
+  if (json === undefined) return '\\N'
+  return json.includes('\\') ? json.replaceAll('\\', '\\\\') : json
 }
 
 /** The fallback: each record in a savepoint, so a refused one costs only itself. */

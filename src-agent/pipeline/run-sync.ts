@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm'
+import { and, eq, notInArray, sql, type SQL } from 'drizzle-orm'
 import type { DbHandle } from '../../db/client.js'
 import { describePostgresError } from '../../db/errors.js'
 import { connectors, syncRuns } from '../../db/schema/index.js'
@@ -11,6 +11,7 @@ import {
   syncFailureMessage,
 } from '../../shared/errors.js'
 import {
+  isPlainSourceRecord,
   sourceRecordSchema,
   type EntityType,
   type SourceRecord,
@@ -92,9 +93,13 @@ export interface SyncCounts {
 
 export interface SyncProgress extends SyncCounts {
   phase: SyncPhase
-  /** The stream being read (the counts are the sync's totals so far). */
+  /**
+   * The stream this report is about: the one starting, or the one that committed a page (a
+   * stream's last pages may commit after the next stream started). The counts are the sync's
+   * totals so far.
+   */
   stream: string | null
-  /** The counts of the stream being read, so far. */
+  /** The counts of that stream, so far. */
   streamCounts: SyncCounts
   /** How many records the stream holds, as its source last said (SyncResult.expected); else null. */
   expected: number | null
@@ -128,10 +133,12 @@ export interface SyncSummary extends SyncCounts {
  * Runs one sync of one connection to completion: each stream (or the one asked for) in turn, as
  * a run of its own, page by page, each page's rows and the stream's new cursor committed in one
  * transaction, so a sync killed at any point resumes from the last committed page with nothing
- * lost and nothing duplicated. A failing stream is recorded and the next one still runs, except
- * after what stops them all (a stop, refused credentials, an exhausted quota). Failures are
- * returned, not thrown. The Temporal workflow runs the same steps per stream: startRun, runPages
- * (in chunks), finishRun / failRun.
+ * lost and nothing duplicated. A stream starts reading once the one before has read its last
+ * page, while that one's last pages are still being written, so the source is never left idle
+ * while they are. A failing stream is recorded and the next one still runs, except after what
+ * stops them all (a stop, refused credentials, an exhausted quota), which comes while a stream
+ * reads. Failures are returned, not thrown. The Temporal workflow runs the same steps per
+ * stream, one stream after the other: startRun, runPages (in chunks), finishRun / failRun.
  */
 export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<SyncSummary> {
   const { tenantId, connectorType } = request
@@ -140,39 +147,65 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
   const mode: SyncMode = request.full ? 'full' : 'incremental'
   return withSyncLock(deps.handle, tenantId, connectorType, async () => {
     const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
-    let streamCounts: SyncCounts = { ...counts }
-    let current: string | null = null
-    let expected: number | null = null
-    const progress = (phase: SyncPhase): void =>
+    // Each report names the stream it is about (the one that committed a page, or the one
+    // starting) with its own counts; the last stream started ends the sync's reports.
+    let current: StreamProgress | null = null
+    const progress = (phase: SyncPhase, stream: StreamProgress | null): void =>
       request.onProgress?.({
         phase,
-        stream: current,
+        stream: stream?.id ?? null,
         ...counts,
-        streamCounts: { ...streamCounts },
-        expected,
+        streamCounts: { ...(stream?.counts ?? counts) },
+        expected: stream?.expected ?? null,
       })
     const stopped = (): boolean =>
       request.signal?.aborted === true || request.stop?.aborted === true
-    const results: StreamSummary[] = []
-    for (const stream of streams) {
-      if (stopped()) break
-      current = stream.id
-      streamCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
-      expected = null
-      progress('authenticating')
-      const result = await syncStream(deps, { ...request, stream: stream.id }, stopped, (page) => {
-        addCounts(counts, page)
-        addCounts(streamCounts, page)
-        // A source tells the size once (a count before the first page) or on every page.
-        if (page.expected !== undefined) expected = page.expected
-        progress('syncing')
-      })
-      results.push(result)
-      // A paused stream ran out of API quota: that, too, ends the whole sync.
-      if (result.status !== 'succeeded' && endsWholeSync(result.errorCode)) break
+    const runs: Array<Promise<StreamSummary>> = []
+    // Run ids of the streams started so far: one still writing is left running by the next.
+    const live: string[] = []
+    try {
+      for (const stream of streams) {
+        if (stopped()) break
+        const reading: StreamProgress = {
+          id: stream.id,
+          counts: { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 },
+          expected: null,
+        }
+        current = reading
+        progress('authenticating', reading)
+        let readAll!: () => void
+        const hasReadAll = new Promise<undefined>((resolve) => {
+          readAll = () => resolve(undefined)
+        })
+        const run = syncStream(
+          deps,
+          { ...request, stream: stream.id },
+          {
+            stopped,
+            live,
+            onStart: (runId) => live.push(runId),
+            onReadAll: readAll,
+            onPage: (page) => {
+              addCounts(counts, page)
+              addCounts(reading.counts, page)
+              // A source tells the size once (a count before the first page) or on every page.
+              if (page.expected !== undefined) reading.expected = page.expected
+              progress('syncing', reading)
+            },
+          },
+        )
+        runs.push(run)
+        const ended = await Promise.race([run, hasReadAll])
+        // A paused stream ran out of API quota: that, too, ends the whole sync.
+        if (ended && ended.status !== 'succeeded' && endsWholeSync(ended.errorCode)) break
+      }
+    } finally {
+      // Nothing is left writing when the sync returns or throws (and so lets go of its lock).
+      await Promise.allSettled(runs)
     }
+    const results = await Promise.all(runs)
     const failed = results.find((r) => r.status !== 'succeeded')
-    progress(failed || stopped() ? 'failed' : 'complete')
+    progress(failed || stopped() ? 'failed' : 'complete', current)
     if (results.length === 0 || (stopped() && !failed)) {
       const outcome = classifyFailure(cancelled(), connector.name)
       return { status: 'failed', mode, streams: results, ...counts, ...failureFields(outcome) }
@@ -195,12 +228,33 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
   })
 }
 
-/** One stream, as one run: open it, read its pages, record how it ended. */
+/** One stream's counts so far, as runSync reports them. */
+interface StreamProgress {
+  id: string
+  counts: SyncCounts
+  expected: number | null
+}
+
+/** How runSync follows one stream's run. */
+interface StreamHooks {
+  stopped: () => boolean
+  /** Runs of this sync still being written (see startRun). */
+  live: readonly string[]
+  /** The stream's run is open. */
+  onStart: (runId: string) => void
+  /** The stream's last page has been read (it may still be being written). */
+  onReadAll: () => void
+  onPage: (page: SyncCounts & { expected?: number }) => void
+}
+
+/**
+ * One stream, as one run: open it, read its pages, record how it ended. Failures are returned,
+ * except one to open the run.
+ */
 async function syncStream(
   deps: SyncDeps,
   request: SyncRequest & { stream: string },
-  stopped: () => boolean,
-  onPage: (page: SyncCounts & { expected?: number }) => void,
+  { stopped, live, onStart, onReadAll, onPage }: StreamHooks,
 ): Promise<StreamSummary> {
   const { tenantId, connectorType, stream } = request
   const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
@@ -208,9 +262,11 @@ async function syncStream(
     tenantId,
     connectorType,
     stream,
+    live,
     ...(request.partition !== undefined ? { partition: request.partition } : {}),
     ...(request.full ? { full: true } : {}),
   })
+  onStart(run.runId)
   const target = { tenantId, connectorType, runId: run.runId }
   try {
     const result = await runPages(deps, {
@@ -218,6 +274,7 @@ async function syncStream(
       ...(request.pageSize ? { pageSize: request.pageSize } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
       ...(request.stop ? { stop: request.stop } : {}),
+      onReadAll,
       onPage: (page) => {
         addCounts(counts, page)
         onPage(page)
@@ -264,6 +321,8 @@ export async function startRun(
     stream?: string
     partition?: string
     full?: boolean
+    /** Runs of the same sync still being written (an earlier stream's): left running. */
+    live?: readonly string[]
   },
 ): Promise<{ runId: string; connectorId: string; mode: SyncMode; stream: string }> {
   const { tenantId, connectorType } = request
@@ -293,8 +352,9 @@ export async function startRun(
       connectorType,
       connector.secretConfigKeys,
     )
-    // Only one run of a connection is ever live, so one still marked running belongs to a
-    // process that died.
+    // Only the runs of one sync of a connection are ever live (the sync lock), so one still
+    // marked running that is not this sync's belongs to a process that died.
+    const live = request.live ?? []
     await tx
       .update(syncRuns)
       .set({
@@ -304,7 +364,13 @@ export async function startRun(
           'Interrupted: the agent stopped before this run finished. A later run resumed from its last committed page.',
         errorCode: 'sync_incomplete',
       })
-      .where(and(eq(syncRuns.connectorId, row.id), eq(syncRuns.status, 'running')))
+      .where(
+        and(
+          eq(syncRuns.connectorId, row.id),
+          eq(syncRuns.status, 'running'),
+          ...(live.length > 0 ? [notInArray(syncRuns.id, [...live])] : []),
+        ),
+      )
     await upgradeLegacyCursor(tx, connector, row)
     const key = { tenantId, connectorId: row.id, stream: stream.id }
     if (partitions) await setPartitions(tx, key, partitions)
@@ -375,6 +441,8 @@ export interface RunPagesRequest extends RunTarget {
   signal?: AbortSignal
   /** Stops before the next page: the page in hand is finished and committed first. */
   stop?: AbortSignal
+  /** Once the run's last page has been read from the source, before it is written. */
+  onReadAll?: () => void
   /**
    * After each committed page, with that page's counts, the committed cursor and, when the
    * source said, how many records the stream holds.
@@ -479,7 +547,7 @@ async function readPages(
   try {
     for (const [index, pending] of start.partitions.entries()) {
       const last = index === start.partitions.length - 1
-      const result = await pageLoop(pending.partition, pending.cursor)
+      const result = await pageLoop(pending.partition, pending.cursor, last)
       cursor = result.cursor
       if (!result.done) return { done: false, cursor, counts }
       if (request.maxPages !== undefined && counts.pages >= request.maxPages && !last) {
@@ -502,6 +570,7 @@ async function readPages(
   async function pageLoop(
     partition: string,
     from: string | null,
+    lastPartition: boolean,
   ): Promise<{ done: boolean; cursor: string | null }> {
     let cursor = from
     const options = {
@@ -542,6 +611,7 @@ async function readPages(
             { retryable: false },
           )
         }
+        if (!page.hasMore && lastPartition) request.onReadAll?.()
         const read = counts.pages + (writing ? 1 : 0) + 1
         const chunkFull = request.maxPages !== undefined && read >= request.maxPages
         // The next page is fetched, then mapped, checked and encoded, while this one is written,
@@ -701,7 +771,7 @@ export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<Sync
     await tx
       .update(connectors)
       .set({
-        status: 'connected',
+        status: unlessSyncing(run.connectorId, run.id, 'connected'),
         lastSyncAt: sql`now()`,
         ...(failing.rows.length === 0 ? { lastSyncError: null } : {}),
         updatedAt: sql`now()`,
@@ -724,6 +794,14 @@ export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<Sync
       errors: run.errors,
     }
   })
+}
+
+/**
+ * A connection's status once one of its runs ended: 'syncing' while another run of it (the next
+ * stream of the same sync) is still running, else `status`.
+ */
+function unlessSyncing(connectorId: string, runId: string, status: 'connected'): SQL<string> {
+  return sql<string>`case when exists (select 1 from ${syncRuns} where ${syncRuns.connectorId} = ${connectorId} and ${syncRuns.status} = 'running' and ${syncRuns.id} <> ${runId}) then 'syncing' else ${status} end`
 }
 
 /** Records a failed (or quota-paused) run and what the connection needs; returns the outcome. */
@@ -779,7 +857,10 @@ export async function failRun(
     await tx
       .update(connectors)
       .set({
-        status: outcome.connectorStatus,
+        status:
+          outcome.connectorStatus === 'connected'
+            ? unlessSyncing(run.connectorId, target.runId, 'connected')
+            : outcome.connectorStatus,
         lastSyncError: outcome.connectorError,
         updatedAt: sql`now()`,
       })
@@ -863,6 +944,7 @@ export async function fetchPage(
     )
   }
   for (const [index, record] of page.records.entries()) {
+    if (isPlainSourceRecord(record)) continue
     const parsed = sourceRecordSchema.safeParse(record)
     if (!parsed.success) {
       const issue = parsed.error.issues[0]

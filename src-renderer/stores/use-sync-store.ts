@@ -77,7 +77,8 @@ export const useSyncStore = create<SyncState>()((set, get) => {
           expected: event.expected ?? previous?.expected ?? null,
           startedAt: previous?.startedAt ?? lastActivity(sync),
           updatedAt: now,
-          done: event.phase === 'complete' || event.phase === 'failed',
+          // A stream's last pages may commit after the next one started: done stays done.
+          done: previous?.done === true || event.phase === 'complete' || event.phase === 'failed',
         }
         if (index === -1) {
           // A new stream: the ones before it are done.

@@ -117,6 +117,7 @@ async function main(): Promise<number> {
       'memory-contacts': { type: 'string' },
       check: { type: 'boolean', default: false },
       only: { type: 'string', default: 'all' },
+      'keep-logs': { type: 'boolean', default: false },
     },
   })
   const runs = Math.max(1, Number(values.runs) || 1)
@@ -173,7 +174,7 @@ async function main(): Promise<number> {
   }
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'gtm-bench-'))
   progress(
-    `Postgres: ${server.label}; Node ${process.version}; ${os.cpus().length} CPUs; agent logs in ${tmp}`,
+    `Postgres: ${server.label}; Node ${process.version}; ${os.cpus().length} CPUs; agent logs in ${tmp}${values['keep-logs'] ? '' : ' (removed at the end; --keep-logs keeps them)'}`,
   )
   const results: TransportResult[] = transports.map((transport) => ({
     transport,
@@ -335,7 +336,7 @@ async function main(): Promise<number> {
       results,
       preview,
     })
-    await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
+    if (!values['keep-logs']) await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
     if (values.check && failed > 0) {
       process.stdout.write(`--check: ${failed} target${failed === 1 ? '' : 's'} missed\n`)
       return 1
@@ -773,7 +774,14 @@ function spawnTs(script: string, args: string[]) {
   // --expose-gc only adds global.gc(), which agent-run calls once after its peak RSS is taken.
   return spawn(
     process.execPath,
-    ['--expose-gc', '--import', 'tsx', path.join(here, script), ...args],
+    [
+      '--expose-gc',
+      ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      '--import',
+      'tsx',
+      path.join(here, script),
+      ...args,
+    ],
     {
       cwd: root,
       stdio: ['pipe', 'pipe', 'inherit'],

@@ -249,6 +249,33 @@ describe('sync end to end through the pipeline', () => {
     })
   })
 
+  it("leaves a run of the same sync running and the connection syncing until the sync's last run ends", async () => {
+    const tenantId = await connectedTenant(agent, fake)
+    const target = { tenantId, connectorType: 'test-pages' }
+    const state = () =>
+      withTenant(agent.handle.db, tenantId, async (tx) => ({
+        status: (await connectionRows(tx))[0]!.status,
+        runs: (await tx.select().from(syncRuns).orderBy(asc(syncRuns.startedAt))).map(
+          (r) => r.status,
+        ),
+      }))
+    // A stream still writing its last pages when the next one opens its run.
+    const first = await startRun(agent, target)
+    const second = await startRun(agent, { ...target, live: [first.runId] })
+    expect(await state()).toEqual({ status: 'syncing', runs: ['running', 'running'] })
+    await finishRun(agent, { ...target, runId: first.runId })
+    expect(await state()).toEqual({ status: 'syncing', runs: ['succeeded', 'running'] })
+    await finishRun(agent, { ...target, runId: second.runId })
+    expect(await state()).toEqual({ status: 'connected', runs: ['succeeded', 'succeeded'] })
+    // A run left running by a process that died is not this sync's: the next run ends it.
+    const orphan = await startRun(agent, target)
+    await startRun(agent, target)
+    const [run] = await withTenant(agent.handle.db, tenantId, (tx) =>
+      tx.select().from(syncRuns).where(eq(syncRuns.id, orphan.runId)),
+    )
+    expect(run).toMatchObject({ status: 'failed', errorCode: 'sync_incomplete' })
+  })
+
   it('applies inserts, updates and deletes incrementally from the stored cursor', async () => {
     const tenantId = await connectedTenant(agent, fake)
     await runSync(agent, { tenantId, connectorType: 'test-pages' })

@@ -6,6 +6,7 @@ import {
   canonicalSchemas,
   entityTypes,
   fieldMappingSchema,
+  isPlainSourceRecord,
   requiredCanonicalFields,
   sourceRecordSchema,
 } from '../../shared/schemas.js'
@@ -175,6 +176,43 @@ describe('sourceRecordSchema', () => {
       expect(failedPaths(sourceRecordSchema.safeParse({ entityType: 'person', data }))).toEqual([
         'data',
       ])
+    }
+  })
+
+  it('has a quick check that accepts plain records and nothing the schema refuses', () => {
+    const plain = [
+      { entityType: 'person', data: { Id: '1' } },
+      { entityType: 'account', data: {}, deleted: true, modifiedAt: new Date() },
+      { entityType: 'activity', data: {}, deleted: false, modifiedAt: '2024-01-01T00:00:00Z' },
+      { entityType: 'person', data: {}, modifiedAt: 1_700_000_000, extra: 'kept' },
+    ]
+    for (const record of plain) {
+      expect(isPlainSourceRecord(record)).toBe(true)
+      expect(sourceRecordSchema.safeParse(record).success).toBe(true)
+    }
+    const odd: unknown[] = [
+      null,
+      'person',
+      [],
+      {},
+      { entityType: 'lead', data: {} },
+      { entityType: 'person' },
+      { entityType: 'person', data: null },
+      { entityType: 'person', data: [] },
+      { entityType: 'person', data: 'x' },
+      { entityType: 'person', data: {}, deleted: 'yes' },
+      { entityType: 'person', data: {}, deleted: null },
+      { entityType: 'person', data: {}, modifiedAt: new Date(Number.NaN) },
+      { entityType: 'person', data: {}, modifiedAt: Number.NaN },
+      { entityType: 'person', data: {}, modifiedAt: Number.POSITIVE_INFINITY },
+      { entityType: 'person', data: {}, modifiedAt: null },
+      { entityType: 'person', data: {}, modifiedAt: {} },
+      { entityType: 'person', data: {}, modifiedAt: 10n },
+    ]
+    for (const value of odd) {
+      // Never plain where the schema refuses; each of these the schema refuses.
+      expect(sourceRecordSchema.safeParse(value).success, String(value)).toBe(false)
+      expect(isPlainSourceRecord(value)).toBe(false)
     }
   })
 })

@@ -20,7 +20,11 @@ import {
 import { salesforceConnector } from '../../../src-agent/connectors/salesforce/index.js'
 import { credentialHooks } from '../../../src-agent/pipeline/credential-lock.js'
 import { openConnection } from '../../../src-agent/pipeline/connection.js'
-import { runSync, type SyncSummary } from '../../../src-agent/pipeline/run-sync.js'
+import {
+  runSync,
+  type SyncRequest,
+  type SyncSummary,
+} from '../../../src-agent/pipeline/run-sync.js'
 import { connect } from '../../../src-agent/services/connections.js'
 import {
   startSalesforceFake,
@@ -74,7 +78,7 @@ describe('Salesforce connector through the real pipeline', () => {
 
   const sync = (
     tenantId: string,
-    extra: { pageSize?: number; full?: boolean; onProgress?: () => void } = {},
+    extra: Pick<SyncRequest, 'pageSize' | 'full' | 'onProgress'> = {},
   ) => runSync(agent, { tenantId, connectorType: TYPE, ...extra })
 
   async function tables(tenantId: string) {
@@ -206,6 +210,48 @@ describe('Salesforce connector through the real pipeline', () => {
     )
     // 7-record pages in batches of 3: two locator follow-ups per full page.
     expect(fake.requests.filter((r) => /\/query\/01g\w+-\d+$/.test(r.path))).toHaveLength(20)
+    expect(t.connector).toMatchObject({ status: 'connected', lastSyncError: null })
+  })
+
+  it('starts reading the next object while the one before writes its last page', async () => {
+    await start()
+    const tenantId = await connected()
+    const seen: Array<{ phase: string; stream: string | null; created: number }> = []
+    const summary = await sync(tenantId, {
+      pageSize: 5,
+      onProgress: (p) => seen.push({ phase: p.phase, stream: p.stream, created: p.created }),
+    })
+    expect(summary).toMatchObject({ status: 'succeeded', created: 80, errors: 0 })
+    expect(summary.streams.map((s) => [s.stream, s.status, s.created])).toEqual([
+      ['accounts', 'succeeded', 12],
+      ['contacts', 'succeeded', 30],
+      ['leads', 'succeeded', 8],
+      ['opportunities', 'succeeded', 10],
+      ['tasks', 'succeeded', 14],
+      ['events', 'succeeded', 6],
+    ])
+    // Contacts started before the 12 accounts were all committed: after the accounts' last
+    // page was read, while it was written.
+    const contactsStart = seen.find((p) => p.stream === 'contacts')!
+    expect(contactsStart.phase).toBe('authenticating')
+    expect(contactsStart.created).toBeLessThan(12)
+    // The totals still reached every record, in order, and the sync ended complete.
+    expect(seen.map((p) => p.created)).toEqual(
+      [...seen.map((p) => p.created)].sort((a, b) => a - b),
+    )
+    expect(seen.at(-1)).toMatchObject({ phase: 'complete', created: 80 })
+    // No run was taken for a dead process's, and the connection is not left syncing.
+    const t = await tables(tenantId)
+    expect(t.runs.map((r) => [r.stream, r.status, r.error])).toEqual(
+      expect.arrayContaining(
+        ['accounts', 'contacts', 'leads', 'opportunities', 'tasks', 'events'].map((s) => [
+          s,
+          'succeeded',
+          null,
+        ]),
+      ),
+    )
+    expect(t.runs).toHaveLength(6)
     expect(t.connector).toMatchObject({ status: 'connected', lastSyncError: null })
   })
 

@@ -113,9 +113,11 @@ describe('the agent process, spawned as the app spawns it, over RPC', () => {
         )
       }
     }
-    // Counts are the stream's own; totals the sync's so far.
+    // Counts are the stream's own; totals the sync's so far: the 12 accounts and the 30
+    // contacts, and whatever leads (started once contacts had read its last page) had committed.
     const contactsLast = events.filter((e) => e.data['stream'] === 'contacts').at(-1)!.data
-    expect(contactsLast).toMatchObject({ created: 30, totals: { created: 42 } })
+    expect(contactsLast).toMatchObject({ created: 30 })
+    expect((contactsLast['totals'] as { created: number }).created).toBeGreaterThanOrEqual(42)
     expect(events.at(-1)!.data).toMatchObject({ phase: 'complete', totals: { created: 80 } })
 
     const connections = callData(await agent.supervisor.call('connections:list', { tenantId }))
