@@ -776,6 +776,7 @@ function spawnTs(script: string, args: string[]) {
     process.execPath,
     [
       '--expose-gc',
+      // Node flags for every child, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof to profile them.
       ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       '--import',
       'tsx',
