@@ -70,6 +70,12 @@ export interface ConnectionStatus {
     intervalSeconds: number | null
     nextRunAt: string | null
   } | null
+  /**
+   * Where its schedule stands: in Temporal (`scheduled`, `paused`); not there yet for a new
+   * connection the next reconcile pass will give one (`awaiting`), or past that (`missing`);
+   * `unknown` when Temporal could not be asked; `none` for a disconnected connection.
+   */
+  scheduleState: 'scheduled' | 'paused' | 'awaiting' | 'missing' | 'unknown' | 'none'
   writebacks: { pending: number; failed: number }
   webhooks: { pending: number; failed: number }
   attention: string[]
@@ -200,7 +206,18 @@ export function connectionStatus(
   }
   const age = (d: Date | null): number =>
     d === null ? 0 : Math.round((now.getTime() - d.getTime()) / 1000)
-  if (live && temporal.reachable && !view && age(c.createdAt) > 2 * reconcileSeconds) {
+  const scheduleState: ConnectionStatus['scheduleState'] = view
+    ? view.paused
+      ? 'paused'
+      : 'scheduled'
+    : !live
+      ? 'none'
+      : !temporal.reachable
+        ? 'unknown'
+        : age(c.createdAt) > 2 * reconcileSeconds
+          ? 'missing'
+          : 'awaiting'
+  if (scheduleState === 'missing') {
     attention.push(
       `has no sync schedule in Temporal, ${duration(age(c.createdAt))} after it was connected: is a worker running its reconcile pass?`,
     )
@@ -239,6 +256,7 @@ export function connectionStatus(
           nextRunAt: iso(view.nextRunAt),
         }
       : null,
+    scheduleState,
     writebacks: { pending: c.writebacks.pending, failed: c.writebacks.failed },
     webhooks: { pending: c.webhooks.pending, failed: c.webhooks.failed },
     attention,
@@ -276,7 +294,7 @@ function printStatus(ctx: CliContext, r: StatusReport): void {
           ? `${c.lastRun.status} ${c.lastRun.finishedAt ?? c.lastRun.startedAt}${c.lastRun.errorCode ? ` (${c.lastRun.errorCode})` : ''}`
           : 'never',
         c.lagSeconds === null ? '-' : duration(c.lagSeconds),
-        c.schedule ? (c.schedule.paused ? 'paused' : (c.schedule.nextRunAt ?? '-')) : 'no schedule',
+        nextRunCell(c),
         `${c.writebacks.pending} queued, ${c.writebacks.failed} failed`,
         `${c.webhooks.pending} pending, ${c.webhooks.failed} failed`,
       ]),
@@ -287,6 +305,24 @@ function printStatus(ctx: CliContext, r: StatusReport): void {
   else {
     ctx.out.line(`Needs attention (${r.attention.length}):`)
     for (const item of r.attention) ctx.out.line(`- ${item}`)
+  }
+}
+
+/** The NEXT RUN column: when, or why there is no next run. */
+function nextRunCell(c: ConnectionStatus): string {
+  switch (c.scheduleState) {
+    case 'scheduled':
+      return c.schedule?.nextRunAt ?? '-'
+    case 'paused':
+      return 'paused'
+    case 'awaiting':
+      return 'awaiting schedule'
+    case 'missing':
+      return 'no schedule'
+    case 'unknown':
+      return 'unknown (Temporal)'
+    case 'none':
+      return '-'
   }
 }
 

@@ -321,6 +321,7 @@ describe('operating the worker: metrics, health and status', () => {
           intervalSeconds: 900,
           nextRunAt: expect.stringMatching(/^\d{4}-/) as string,
         },
+        scheduleState: 'scheduled',
         writebacks: { pending: 2, failed: 0 },
         webhooks: { pending: 1, failed: 0 },
         attention: [],
