@@ -374,24 +374,24 @@ async function upsertRows<E extends EntityType>(
   if (upserts.length === 0) return { created: 0, updated: 0, refused: [] }
   // Staged before these savepoints, the rows outlive a rollback to them; else each try stages.
   const rows = staged ? undefined : stagingRows(target, upserts, page.encoded)
-  // Cheapest first. A unique violation means the table holds a row the try took for new: the
-  // next one sorts it out. A plain insert meets one when the page was not all new; the check
-  // for new rows, when another writer (a webhook event) inserted one of these records after it.
-  const ways: UpsertWay[] = page.expectNew
-    ? ['insertAll', 'insertNew', 'upsert']
-    : ['insertNew', 'upsert']
+  // Cheapest first, the upsert last. A unique violation means the table holds a row the try
+  // took for new: the next one sorts it out. A plain insert meets one when the page was not all
+  // new; the check for new rows, when another writer (a webhook event) inserted one of these
+  // records after it.
+  const inserts: UpsertWay[] = page.expectNew ? ['insertAll', 'insertNew'] : ['insertNew']
+  const write = async (way: UpsertWay): Promise<Upserted> => ({
+    ...(await tx.transaction((savepoint) => upsertSet(savepoint, target, page, rows, way))),
+    refused: [],
+  })
   try {
-    for (const [i, way] of ways.entries()) {
+    for (const way of inserts) {
       try {
-        const written = await tx.transaction((savepoint) =>
-          upsertSet(savepoint, target, page, rows, way),
-        )
-        return { ...written, refused: [] }
+        return await write(way)
       } catch (err) {
-        if (i === ways.length - 1 || postgresError(err).code !== UNIQUE_VIOLATION) throw err
+        if (postgresError(err).code !== UNIQUE_VIOLATION) throw err
       }
     }
-    throw new Error('persist: no way to write the rows')
+    return await write('upsert')
   } catch (err) {
     if (!isDataError(err)) throw err
     return upsertOneByOne(tx, target, page, upserts)

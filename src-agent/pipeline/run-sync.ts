@@ -174,9 +174,7 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
         current = reading
         progress('authenticating', reading)
         let readAll!: () => void
-        const hasReadAll = new Promise<undefined>((resolve) => {
-          readAll = () => resolve(undefined)
-        })
+        const hasReadAll = new Promise<void>((resolve) => (readAll = resolve))
         const run = syncStream(
           deps,
           { ...request, stream: stream.id },
@@ -771,7 +769,7 @@ export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<Sync
     await tx
       .update(connectors)
       .set({
-        status: unlessSyncing(run.connectorId, run.id, 'connected'),
+        status: connectedUnlessSyncing(run.connectorId, run.id),
         lastSyncAt: sql`now()`,
         ...(failing.rows.length === 0 ? { lastSyncError: null } : {}),
         updatedAt: sql`now()`,
@@ -797,11 +795,11 @@ export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<Sync
 }
 
 /**
- * A connection's status once one of its runs ended: 'syncing' while another run of it (the next
- * stream of the same sync) is still running, else `status`.
+ * A connection's status once one of its runs ended well: 'syncing' while another run of it (the
+ * next stream of the same sync) is still running, else 'connected'.
  */
-function unlessSyncing(connectorId: string, runId: string, status: 'connected'): SQL<string> {
-  return sql<string>`case when exists (select 1 from ${syncRuns} where ${syncRuns.connectorId} = ${connectorId} and ${syncRuns.status} = 'running' and ${syncRuns.id} <> ${runId}) then 'syncing' else ${status} end`
+function connectedUnlessSyncing(connectorId: string, runId: string): SQL<string> {
+  return sql<string>`case when exists (select 1 from ${syncRuns} where ${syncRuns.connectorId} = ${connectorId} and ${syncRuns.status} = 'running' and ${syncRuns.id} <> ${runId}) then 'syncing' else 'connected' end`
 }
 
 /** Records a failed (or quota-paused) run and what the connection needs; returns the outcome. */
@@ -859,7 +857,7 @@ export async function failRun(
       .set({
         status:
           outcome.connectorStatus === 'connected'
-            ? unlessSyncing(run.connectorId, target.runId, 'connected')
+            ? connectedUnlessSyncing(run.connectorId, target.runId)
             : outcome.connectorStatus,
         lastSyncError: outcome.connectorError,
         updatedAt: sql`now()`,

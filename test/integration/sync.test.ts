@@ -11,7 +11,14 @@ import {
   syncRuns,
 } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
-import { finishRun, runPages, runSync, startRun } from '../../src-agent/pipeline/run-sync.js'
+import { VendorError } from '../../shared/errors.js'
+import {
+  failRun,
+  finishRun,
+  runPages,
+  runSync,
+  startRun,
+} from '../../src-agent/pipeline/run-sync.js'
 import { startPagerFake, type PagerFake } from '../fakes/pager.js'
 import { connectionRows } from '../helpers/connections.js'
 import { agentFixture, connectedTenant, type AgentFixture } from '../helpers/agent.js'
@@ -274,6 +281,24 @@ describe('sync end to end through the pipeline', () => {
       tx.select().from(syncRuns).where(eq(syncRuns.id, orphan.runId)),
     )
     expect(run).toMatchObject({ status: 'failed', errorCode: 'sync_incomplete' })
+  })
+
+  it('leaves the connection syncing when a run of the sync fails for a passing reason while the next one runs', async () => {
+    const tenantId = await connectedTenant(agent, fake)
+    const target = { tenantId, connectorType: 'test-pages' }
+    const status = () =>
+      withTenant(agent.handle.db, tenantId, async (tx) => (await connectionRows(tx))[0]!.status)
+    const first = await startRun(agent, target)
+    const second = await startRun(agent, { ...target, live: [first.runId] })
+    const passing = new VendorError('vendor_unavailable', 'The source is busy.', {
+      retryable: true,
+    })
+    expect(await failRun(agent, { ...target, runId: first.runId }, passing)).toMatchObject({
+      connectorStatus: 'connected',
+    })
+    expect(await status()).toBe('syncing')
+    await failRun(agent, { ...target, runId: second.runId }, passing)
+    expect(await status()).toBe('connected')
   })
 
   it('applies inserts, updates and deletes incrementally from the stored cursor', async () => {
