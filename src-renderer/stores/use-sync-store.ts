@@ -64,6 +64,8 @@ export const useSyncStore = create<SyncState>()((set, get) => {
     const key = liveKey(event.tenantId, event.connectorType)
     const now = Date.now()
     update(key, (sync) => {
+      // The sync's summary has the last word: a report arriving after it changes nothing.
+      if (sync.finishedAt !== null) return sync
       const streams = sync.streams.map((s) => ({ ...s }))
       if (event.stream !== null) {
         const index = streams.findIndex((s) => s.stream === event.stream)

@@ -306,8 +306,10 @@ describe('the desktop screens', () => {
     const records = page.getByTestId('live-records')
     await records.waitFor()
     for (let i = 0; i < 200; i++) {
+      // Asked before the count, so the count read after 'Complete' is the final one.
+      const complete = (await page.getByTestId('live-progress').textContent())?.includes('Complete')
       seen.push(Number((await records.textContent())?.replace(/,/g, '')))
-      if ((await page.getByTestId('live-progress').textContent())?.includes('Complete')) break
+      if (complete) break
       await page.waitForTimeout(50)
     }
     await screenshot(page, 'connector-synced')
