@@ -1,5 +1,5 @@
 import { and, eq, notInArray, sql, type SQL } from 'drizzle-orm'
-import type { DbHandle } from '../../db/client.js'
+import type { DbHandle, Tx } from '../../db/client.js'
 import { describePostgresError } from '../../db/errors.js'
 import { connectors, syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
@@ -759,6 +759,7 @@ export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<Sync
       .returning()
     if (!run) throw new AppError('internal', `Sync run ${target.runId} does not exist.`)
     countRun(target, { ...run, outcome: 'succeeded' })
+    await lockConnection(tx, run.connectorId)
     // The connection's error stays while another stream's latest run failed.
     const failing = await tx.execute<{ stream: string }>(sql`
       select stream from (
@@ -795,8 +796,22 @@ export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<Sync
 }
 
 /**
+ * Takes the connection's row lock for the rest of the transaction. The runs of one sync may end
+ * at the same moment (a stream's last page is written while the next stream reads), and each
+ * sets the connection's status and error from the other runs: taken first, the lock makes the
+ * later one wait for the earlier one's commit and then see its run as ended (each statement
+ * here reads what was committed before it began), instead of both reading the other as still
+ * running and leaving the connection 'syncing', or a success wiping another stream's error.
+ */
+async function lockConnection(tx: Tx, connectorId: string): Promise<void> {
+  await tx.execute(
+    sql`select 1 from ${connectors} where ${connectors.id} = ${connectorId} for update`,
+  )
+}
+
+/**
  * A connection's status once one of its runs ended well: 'syncing' while another run of it (the
- * next stream of the same sync) is still running, else 'connected'.
+ * next stream of the same sync) is still running, else 'connected'. Read under lockConnection.
  */
 function connectedUnlessSyncing(connectorId: string, runId: string): SQL<string> {
   return sql<string>`case when exists (select 1 from ${syncRuns} where ${syncRuns.connectorId} = ${connectorId} and ${syncRuns.status} = 'running' and ${syncRuns.id} <> ${runId}) then 'syncing' else 'connected' end`
@@ -852,6 +867,7 @@ export async function failRun(
         },
       )
     }
+    await lockConnection(tx, run.connectorId)
     await tx
       .update(connectors)
       .set({

@@ -1,4 +1,4 @@
-import { asc, eq } from 'drizzle-orm'
+import { asc, eq, sql } from 'drizzle-orm'
 import jsforce from 'jsforce'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
@@ -10,6 +10,8 @@ import {
   quarantine,
   syncRuns,
 } from '../../../db/schema/index.js'
+import type { Tx } from '../../../db/client.js'
+import { VendorError } from '../../../shared/errors.js'
 import { withTenant } from '../../../db/tenant.js'
 import type { Credentials } from '../../../src-agent/connectors/interface.js'
 import {
@@ -21,7 +23,10 @@ import { salesforceConnector } from '../../../src-agent/connectors/salesforce/in
 import { credentialHooks } from '../../../src-agent/pipeline/credential-lock.js'
 import { openConnection } from '../../../src-agent/pipeline/connection.js'
 import {
+  failRun,
+  finishRun,
   runSync,
+  startRun,
   type SyncRequest,
   type SyncSummary,
 } from '../../../src-agent/pipeline/run-sync.js'
@@ -34,7 +39,7 @@ import {
 import { agentFixture, TEST_KEY_HEX, type AgentFixture } from '../../helpers/agent.js'
 import { startBarrierProxy, type BarrierProxy } from '../../helpers/barrier-proxy.js'
 import { runCli } from '../../helpers/cli.js'
-import { databaseUrl, seedTenant } from '../../helpers/db.js'
+import { databaseUrl, ownerDb, seedTenant } from '../../helpers/db.js'
 
 const TYPE = 'salesforce'
 
@@ -253,6 +258,101 @@ describe('Salesforce connector through the real pipeline', () => {
     )
     expect(t.runs).toHaveLength(6)
     expect(t.connector).toMatchObject({ status: 'connected', lastSyncError: null })
+  })
+
+  /**
+   * Two runs of one sync ending at the same moment: `other` is the first one's transaction,
+   * done by hand and held open (as far as its update of the connection) until the end of the
+   * second (finishRun, or failRun with `error`) is waiting on it, then committed. Returns the
+   * connection as both left it.
+   */
+  async function endTogether(
+    tenantId: string,
+    other: (tx: Tx, runId: string) => Promise<void>,
+    error?: Error,
+  ): Promise<{ status: string; lastSyncError: string | null }> {
+    const target = { tenantId, connectorType: TYPE }
+    const tasks = await startRun(agent, { ...target, stream: 'tasks' })
+    const events = await startRun(agent, { ...target, stream: 'events', live: [tasks.runId] })
+    const owner = ownerDb()
+    try {
+      let finishing: Promise<unknown> | undefined
+      await withTenant(agent.handle.db, tenantId, async (tx) => {
+        await other(tx, tasks.runId)
+        const [{ pid }] = (await tx.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`))
+          .rows as [{ pid: number }]
+        const second = { ...target, runId: events.runId }
+        finishing = error ? failRun(agent, second, error) : finishRun(agent, second)
+        for (let waiting = 0; waiting === 0; await new Promise((r) => setTimeout(r, 10))) {
+          const { rows } = await owner.pool.query<{ n: number }>(
+            'select count(*)::int as n from pg_stat_activity where $1 = any(pg_blocking_pids(pid))',
+            [pid],
+          )
+          waiting = rows[0]!.n
+        }
+      })
+      await finishing
+    } finally {
+      await owner.close()
+    }
+    const { connector } = await tables(tenantId)
+    return { status: connector.status, lastSyncError: connector.lastSyncError }
+  }
+
+  it("keeps a stream's failure on the connection when another stream's run ends at the same moment", async () => {
+    await start()
+    const tenantId = await connected()
+    const connection = await endTogether(tenantId, async (tx, runId) => {
+      // What failRun of the tasks does: its run failed, the connection says why.
+      await tx
+        .update(syncRuns)
+        .set({ status: 'failed', finishedAt: new Date(), error: 'Tasks: no access' })
+        .where(eq(syncRuns.id, runId))
+      await tx
+        .update(connectors)
+        .set({ status: 'connected', lastSyncError: 'Tasks: no access' })
+        .where(eq(connectors.tenantId, tenantId))
+    })
+    expect(connection).toEqual({ status: 'connected', lastSyncError: 'Tasks: no access' })
+  })
+
+  it('leaves the connection connected when two runs of a sync end at the same moment', async () => {
+    await start()
+    const tenantId = await connected()
+    const connection = await endTogether(tenantId, async (tx, runId) => {
+      // What finishRun of the tasks does: its run succeeded while the events' still ran.
+      await tx
+        .update(syncRuns)
+        .set({ status: 'succeeded', finishedAt: new Date() })
+        .where(eq(syncRuns.id, runId))
+      await tx
+        .update(connectors)
+        .set({ status: 'syncing', lastSyncError: null })
+        .where(eq(connectors.tenantId, tenantId))
+    })
+    expect(connection).toEqual({ status: 'connected', lastSyncError: null })
+  })
+
+  it('leaves the connection connected, with the error, when a run fails for a passing reason as another ends', async () => {
+    await start()
+    const tenantId = await connected()
+    const busy = new VendorError('vendor_unavailable', 'Salesforce is busy.', { retryable: true })
+    const connection = await endTogether(
+      tenantId,
+      async (tx, runId) => {
+        await tx
+          .update(syncRuns)
+          .set({ status: 'succeeded', finishedAt: new Date() })
+          .where(eq(syncRuns.id, runId))
+        await tx
+          .update(connectors)
+          .set({ status: 'syncing' })
+          .where(eq(connectors.tenantId, tenantId))
+      },
+      busy,
+    )
+    expect(connection.status).toBe('connected')
+    expect(connection.lastSyncError).toMatch(/busy/)
   })
 
   it('reads large objects with Bulk API 2.0 into the same rows as REST, falling back where Bulk refuses', async () => {
