@@ -36,7 +36,7 @@ export interface RecordsWrite {
 export type StagedRecords = { readonly [E in EntityType]: boolean }
 
 /** The COPY text of each entity type's upserts (see copyText). */
-export type EncodedRecords = { readonly [E in EntityType]: string }
+export type EncodedRecords = { readonly [E in EntityType]: readonly Buffer[] }
 
 /** One page's prepared records, written with its stream's new cursor in one transaction. */
 export interface PageWrite extends Omit<RecordsWrite, 'stream'> {
@@ -437,10 +437,10 @@ async function upsertSet<E extends EntityType>(
   return { created: created + upserted, updated: result.rows.length - upserted }
 }
 
-/** Rows to COPY into a staging table: how many, and their COPY text. */
+/** Rows to COPY into a staging table: how many, and their COPY text (or its UTF-8, in chunks). */
 interface StagingRows {
   count: number
-  text: string
+  data: string | readonly Buffer[]
 }
 
 /** The upserts as staging rows: their COPY text from encodeRecords when it made it, else now. */
@@ -451,7 +451,7 @@ function stagingRows<E extends EntityType>(
 ): StagingRows {
   return {
     count: upserts.length,
-    text: encoded?.[target.entity] ?? copyText(target.columns, upserts),
+    data: encoded?.[target.entity] ?? copyText(target.columns, upserts),
   }
 }
 
@@ -462,7 +462,7 @@ async function copyStaged<E extends EntityType>(
   rows: StagingRows,
 ): Promise<void> {
   await tx.execute(target.stage([]))
-  const copied = await copyIn(tx, target.copy, rows.text)
+  const copied = await copyIn(tx, target.copy, rows.data)
   if (copied !== rows.count) {
     throw new Error(`persist: COPY took ${copied} rows of ${rows.count}`)
   }
@@ -481,13 +481,16 @@ export async function encodeRecords(
   const encode = async <E extends EntityType>(
     target: UpsertTarget<E>,
     upserts: ReadonlyArray<PreparedUpsert<E>>,
-  ): Promise<string> => {
-    let text = ''
+  ): Promise<Buffer[]> => {
+    // Each slice's text turned into the bytes COPY sends at once, while it is small: the write
+    // then only hands them to the socket.
+    const chunks: Buffer[] = []
     for (let i = 0; i < upserts.length; i += slice) {
-      text += copyText(target.columns, upserts, i, Math.min(i + slice, upserts.length))
+      const text = copyText(target.columns, upserts, i, Math.min(i + slice, upserts.length))
+      chunks.push(Buffer.from(text, 'utf8'))
       await pause()
     }
-    return text
+    return chunks
   }
   return {
     person: await encode(personTarget, batches.person.upserts),
