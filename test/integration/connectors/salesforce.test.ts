@@ -10,7 +10,6 @@ import {
   quarantine,
   syncRuns,
 } from '../../../db/schema/index.js'
-import type { Tx } from '../../../db/client.js'
 import { VendorError } from '../../../shared/errors.js'
 import { withTenant } from '../../../db/tenant.js'
 import type { Credentials } from '../../../src-agent/connectors/interface.js'
@@ -260,15 +259,21 @@ describe('Salesforce connector through the real pipeline', () => {
     expect(t.connector).toMatchObject({ status: 'connected', lastSyncError: null })
   })
 
+  /** How the first of two runs ending together ends: its run row, and the connection it leaves. */
+  interface FirstEnd {
+    run: { status: 'succeeded' | 'failed'; error?: string }
+    connection: { status: 'connected' | 'syncing'; lastSyncError: string | null }
+  }
+
   /**
-   * Two runs of one sync ending at the same moment: `other` is the first one's transaction,
-   * done by hand and held open (as far as its update of the connection) until the end of the
-   * second (finishRun, or failRun with `error`) is waiting on it, then committed. Returns the
-   * connection as both left it.
+   * Two runs of one sync (the tasks', then the events') ending at the same moment: the first
+   * one's transaction, done by hand as `first` says, is held open (as far as its update of the
+   * connection) until the end of the second (finishRun, or failRun with `error`) is waiting on
+   * it, then committed. Returns the connection as both left it.
    */
   async function endTogether(
     tenantId: string,
-    other: (tx: Tx, runId: string) => Promise<void>,
+    first: FirstEnd,
     error?: Error,
   ): Promise<{ status: string; lastSyncError: string | null }> {
     const target = { tenantId, connectorType: TYPE }
@@ -276,13 +281,17 @@ describe('Salesforce connector through the real pipeline', () => {
     const events = await startRun(agent, { ...target, stream: 'events', live: [tasks.runId] })
     const owner = ownerDb()
     try {
-      let finishing: Promise<unknown> | undefined
+      let second: Promise<unknown> | undefined
       await withTenant(agent.handle.db, tenantId, async (tx) => {
-        await other(tx, tasks.runId)
+        await tx
+          .update(syncRuns)
+          .set({ ...first.run, finishedAt: new Date() })
+          .where(eq(syncRuns.id, tasks.runId))
+        await tx.update(connectors).set(first.connection).where(eq(connectors.tenantId, tenantId))
         const [{ pid }] = (await tx.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`))
           .rows as [{ pid: number }]
-        const second = { ...target, runId: events.runId }
-        finishing = error ? failRun(agent, second, error) : finishRun(agent, second)
+        const run = { ...target, runId: events.runId }
+        second = error ? failRun(agent, run, error) : finishRun(agent, run)
         for (let waiting = 0; waiting === 0; await new Promise((r) => setTimeout(r, 10))) {
           const { rows } = await owner.pool.query<{ n: number }>(
             'select count(*)::int as n from pg_stat_activity where $1 = any(pg_blocking_pids(pid))',
@@ -291,7 +300,7 @@ describe('Salesforce connector through the real pipeline', () => {
           waiting = rows[0]!.n
         }
       })
-      await finishing
+      await second
     } finally {
       await owner.close()
     }
@@ -302,34 +311,24 @@ describe('Salesforce connector through the real pipeline', () => {
   it("keeps a stream's failure on the connection when another stream's run ends at the same moment", async () => {
     await start()
     const tenantId = await connected()
-    const connection = await endTogether(tenantId, async (tx, runId) => {
-      // What failRun of the tasks does: its run failed, the connection says why.
-      await tx
-        .update(syncRuns)
-        .set({ status: 'failed', finishedAt: new Date(), error: 'Tasks: no access' })
-        .where(eq(syncRuns.id, runId))
-      await tx
-        .update(connectors)
-        .set({ status: 'connected', lastSyncError: 'Tasks: no access' })
-        .where(eq(connectors.tenantId, tenantId))
+    // The tasks' run failed (failRun): the connection says why.
+    const connection = await endTogether(tenantId, {
+      run: { status: 'failed', error: 'Tasks: no access' },
+      connection: { status: 'connected', lastSyncError: 'Tasks: no access' },
     })
     expect(connection).toEqual({ status: 'connected', lastSyncError: 'Tasks: no access' })
   })
 
+  // The tasks' run succeeded (finishRun) while the events' still ran: the connection syncing.
+  const tasksFinished: FirstEnd = {
+    run: { status: 'succeeded' },
+    connection: { status: 'syncing', lastSyncError: null },
+  }
+
   it('leaves the connection connected when two runs of a sync end at the same moment', async () => {
     await start()
     const tenantId = await connected()
-    const connection = await endTogether(tenantId, async (tx, runId) => {
-      // What finishRun of the tasks does: its run succeeded while the events' still ran.
-      await tx
-        .update(syncRuns)
-        .set({ status: 'succeeded', finishedAt: new Date() })
-        .where(eq(syncRuns.id, runId))
-      await tx
-        .update(connectors)
-        .set({ status: 'syncing', lastSyncError: null })
-        .where(eq(connectors.tenantId, tenantId))
-    })
+    const connection = await endTogether(tenantId, tasksFinished)
     expect(connection).toEqual({ status: 'connected', lastSyncError: null })
   })
 
@@ -337,20 +336,7 @@ describe('Salesforce connector through the real pipeline', () => {
     await start()
     const tenantId = await connected()
     const busy = new VendorError('vendor_unavailable', 'Salesforce is busy.', { retryable: true })
-    const connection = await endTogether(
-      tenantId,
-      async (tx, runId) => {
-        await tx
-          .update(syncRuns)
-          .set({ status: 'succeeded', finishedAt: new Date() })
-          .where(eq(syncRuns.id, runId))
-        await tx
-          .update(connectors)
-          .set({ status: 'syncing' })
-          .where(eq(connectors.tenantId, tenantId))
-      },
-      busy,
-    )
+    const connection = await endTogether(tenantId, tasksFinished, busy)
     expect(connection.status).toBe('connected')
     expect(connection.lastSyncError).toMatch(/busy/)
   })
