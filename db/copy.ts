@@ -5,23 +5,20 @@ import type { Tx } from './client.js'
 
 /**
  * Runs `COPY … FROM STDIN` in the transaction `tx` (its savepoint included) with `data` as the
- * whole input (text, or its UTF-8 bytes in chunks), and returns the rows Postgres took. A refused
- * value fails the COPY with the server's error, as a statement would. The statement is reported
- * to the handle's `onQuery` like every other one (its text only, never the data).
+ * whole input (its bytes, in chunks), and returns the rows Postgres took. A refused value fails
+ * the COPY with the server's error, as a statement would. The statement is reported to the
+ * handle's `onQuery` like every other one (its text only, never the data).
  */
 export async function copyIn(
   tx: Tx,
   statement: string,
-  data: string | readonly Uint8Array[],
+  data: readonly Uint8Array[],
 ): Promise<number> {
   const session = sessionOf(tx)
   session.logger?.logQuery(statement, [])
   const stream = session.client.query(copyFrom(statement))
-  if (typeof data === 'string') stream.end(data)
-  else {
-    for (const chunk of data) stream.write(chunk)
-    stream.end()
-  }
+  for (const chunk of data) stream.write(chunk)
+  stream.end()
   await finished(stream)
   return stream.rowCount
 }

@@ -35,7 +35,7 @@ export interface RecordsWrite {
 /** Per entity type: whether its upserts wait in the staging table (see stagePage). */
 export type StagedRecords = { readonly [E in EntityType]: boolean }
 
-/** The COPY text of each entity type's upserts (see copyText). */
+/** The COPY data of each entity type's upserts: copyText's UTF-8, a chunk per slice. */
 export type EncodedRecords = { readonly [E in EntityType]: readonly Buffer[] }
 
 /** One page's prepared records, written with its stream's new cursor in one transaction. */
@@ -437,13 +437,13 @@ async function upsertSet<E extends EntityType>(
   return { created: created + upserted, updated: result.rows.length - upserted }
 }
 
-/** Rows to COPY into a staging table: how many, and their COPY text (or its UTF-8, in chunks). */
+/** Rows to COPY into a staging table: how many, and their COPY text's UTF-8, in chunks. */
 interface StagingRows {
   count: number
-  data: string | readonly Buffer[]
+  data: readonly Buffer[]
 }
 
-/** The upserts as staging rows: their COPY text from encodeRecords when it made it, else now. */
+/** The upserts as staging rows: their COPY data from encodeRecords when it made it, else now. */
 function stagingRows<E extends EntityType>(
   target: UpsertTarget<E>,
   upserts: ReadonlyArray<PreparedUpsert<E>>,
@@ -451,7 +451,7 @@ function stagingRows<E extends EntityType>(
 ): StagingRows {
   return {
     count: upserts.length,
-    data: encoded?.[target.entity] ?? copyText(target.columns, upserts),
+    data: encoded?.[target.entity] ?? [Buffer.from(copyText(target.columns, upserts), 'utf8')],
   }
 }
 
