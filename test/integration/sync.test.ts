@@ -119,10 +119,17 @@ describe('sync end to end through the pipeline', () => {
   })
 
   describe('while a page is being written', () => {
+    /** One of this test's agent sessions: its state, its last statement, whether it waits on the hold. */
+    interface Session {
+      pid: number
+      state: string
+      query: string
+      waitsOnHold: boolean
+    }
     /** The run's row, held from another session. */
     interface Hold {
-      /** This test's agent sessions, and whether each waits on the held row. */
-      sessions(): Promise<Array<{ pid: number; state: string; waitsOnHold: boolean }>>
+      /** This test's agent sessions. */
+      sessions(): Promise<Session[]>
       /** Lets go of the row, after killing the session waiting on it with 'kill'; once. */
       release(how: 'commit' | 'kill'): Promise<void>
     }
@@ -165,8 +172,9 @@ describe('sync end to end through the pipeline', () => {
         // Within a transaction, the activity view is read once and kept: read it afresh.
         await client.query('select pg_stat_clear_snapshot()')
         return (
-          await client.query<{ pid: number; state: string; waitsOnHold: boolean }>(
-            `select pid, state, pg_backend_pid() = any(pg_blocking_pids(pid)) as "waitsOnHold" ` +
+          await client.query<Session>(
+            `select pid, state, query, ` +
+              `pg_backend_pid() = any(pg_blocking_pids(pid)) as "waitsOnHold" ` +
               `from pg_stat_activity where application_name = $1`,
             [agent.applicationName],
           )
@@ -195,14 +203,18 @@ describe('sync end to end through the pipeline', () => {
     }
     const stagedAhead = async (hold: Hold) => {
       // One page waits on the held row; the next is staged on a session of its own, in a
-      // transaction that waits for the first to commit.
+      // transaction that waits for the first to commit. That session is idle in its transaction
+      // at other moments too (between its first statements): it is staged once the last thing
+      // it did is end the savepoint its COPY ran in.
       await expect
         .poll(
           async () => {
             const sessions = await hold.sessions()
             return [
               sessions.some((s) => s.waitsOnHold),
-              sessions.some((s) => s.state === 'idle in transaction'),
+              sessions.some(
+                (s) => s.state === 'idle in transaction' && s.query.startsWith('release savepoint'),
+              ),
             ]
           },
           { timeout: 10_000 },
