@@ -318,6 +318,23 @@ describe('the desktop screens', () => {
     expect(seen.at(-1)).toBe(80)
     for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThanOrEqual(seen[i - 1]!)
     expect(await page.getByTestId('live-stream-contacts').textContent()).toContain('30')
+    // A stream's report can reach the app after the sync's summary (its last pages commit late):
+    // the summary has the last word, so an older count does not replace it.
+    const late = { pages: 1, created: 24, updated: 0, deleted: 0, errors: 0 }
+    app.emit('sync:progress', {
+      tenantId,
+      connectorType: 'salesforce',
+      stream: 'contacts',
+      phase: 'reading',
+      ...late,
+      totals: { ...late, pages: 5, created: 74 },
+      elapsedMs: 1_000,
+    })
+    // Evaluations run in the page in the order sent: once this one is back, the report was handled.
+    await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(resolve)))
+    expect(await page.getByTestId('live-records').textContent()).toBe('80')
+    expect(await page.getByTestId('live-progress').textContent()).toContain('Complete')
+    expect(await page.getByTestId('live-stream-contacts').textContent()).toContain('30')
 
     await page.getByRole('tab', { name: 'Timeline' }).click()
     await page.getByTestId('runs-chart').waitFor()
