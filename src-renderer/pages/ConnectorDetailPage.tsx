@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'react'
+import { useEffect, useMemo, useState } from 'react'
 import type { IpcOutput } from '../../shared/ipc.js'
 import { checkCron, nextCronRuns } from '../../shared/cron.js'
 import { LiveProgress } from '../components/LiveProgress.js'
@@ -49,6 +49,13 @@ export function ConnectorDetailPage({
     call('schedules:get', target),
   )
   const syncing = sync?.state === 'running' || sync?.state === 'cancelling'
+  // A sync from this app that ends changes the connection's last sync and its streams' status:
+  // read them again, so the page shows them without being left and opened again.
+  const finishedAt = sync?.finishedAt ?? null
+  const reloadDetail = query.reload
+  useEffect(() => {
+    if (finishedAt !== null) reloadDetail()
+  }, [finishedAt, reloadDetail])
   const status = displayStatus(connection, { schedule: schedule.data, syncing })
 
   const tabs: Array<{ id: DetailTab; label: string }> = [

@@ -312,12 +312,21 @@ describe('the desktop screens', () => {
       if (complete) break
       await page.waitForTimeout(50)
     }
-    await screenshot(page, 'connector-synced')
     expect(await page.getByTestId('live-progress').textContent()).toContain('Complete')
     // 12 accounts, 38 people, 30 activities: the count only rises, and ends at all of them.
     expect(seen.at(-1)).toBe(80)
     for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThanOrEqual(seen[i - 1]!)
     expect(await page.getByTestId('live-stream-contacts').textContent()).toContain('30')
+    // The connection's own figures follow the sync without leaving the page: the last sync and
+    // every stream's status and last read.
+    await page.getByText('Last sync less than a minute ago.', { exact: false }).waitFor()
+    const streamsCard = page.getByRole('region', { name: 'Streams' })
+    for (const stream of ['Accounts', 'Contacts', 'Leads', 'Opportunities', 'Tasks', 'Events']) {
+      const row = streamsCard.getByRole('row').filter({ hasText: stream })
+      await expect.poll(() => row.textContent()).toContain('less than a minute ago')
+      expect(await row.textContent()).not.toContain('never')
+    }
+    await screenshot(page, 'connector-synced')
     // A stream's report can reach the app after the sync's summary (its last pages commit late):
     // the summary has the last word, so an older count does not replace it.
     const late = { pages: 1, created: 24, updated: 0, deleted: 0, errors: 0 }
