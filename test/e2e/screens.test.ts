@@ -348,6 +348,9 @@ describe('the desktop screens', () => {
     await page.getByRole('tab', { name: 'Timeline' }).click()
     await page.getByTestId('runs-chart').waitFor()
     expect(Number(await page.getByTestId('runs-chart').getAttribute('data-runs'))).toBe(6)
+    // The scales' tops, whole: the most records in one run (the contacts) and the longest run.
+    expect(await page.getByTestId('chart-max-records').textContent()).toBe('30 records')
+    expect(await page.getByTestId('chart-max-duration').textContent()).toMatch(/^\d+ ms$|\d s$/)
     expect(await page.locator('[data-testid="timeline"] tr[data-type="run"]').count()).toBe(6)
     await page.close()
   })
