@@ -19,6 +19,7 @@ import { displayStatus, statusLabels, streamLabel, loadConnection } from '../lib
 import { formatDateTime, formatRelative } from '../lib/format.js'
 import { call, messageOf } from '../lib/gtm.js'
 import { useQuery } from '../lib/use-query.js'
+import { useRefresh } from '../lib/use-refresh.js'
 import { useNavStore, type DetailTab } from '../stores/use-nav-store.js'
 import { liveKey, useSyncStore } from '../stores/use-sync-store.js'
 import { useToastStore } from '../stores/use-toast-store.js'
@@ -56,6 +57,12 @@ export function ConnectorDetailPage({
   useEffect(() => {
     if (finishedAt !== null) reloadDetail()
   }, [finishedAt, reloadDetail])
+  // Scheduled syncs do not tell the app: their outcome is read every so often.
+  const reloadSchedule = schedule.reload
+  useRefresh(() => {
+    reloadDetail()
+    reloadSchedule()
+  })
   const status = displayStatus(connection, { schedule: schedule.data, syncing })
 
   const tabs: Array<{ id: DetailTab; label: string }> = [

@@ -5,6 +5,7 @@ import { connectorGuides, displayStatus, statusLabels, streamLabel } from '../li
 import { formatNumber, formatRelative } from '../lib/format.js'
 import { call, messageOf } from '../lib/gtm.js'
 import { useQuery } from '../lib/use-query.js'
+import { useRefresh } from '../lib/use-refresh.js'
 import { useNavStore } from '../stores/use-nav-store.js'
 import { liveKey, useSyncStore } from '../stores/use-sync-store.js'
 import { useToastStore } from '../stores/use-toast-store.js'
@@ -54,6 +55,7 @@ export async function loadConnectorsView(tenantId: string): Promise<ConnectorsVi
 /** Screen 1: every connector, its state in this tenant, and what to do next. */
 export function ConnectorsPage({ tenantId }: { tenantId: string }) {
   const query = useQuery(`connectors/${tenantId}`, () => loadConnectorsView(tenantId))
+  useRefresh(query.reload)
   const live = useSyncStore((s) => s.live)
   const [confirming, setConfirming] = useState<Connector | null>(null)
   const show = useToastStore((s) => s.show)

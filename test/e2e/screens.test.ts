@@ -112,9 +112,12 @@ describe('the desktop screens', () => {
   const openApp = async (
     tenantId: string,
     colorScheme: 'light' | 'dark' = 'light',
+    options: { clock?: boolean } = {},
   ): Promise<Page> => {
     const page = await app.open({ colorScheme })
     await page.evaluate((id) => window.localStorage.setItem('gtm.tenant', id), tenantId)
+    // A clock the test can move forward (page.clock), from now on and for every timer the app sets.
+    if (options.clock) await page.clock.install()
     await page.reload()
     await page.getByLabel('Tenant', { exact: true }).waitFor()
     expect(await page.getByLabel('Tenant', { exact: true }).inputValue()).toBe(tenantId)
@@ -352,6 +355,50 @@ describe('the desktop screens', () => {
     expect(await page.getByTestId('chart-max-records').textContent()).toBe('30 records')
     expect(await page.getByTestId('chart-max-duration').textContent()).toMatch(/^\d+ ms$|\d s$/)
     expect(await page.locator('[data-testid="timeline"] tr[data-type="run"]').count()).toBe(6)
+    await page.close()
+  })
+
+  it('shows a sync it did not start (a scheduled one) on the open pages within the refresh period', async () => {
+    const tenantId = await newTenant('Scheduled tenant')
+    // Objects of 10 records or more are read by Bulk query jobs, which the fake can fail.
+    callData(
+      await call('connections:connect', {
+        tenantId,
+        connectorType: 'salesforce',
+        config: { ...salesforce.connectConfig(), bulkPollIntervalMs: 5, bulkMinRecords: 10 },
+      }),
+    )
+    const page = await openApp(tenantId, 'light', { clock: true })
+    await openConnector(page, 'Salesforce')
+    const contacts = page
+      .getByRole('region', { name: 'Streams' })
+      .getByRole('row')
+      .filter({ hasText: 'Contacts' })
+    expect(await contacts.textContent()).toContain('never')
+    // Syncs the app knows nothing of, as the agent's schedule runs them: in the first, the
+    // Contacts job fails in Salesforce.
+    const syncInBackground = () => call('sync:run', { tenantId, connectorType: 'salesforce' })
+    salesforce.failNextBulkJob('Contact')
+    const first = callData(await syncInBackground()) as { status: string; error: string | null }
+    expect(first.status).toBe('failed')
+    expect(first.error).toMatch(
+      /^Contacts: Salesforce's Bulk query job \w+ for Contact ended Failed/,
+    )
+    expect(await contacts.textContent()).toContain('never')
+    // The open connection page reads the connection again within its refresh period.
+    await page.clock.fastForward(30_000)
+    await expect.poll(() => contacts.textContent()).toContain('failed')
+    expect(await contacts.textContent()).toContain('ended Failed')
+
+    // So does the list: the next sync reads Contacts, and the card turns from failed to succeeded.
+    await page.getByRole('button', { name: 'Connectors' }).first().click()
+    const card = page.getByRole('region', { name: 'Salesforce' })
+    await expect.poll(() => card.textContent()).toContain('failed')
+    expect(callData(await syncInBackground())).toMatchObject({ status: 'succeeded' })
+    expect(await card.textContent()).toContain('failed')
+    await page.clock.fastForward(30_000)
+    await expect.poll(() => card.textContent()).toContain('succeeded')
+    expect(await card.textContent()).not.toContain('failed')
     await page.close()
   })
 
