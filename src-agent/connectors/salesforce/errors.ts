@@ -1,13 +1,17 @@
 import { AppError, VendorError } from '../../../shared/errors.js'
-import type { SalesforceSession } from './session.js'
 
 /**
  * A VendorError for anything a Salesforce call threw: jsforce's HttpApiError (its `errorCode` is
  * Salesforce's, or `ERROR_HTTP_<status>` with the raw body as message), network errors, and the
- * refresh failure jsforce rewraps. `doing` completes "while …" for the message.
+ * refresh failure jsforce rewraps. `doing` completes "while …" for the message. A session that
+ * has already failed to sign in again (SalesforceSession's `authFailure`) answers with that.
  * https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm
  */
-export function toVendorError(err: unknown, doing: string, session?: SalesforceSession): AppError {
+export function toVendorError(
+  err: unknown,
+  doing: string,
+  session?: { readonly authFailure: AppError | undefined },
+): AppError {
   if (err instanceof AppError) return err
   if (session?.authFailure) return session.authFailure
   const { code, message } = salesforceError(err)
