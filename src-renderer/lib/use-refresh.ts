@@ -5,7 +5,7 @@ import { useEffect, useRef } from 'react'
  * schedule (in this agent or another worker) without telling the app, and their outcome shows
  * up at most this long after they end.
  */
-export const REFRESH_MS = 30_000
+const REFRESH_MS = 30_000
 
 /**
  * Calls `refresh` every `ms` while the window is visible (a hidden window reads nothing, and

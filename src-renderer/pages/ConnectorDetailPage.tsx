@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState } from 'react'
+import { useEffect, useMemo, useRef, useState } from 'react'
 import type { IpcOutput } from '../../shared/ipc.js'
 import { checkCron, nextCronRuns } from '../../shared/cron.js'
 import { LiveProgress } from '../components/LiveProgress.js'
@@ -51,10 +51,14 @@ export function ConnectorDetailPage({
   )
   const syncing = sync?.state === 'running' || sync?.state === 'cancelling'
   // A sync from this app that ends changes the connection's last sync and its streams' status:
-  // read them again, so the page shows them without being left and opened again.
+  // read them again, so the page shows them without being left and opened again. A sync that
+  // ended before the page opened is already in what the page loads.
   const finishedAt = sync?.finishedAt ?? null
+  const seenFinishedAt = useRef(finishedAt)
   const reloadDetail = query.reload
   useEffect(() => {
+    if (finishedAt === seenFinishedAt.current) return
+    seenFinishedAt.current = finishedAt
     if (finishedAt !== null) reloadDetail()
   }, [finishedAt, reloadDetail])
   // Scheduled syncs do not tell the app: their outcome is read every so often.
