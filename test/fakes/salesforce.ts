@@ -391,10 +391,19 @@ function indexFromId(type: SObjectType, id: string): number | undefined {
 
 const pad2 = (n: number): string => String(n).padStart(2, '0')
 
-/** Record i of `type` as first generated (before any change). */
+/** The id of the Account (or Contact) a generated record points at, null in an org without any. */
+const accountOf = (counts: Record<SObjectType, number>, n: number): string | null =>
+  counts.Account > 0 ? idFor('Account', n % counts.Account) : null
+const contactOf = (counts: Record<SObjectType, number>, n: number): string | null =>
+  counts.Contact > 0 ? idFor('Contact', n % counts.Contact) : null
+
+/**
+ * Record i of `type` as first generated (before any change). Built field by field in one fixed
+ * order (no spreads, no closures per record): a large read generates every record it serves.
+ */
 function generate(type: SObjectType, i: number, counts: Record<SObjectType, number>): Rec {
   const stamp = T0 + i * TICK
-  const base: Rec = {
+  const rec: Rec = {
     Id: idFor(type, i),
     IsDeleted: false,
     OwnerId: USER_ID,
@@ -402,102 +411,86 @@ function generate(type: SObjectType, i: number, counts: Record<SObjectType, numb
     LastModifiedDate: stamp,
     SystemModstamp: stamp,
   }
-  const account = (n: number): string | null =>
-    counts.Account > 0 ? idFor('Account', n % counts.Account) : null
-  const contact = (n: number): string | null =>
-    counts.Contact > 0 ? idFor('Contact', n % counts.Contact) : null
   switch (type) {
     case 'Account':
-      return {
-        ...base,
-        Name: i % 4 === 1 ? `  Account ${i}  ` : `Account ${i}`,
-        Website: `https://www.Account${i}.Example.com/home`,
-        Industry: INDUSTRIES[i % INDUSTRIES.length],
-        NumberOfEmployees: (i + 1) * 10,
-        AnnualRevenue: (i + 1) * 125_000.5,
-        BillingCity: `City ${i}`,
-        BillingCountry: 'US',
-        BillingAddress: { city: `City ${i}`, country: 'US' },
-        Description: i % 3 === 2 ? `Line one of ${i}\nSays "hello", then; more` : null,
-        GTM_Score__c: null,
-        GTM_Tier__c: null,
-        GTM_Scored_At__c: null,
-      }
+      rec.Name = i % 4 === 1 ? `  Account ${i}  ` : `Account ${i}`
+      rec.Website = `https://www.Account${i}.Example.com/home`
+      rec.Industry = INDUSTRIES[i % INDUSTRIES.length]
+      rec.NumberOfEmployees = (i + 1) * 10
+      rec.AnnualRevenue = (i + 1) * 125_000.5
+      rec.BillingCity = `City ${i}`
+      rec.BillingCountry = 'US'
+      rec.BillingAddress = { city: `City ${i}`, country: 'US' }
+      rec.Description = i % 3 === 2 ? `Line one of ${i}\nSays "hello", then; more` : null
+      rec.GTM_Score__c = null
+      rec.GTM_Tier__c = null
+      rec.GTM_Scored_At__c = null
+      return rec
     case 'Contact':
-      return {
-        ...base,
-        AccountId: account(i),
-        FirstName: `First${i}`,
-        LastName: `Last${i}`,
-        Email: `Contact${i}@Example.com`,
-        Title: TITLES[i % TITLES.length],
-        Phone: `+1 555 ${1000 + i}`,
-        LeadSource: 'Web',
-        GTM_Score__c: null,
-      }
+      rec.AccountId = accountOf(counts, i)
+      rec.FirstName = `First${i}`
+      rec.LastName = `Last${i}`
+      rec.Email = `Contact${i}@Example.com`
+      rec.Title = TITLES[i % TITLES.length]
+      rec.Phone = `+1 555 ${1000 + i}`
+      rec.LeadSource = 'Web'
+      rec.GTM_Score__c = null
+      return rec
     case 'Lead': {
       const converted = i % 4 === 3
-      return {
-        ...base,
-        FirstName: `LeadFirst${i}`,
-        LastName: `LeadLast${i}`,
-        Email: `lead${i}@example.org`,
-        Company: `Lead Co ${i}`,
-        Title: 'Manager',
-        Phone: null,
-        Status: converted ? 'Closed - Converted' : 'Open - Not Contacted',
-        IsConverted: converted,
-        ConvertedAccountId: converted ? account(i) : null,
-      }
+      rec.FirstName = `LeadFirst${i}`
+      rec.LastName = `LeadLast${i}`
+      rec.Email = `lead${i}@example.org`
+      rec.Company = `Lead Co ${i}`
+      rec.Title = 'Manager'
+      rec.Phone = null
+      rec.Status = converted ? 'Closed - Converted' : 'Open - Not Contacted'
+      rec.IsConverted = converted
+      rec.ConvertedAccountId = converted ? accountOf(counts, i) : null
+      return rec
     }
     case 'Opportunity': {
       const stage = STAGES[i % STAGES.length]!
-      return {
-        ...base,
-        AccountId: account(i),
-        Name: `Opportunity ${i}`,
-        StageName: stage,
-        Amount: (i + 1) * 1000,
-        CloseDate: `2025-06-${pad2(1 + (i % 28))}`,
-        IsClosed: stage.startsWith('Closed'),
-        IsWon: stage === 'Closed Won',
-        Probability: stage === 'Closed Won' ? 100 : stage === 'Closed Lost' ? 0 : 20,
-      }
+      rec.AccountId = accountOf(counts, i)
+      rec.Name = `Opportunity ${i}`
+      rec.StageName = stage
+      rec.Amount = (i + 1) * 1000
+      rec.CloseDate = `2025-06-${pad2(1 + (i % 28))}`
+      rec.IsClosed = stage.startsWith('Closed')
+      rec.IsWon = stage === 'Closed Won'
+      rec.Probability = stage === 'Closed Won' ? 100 : stage === 'Closed Lost' ? 0 : 20
+      return rec
     }
     case 'Task': {
       const done = i % 2 === 0
       const who = i % Math.max(1, counts.Contact)
-      return {
-        ...base,
-        WhoId: contact(i),
-        WhatId: account(who),
-        AccountId: account(who),
-        Subject: `Task ${i}`,
-        Status: done ? 'Completed' : 'Not Started',
-        Priority: 'Normal',
-        Type: TASK_TYPES[i % TASK_TYPES.length],
-        TaskSubtype: TASK_SUBTYPES[i % TASK_SUBTYPES.length],
-        ActivityDate: `2025-05-${pad2(1 + (i % 28))}`,
-        CompletedDateTime: done ? stamp - 3_600_000 : null,
-        IsClosed: done,
-      }
+      rec.WhoId = contactOf(counts, i)
+      rec.WhatId = accountOf(counts, who)
+      rec.AccountId = accountOf(counts, who)
+      rec.Subject = `Task ${i}`
+      rec.Status = done ? 'Completed' : 'Not Started'
+      rec.Priority = 'Normal'
+      rec.Type = TASK_TYPES[i % TASK_TYPES.length]
+      rec.TaskSubtype = TASK_SUBTYPES[i % TASK_SUBTYPES.length]
+      rec.ActivityDate = `2025-05-${pad2(1 + (i % 28))}`
+      rec.CompletedDateTime = done ? stamp - 3_600_000 : null
+      rec.IsClosed = done
+      return rec
     }
     case 'Event': {
       const start = Date.UTC(2025, 4, 1 + (i % 28), 15, 0, 0)
       const who = i % Math.max(1, counts.Contact)
-      return {
-        ...base,
-        WhoId: contact(i),
-        WhatId: account(who),
-        AccountId: account(who),
-        Subject: `Meeting ${i}`,
-        Type: EVENT_TYPES[i % EVENT_TYPES.length],
-        StartDateTime: start,
-        EndDateTime: start + 30 * 60_000,
-        ActivityDateTime: start,
-        DurationInMinutes: 30,
-        Location: 'Zoom',
-      }
+      rec.WhoId = contactOf(counts, i)
+      rec.WhatId = accountOf(counts, who)
+      rec.AccountId = accountOf(counts, who)
+      rec.Subject = `Meeting ${i}`
+      rec.Type = EVENT_TYPES[i % EVENT_TYPES.length]
+      rec.StartDateTime = start
+      rec.EndDateTime = start + 30 * 60_000
+      rec.ActivityDateTime = start
+      rec.DurationInMinutes = 30
+      rec.Location = 'Zoom'
+      return rec
     }
   }
 }
@@ -1612,17 +1605,21 @@ class FakeState {
     const served = job.served ?? job.indices.length
     const end = Math.min(offset + max, served)
     const fields = job.query.fields
-    const lines = [fields.map((field) => field.name).join(',')]
+    let body = `${fields.map((field) => field.name).join(',')}\n`
     for (let k = offset; k < end; k++) {
       const rec = store.get(job.indices[k]!)
-      lines.push(fields.map((field) => csvCell(field, rec[field.name])).join(','))
+      for (let f = 0; f < fields.length; f++) {
+        if (f > 0) body += ','
+        body += csvCell(fields[f]!, rec[fields[f]!.name])
+      }
+      body += '\n'
     }
     res.writeHead(200, {
       'content-type': 'text/csv',
       'Sforce-Locator': end < served ? Buffer.from(String(end)).toString('base64url') : 'null',
       'Sforce-NumberOfRecords': String(end - offset),
     })
-    res.end(`${lines.join('\n')}\n`)
+    res.end(body)
   }
 
   #collections(body: string, res: http.ServerResponse): void {
