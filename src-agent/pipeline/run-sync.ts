@@ -10,16 +10,9 @@ import {
   endsWholeSync,
   syncFailureMessage,
 } from '../../shared/errors.js'
-import {
-  isPlainSourceRecord,
-  sourceRecordSchema,
-  type EntityType,
-  type SourceRecord,
-  type SyncMode,
-  type SyncResult,
-} from '../../shared/schemas.js'
+import type { EntityType, SourceRecord, SyncMode, SyncResult } from '../../shared/schemas.js'
 import { recordAudit } from '../audit/audit.js'
-import type { AnyConnector, Credentials } from '../connectors/interface.js'
+import type { AnyConnector } from '../connectors/interface.js'
 import type { RetryEvent } from '../connectors/retry.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import { DEFAULT_STREAM, findStream, streamsOf } from '../connectors/streams.js'
@@ -33,6 +26,8 @@ import {
 } from '../telemetry/metrics.js'
 import { NEEDS_REAUTH_PREFIX, openConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
+import { fetchPage } from './fetch-page.js'
+import { readAhead, type PageAhead } from './read-ahead.js'
 import { requireAgreement } from './agreements.js'
 import { limitHeapGrowth } from './heap.js'
 import {
@@ -163,9 +158,14 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
     const runs: Array<Promise<StreamSummary>> = []
     // Run ids of the streams started so far: one still writing is left running by the next.
     const live: string[] = []
+    // The next stream's first page, read while this one is (see read-ahead.ts).
+    let ahead: PageAhead | undefined
     try {
-      for (const stream of streams) {
+      for (const [index, stream] of streams.entries()) {
         if (stopped()) break
+        const firstPage = ahead?.stream === stream.id ? ahead : undefined
+        ahead = undefined
+        const next = streams[index + 1]
         const reading: StreamProgress = {
           id: stream.id,
           counts: { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 },
@@ -181,7 +181,23 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
           {
             stopped,
             live,
+            ...(firstPage ? { firstPage } : {}),
             onStart: (runId) => live.push(runId),
+            // Once this stream has its first page: its run is open (the connection checked, any
+            // terms accepted) and its credentials are fresh.
+            onFirstRead: () => {
+              if (next && !next.partitioned && !stopped()) {
+                ahead = readAhead(deps, {
+                  tenantId,
+                  connectorType,
+                  stream: next.id,
+                  ...(request.full ? { full: true } : {}),
+                  ...(request.pageSize ? { pageSize: request.pageSize } : {}),
+                  ...(request.signal ? { signal: request.signal } : {}),
+                  ...(request.stop ? { stop: request.stop } : {}),
+                })
+              }
+            },
             onReadAll: readAll,
             onPage: (page) => {
               addCounts(counts, page)
@@ -200,6 +216,9 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
     } finally {
       // Nothing is left writing when the sync returns or throws (and so lets go of its lock).
       await Promise.allSettled(runs)
+      // A page read ahead for a stream that did not start (the sync ended first) is dropped.
+      ahead?.discard()
+      await ahead?.read.catch(() => undefined)
     }
     const results = await Promise.all(runs)
     const failed = results.find((r) => r.status !== 'succeeded')
@@ -238,8 +257,12 @@ interface StreamHooks {
   stopped: () => boolean
   /** Runs of this sync still being written (see startRun). */
   live: readonly string[]
+  /** The stream's first page, read ahead (see read-ahead.ts). */
+  firstPage?: PageAhead
   /** The stream's run is open. */
   onStart: (runId: string) => void
+  /** The stream's first page has been read (it is yet to be written). */
+  onFirstRead: () => void
   /** The stream's last page has been read (it may still be being written). */
   onReadAll: () => void
   onPage: (page: SyncCounts & { expected?: number }) => void
@@ -252,7 +275,7 @@ interface StreamHooks {
 async function syncStream(
   deps: SyncDeps,
   request: SyncRequest & { stream: string },
-  { stopped, live, onStart, onReadAll, onPage }: StreamHooks,
+  { stopped, live, firstPage, onStart, onFirstRead, onReadAll, onPage }: StreamHooks,
 ): Promise<StreamSummary> {
   const { tenantId, connectorType, stream } = request
   const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
@@ -272,6 +295,8 @@ async function syncStream(
       ...(request.pageSize ? { pageSize: request.pageSize } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
       ...(request.stop ? { stop: request.stop } : {}),
+      ...(firstPage ? { firstPage } : {}),
+      onFirstRead,
       onReadAll,
       onPage: (page) => {
         addCounts(counts, page)
@@ -439,6 +464,13 @@ export interface RunPagesRequest extends RunTarget {
   signal?: AbortSignal
   /** Stops before the next page: the page in hand is finished and committed first. */
   stop?: AbortSignal
+  /**
+   * The run's first page, read ahead while the sync's stream before was read: taken instead of
+   * a first fetch when the run reads its stream (no partitions) from the same cursor.
+   */
+  firstPage?: PageAhead
+  /** Once the run's first page has been read from the source, before it is written. */
+  onFirstRead?: () => void
   /** Once the run's last page has been read from the source, before it is written. */
   onReadAll?: () => void
   /**
@@ -539,6 +571,8 @@ async function readPages(
     onRetry: retries.onRetry,
   }
   let cursor: string | null = null
+  let tookFirstPage = false
+  let readOne = false
   // Whether the last committed page's rows were all new: the next page's probably are too (a
   // first or full sync), and persistPage then tries the cheapest insert first.
   let lastPageNew = true
@@ -555,6 +589,30 @@ async function readPages(
     return { done: true, cursor, counts }
   } finally {
     await retries.flush()
+  }
+
+  /**
+   * The page read ahead for this run (request.firstPage), if it was read from `from`: once
+   * only, for a stream without partitions. The retries it met count as this run's. A read that
+   * failed fails the run as its own first fetch would; one from another cursor is read again.
+   */
+  function takeFirstPage(from: string | null): Promise<SyncResult> | undefined {
+    const ahead = request.firstPage
+    if (!ahead || tookFirstPage || start.stream.partitioned || ahead.stream !== start.stream.id)
+      return undefined
+    tookFirstPage = true
+    const page = ahead.read
+      .finally(() => {
+        for (const event of ahead.retries) retries.onRetry(event)
+      })
+      .then((read) =>
+        read && read.from === from
+          ? read.page
+          : fetchPage(connector, credentials, from, baseOptions),
+      )
+    // Awaited later; until then a failure must not count as unhandled.
+    page.catch(() => undefined)
+    return page
   }
 
   /** A page's records mapped, checked and encoded for COPY, a slice at a time. */
@@ -581,7 +639,7 @@ async function readPages(
       pending.catch(() => undefined)
       return pending
     }
-    let pending = fetchFrom(cursor)
+    let pending = takeFirstPage(cursor) ?? fetchFrom(cursor)
     // The prefetched page, mapped, checked and encoded as soon as it arrives (see below).
     let preparing: Promise<PreparedPage> | undefined
     // The page being written; the next one is staged meanwhile and committed after it.
@@ -600,6 +658,10 @@ async function readPages(
           throw cancelled()
         }
         const page = await pending
+        if (!readOne) {
+          readOne = true
+          request.onFirstRead?.()
+        }
         const prepared = preparing
         preparing = undefined
         if (page.hasMore && page.records.length === 0 && page.cursor === cursor) {
@@ -933,48 +995,6 @@ function addCounts(total: SyncCounts, more: SyncCounts): void {
   total.updated += more.updated
   total.deleted += more.deleted
   total.errors += more.errors
-}
-
-/** One page from the connector, its envelope checked and every record parsed. */
-export async function fetchPage(
-  connector: AnyConnector,
-  credentials: Credentials,
-  cursor: string | null,
-  options: Parameters<AnyConnector['sync']>[2],
-): Promise<SyncResult> {
-  const page = await connector.sync(credentials, cursor, options)
-  if (!page || !Array.isArray(page.records) || typeof page.hasMore !== 'boolean') {
-    throw new VendorError('vendor_bad_response', `${connector.name} returned a malformed page.`, {
-      retryable: false,
-    })
-  }
-  if (page.cursor !== null && typeof page.cursor !== 'string') {
-    throw new VendorError(
-      'vendor_bad_response',
-      `${connector.name} returned a cursor that is not a string.`,
-      {
-        retryable: false,
-      },
-    )
-  }
-  for (const [index, record] of page.records.entries()) {
-    if (isPlainSourceRecord(record)) continue
-    const parsed = sourceRecordSchema.safeParse(record)
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      throw new VendorError(
-        'vendor_bad_response',
-        `${connector.name} returned a malformed record at position ${index}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(),
-        { retryable: false },
-      )
-    }
-  }
-  // Only a progress hint: a size that is no count is dropped, never a reason to fail the page.
-  if (page.expected !== undefined && !(Number.isSafeInteger(page.expected) && page.expected >= 0)) {
-    const { expected: _dropped, ...rest } = page
-    return rest
-  }
-  return page
 }
 
 export interface SyncOutcome {

@@ -112,6 +112,15 @@ export async function pendingPartitions(
   return rows
 }
 
+/** The committed cursor of a stream without partitions; null when it reads from the start. */
+export async function streamCursor(tx: Tx, key: StreamKey): Promise<string | null> {
+  const [row] = await tx
+    .select({ cursor: streamState.cursor })
+    .from(streamState)
+    .where(and(ofStream(key), eq(streamState.partition, '')))
+  return row?.cursor ?? null
+}
+
 /** Commits a partition's cursor; `finished` also marks it read to its end by the run. */
 export async function saveCursor(
   tx: Tx,

@@ -17,7 +17,7 @@ import { requireAgreement } from '../pipeline/agreements.js'
 import { openConnection } from '../pipeline/connection.js'
 import { credentialHooks } from '../pipeline/credential-lock.js'
 import { previewMappings, type PreviewRow } from '../pipeline/mapping-preview.js'
-import { fetchPage } from '../pipeline/run-sync.js'
+import { fetchPage } from '../pipeline/fetch-page.js'
 import { requireTenant } from '../pipeline/tenants.js'
 
 /** How long samples are reused unless the editor asks for fresh ones. */
