@@ -158,7 +158,12 @@ export async function sinkCeiling(
       await pipeline(out, createWriteStream(file))
       dumps.push({ table: bench, columns, file, rows: out.rowCount })
     }
-    // Reading the fresh rows set their hint bits; write those out before the clock starts.
+    // The sync just wrote these tables, so autovacuum is due on them and would run during the
+    // timed COPY: vacuum them now (an autovacuum under way gives way to it), let any other
+    // autovacuum of this database finish, and write the dirty pages out (the rows just read
+    // set their hint bits) before the clock starts, so that Postgres ingests the rows alone.
+    await client.query(`vacuum (analyze) ${SINK_TABLES.map((t) => t.table).join(', ')}`)
+    await quiet(client)
     await client.query('checkpoint')
     let records = 0
     let bytes = 0
@@ -190,6 +195,19 @@ export async function sinkCeiling(
   } finally {
     await client.end().catch(() => undefined)
     for (const file of files) await rm(file, { force: true })
+  }
+}
+
+/** Waits (up to a minute) until no autovacuum worker is at work in the client's database. */
+async function quiet(client: pg.Client): Promise<void> {
+  const until = Date.now() + 60_000
+  while (Date.now() < until) {
+    const { rows } = await client.query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity
+        where backend_type = 'autovacuum worker' and datname = current_database()`,
+    )
+    if (rows[0]!.n === 0) return
+    await new Promise((resolve) => setTimeout(resolve, 200))
   }
 }
 
