@@ -130,7 +130,9 @@ export interface SyncSummary extends SyncCounts {
  * transaction, so a sync killed at any point resumes from the last committed page with nothing
  * lost and nothing duplicated. A stream starts reading once the one before has read its last
  * page, while that one's last pages are still being written, so the source is never left idle
- * while they are. A failing stream is recorded and the next one still runs, except after what
+ * while they are; its first page was already read while the stream before was (read-ahead.ts),
+ * so a source that prepares a read first (a Salesforce Bulk job) does not hold the sync up
+ * either. A failing stream is recorded and the next one still runs, except after what
  * stops them all (a stop, refused credentials, an exhausted quota), which comes while a stream
  * reads. Failures are returned, not thrown. The Temporal workflow runs the same steps per
  * stream, one stream after the other: startRun, runPages (in chunks), finishRun / failRun.
