@@ -186,9 +186,11 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
             ...(firstPage ? { firstPage } : {}),
             onStart: (runId) => live.push(runId),
             // Once this stream has its first page: its run is open (the connection checked, any
-            // terms accepted) and its credentials are fresh.
-            onFirstRead: () => {
-              if (next && !next.partitioned && !stopped()) {
+            // terms accepted) and its credentials are fresh. Only when more pages follow: the
+            // next stream then starts after a while, and its first page is worth having by then
+            // (a stream read in one page, as most are in an incremental sync, is done at once).
+            onFirstRead: (more) => {
+              if (more && next && !next.partitioned && !stopped()) {
                 ahead = readAhead(deps, {
                   tenantId,
                   connectorType,
@@ -263,8 +265,8 @@ interface StreamHooks {
   firstPage?: PageAhead
   /** The stream's run is open. */
   onStart: (runId: string) => void
-  /** The stream's first page has been read (it is yet to be written). */
-  onFirstRead: () => void
+  /** The stream's first page has been read (it is yet to be written); more pages follow or not. */
+  onFirstRead: (more: boolean) => void
   /** The stream's last page has been read (it may still be being written). */
   onReadAll: () => void
   onPage: (page: SyncCounts & { expected?: number }) => void
@@ -471,8 +473,11 @@ export interface RunPagesRequest extends RunTarget {
    * a first fetch when the run reads its stream (no partitions) from the same cursor.
    */
   firstPage?: PageAhead
-  /** Once the run's first page has been read from the source, before it is written. */
-  onFirstRead?: () => void
+  /**
+   * Once the run's first page has been read from the source, before it is written, with whether
+   * more pages follow it.
+   */
+  onFirstRead?: (more: boolean) => void
   /** Once the run's last page has been read from the source, before it is written. */
   onReadAll?: () => void
   /**
@@ -662,7 +667,7 @@ async function readPages(
         const page = await pending
         if (!readOne) {
           readOne = true
-          request.onFirstRead?.()
+          request.onFirstRead?.(page.hasMore || !lastPartition)
         }
         const prepared = preparing
         preparing = undefined
