@@ -2,8 +2,11 @@
  * A stream's first page, read while the stream before it is still being read. A source that
  * prepares a read before it serves any of it (Salesforce runs a Bulk query job first, for
  * seconds to minutes on a large object) then does so while the sync has other work, not while
- * it waits. Nothing is written here: the stream's run, once it starts, takes the page as its
- * own first fetch if it reads from the same cursor, and reads it again otherwise.
+ * it waits. The page asked for is the smallest the source gives (one record where it takes a
+ * page size): what counts is that the source has started, not holding its records meanwhile.
+ * Nothing is written here: the stream's run, once it starts, takes the page as its own first
+ * fetch if it reads from the same cursor (and goes on from the cursor after it, at its own page
+ * size), and reads it again otherwise.
  */
 import type { DbHandle } from '../../db/client.js'
 import { withTenant } from '../../db/tenant.js'
@@ -42,7 +45,6 @@ export function readAhead(
     connectorType: string
     stream: string
     full?: boolean
-    pageSize?: number
     signal?: AbortSignal
     stop?: AbortSignal
   },
@@ -73,7 +75,7 @@ export function readAhead(
     const page = await withCallLabels({ tenant: tenantId, connector: connectorType }, () =>
       fetchPage(connector, opened.credentials, opened.from, {
         ...(request.full ? { full: true } : {}),
-        ...(request.pageSize ? { pageSize: request.pageSize } : {}),
+        pageSize: 1,
         signal: controller.signal,
         stream,
         log: deps.log.child({ tenantId, connector: connectorType, stream, readAhead: true }),

@@ -196,7 +196,6 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
                   connectorType,
                   stream: next.id,
                   ...(request.full ? { full: true } : {}),
-                  ...(request.pageSize ? { pageSize: request.pageSize } : {}),
                   ...(request.signal ? { signal: request.signal } : {}),
                   ...(request.stop ? { stop: request.stop } : {}),
                 })

@@ -209,11 +209,18 @@ describe('Salesforce connector through the real pipeline', () => {
     // Keyset pages over queryAll, datetimes unquoted; the server's 3-row batches followed by locator.
     const keyset = queries('Contact').filter((r) => !r.query.q?.startsWith('SELECT COUNT()'))
     expect(keyset.every((r) => r.path.endsWith('/queryAll'))).toBe(true)
+    // Contact's first page was read ahead, while Accounts were (one record: see read-ahead.ts);
+    // its run went on from there, 7 at a time.
+    expect(keyset[0]?.query.q).toMatch(/FROM Contact ORDER BY SystemModstamp ASC, Id ASC LIMIT 1$/)
     expect(keyset[1]?.query.q).toMatch(
-      /WHERE \(SystemModstamp > 2025-01-01T00:00:06Z OR \(SystemModstamp = 2025-01-01T00:00:06Z AND Id > '003FK0000000006AAA'\)\) ORDER BY SystemModstamp ASC, Id ASC LIMIT 7$/,
+      /WHERE \(SystemModstamp > 2025-01-01T00:00:00Z OR \(SystemModstamp = 2025-01-01T00:00:00Z AND Id > '003FK0000000000AAA'\)\) ORDER BY SystemModstamp ASC, Id ASC LIMIT 7$/,
     )
-    // 7-record pages in batches of 3: two locator follow-ups per full page.
-    expect(fake.requests.filter((r) => /\/query\/01g\w+-\d+$/.test(r.path))).toHaveLength(20)
+    expect(keyset[2]?.query.q).toMatch(
+      /WHERE \(SystemModstamp > 2025-01-01T00:00:07Z OR \(SystemModstamp = 2025-01-01T00:00:07Z AND Id > '003FK0000000007AAA'\)\) ORDER BY SystemModstamp ASC, Id ASC LIMIT 7$/,
+    )
+    // 7-record pages in batches of 3: two locator follow-ups per full page (none for the
+    // one-record pages read ahead).
+    expect(fake.requests.filter((r) => /\/query\/01g\w+-\d+$/.test(r.path))).toHaveLength(19)
     expect(t.connector).toMatchObject({ status: 'connected', lastSyncError: null })
   })
 
