@@ -86,8 +86,7 @@ export function readAhead(
     return { from: opened.from, page }
   })()
   // Awaited by the run that takes it, if any; until then a failure must not count as unhandled.
-  read.catch(() => undefined)
-  void read
+  read
     .finally(() => {
       request.signal?.removeEventListener('abort', discard)
       request.stop?.removeEventListener('abort', discard)
