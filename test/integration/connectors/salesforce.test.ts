@@ -456,6 +456,32 @@ describe('Salesforce connector through the real pipeline', () => {
     expect([t.accounts.length, t.people.length, t.activities.length]).toEqual([12, 38, 30])
   })
 
+  it('fails the next object’s run, and only that one, when its Bulk job read ahead fails', async () => {
+    await start()
+    const tenantId = await connected({ bulkMinRecords: 10 })
+    fake.failNextBulkJob('Contact', 'InvalidBatch : Failed to process query')
+    fake.requests.length = 0
+    const summary = await sync(tenantId, { pageSize: 2 })
+    expect(summary.status).toBe('failed')
+    expect(summary.streams.map((s) => [s.stream, s.status])).toEqual([
+      ['accounts', 'succeeded'],
+      ['contacts', 'failed'],
+      ['leads', 'succeeded'],
+      ['opportunities', 'succeeded'],
+      ['tasks', 'succeeded'],
+      ['events', 'succeeded'],
+    ])
+    expect(summary.streams[1]!.error).toMatch(/Bulk query job \w+ for Contact ended Failed/)
+    // The failed job was Contact's read ahead: created before Account's last page was read.
+    const log = fake.requests.map((r, at) => ({ ...r, at }))
+    const created = log.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs/query'))
+    const accountJob = log.find((r) => /\/jobs\/query\/750\w+\/results$/.test(r.path))!
+    const accountPages = log.filter((r) => r.path === accountJob.path)
+    expect(created[1]!.at).toBeLessThan(accountPages.at(-1)!.at)
+    const t = await tables(tenantId)
+    expect([t.accounts.length, t.people.length, t.activities.length]).toEqual([12, 8, 30])
+  })
+
   it("reads an object again with a new Bulk job when the old job's results are gone", async () => {
     await start()
     const tenantId = await connected({ bulkMinRecords: 10 })
