@@ -50,6 +50,15 @@ export function isDataError(err: unknown): boolean {
   return code !== undefined && (code.startsWith('22') || code.startsWith('23'))
 }
 
+/**
+ * Whether Postgres failed the statement to end a conflict with another transaction (a deadlock,
+ * 40P01, or a serialization failure, 40001): the same work may well succeed when tried again.
+ */
+export function isConflictError(err: unknown): boolean {
+  const code = postgresError(err).code
+  return code === '40P01' || code === '40001'
+}
+
 /** A failed statement in one line: "Postgres error 22003: value "…" is out of range …". */
 export function describePostgresError(err: unknown): string {
   const { code, message } = postgresError(err)

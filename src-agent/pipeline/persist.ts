@@ -24,6 +24,8 @@ export interface RecordsWrite {
   encoded?: EncodedRecords
   /** Which batches stagePage already COPYed into this transaction's staging tables. */
   staged?: StagedRecords
+  /** The batches' upserts, already written in this transaction by upsertRecords. */
+  upserted?: UpsertedRecords
   /**
    * The records are probably all new (a sync whose last page was): each table's rows are first
    * tried as one plain INSERT, which skips the per-row check for an existing row and fails on
@@ -145,12 +147,7 @@ export async function stagePage(
 export async function persistRecords(tx: Tx, write: RecordsWrite): Promise<PageCounts> {
   const counts: PageCounts = { created: 0, updated: 0, deleted: 0, errors: 0 }
   const { person, account, activity } = write.batches
-  const staged = write.staged ?? { person: false, account: false, activity: false }
-  const upserted = {
-    person: await upsertRows(tx, personTarget, write, person.upserts, staged.person),
-    account: await upsertRows(tx, accountTarget, write, account.upserts, staged.account),
-    activity: await upsertRows(tx, activityTarget, write, activity.upserts, staged.activity),
-  }
+  const upserted = write.upserted ?? (await upsertRecords(tx, write))
   for (const result of Object.values(upserted)) {
     counts.created += result.created
     counts.updated += result.updated
@@ -175,6 +172,27 @@ export async function persistRecords(tx: Tx, write: RecordsWrite): Promise<PageC
   counts.errors = rejects.length
   return counts
 }
+
+/**
+ * The upserts of persistRecords on their own, which it then leaves out (`upserted`): a sync
+ * writes a page's rows while the page before it is still committing, and the rest of the page
+ * (deletions, rejects, its cursor) once that one has.
+ */
+export async function upsertRecords(
+  tx: Tx,
+  write: Omit<RecordsWrite, 'upserted'>,
+): Promise<UpsertedRecords> {
+  const { person, account, activity } = write.batches
+  const staged = write.staged ?? { person: false, account: false, activity: false }
+  return {
+    person: await upsertRows(tx, personTarget, write, person.upserts, staged.person),
+    account: await upsertRows(tx, accountTarget, write, account.upserts, staged.account),
+    activity: await upsertRows(tx, activityTarget, write, activity.upserts, staged.activity),
+  }
+}
+
+/** Per entity type, what upsertRecords wrote. */
+export type UpsertedRecords = { readonly [E in EntityType]: Upserted }
 
 type RecordTable = typeof people | typeof accounts | typeof activities
 
@@ -352,7 +370,7 @@ const activityTarget = upsertTarget('activity', activities, [
   [activities.sourceData, (_r, raw) => raw],
 ])
 
-interface Upserted {
+export interface Upserted {
   created: number
   updated: number
   /** Records Postgres refused, with the field and its error. */

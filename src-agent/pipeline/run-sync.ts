@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto'
 import { and, eq, notInArray, sql, type SQL } from 'drizzle-orm'
 import type { DbHandle, Tx } from '../../db/client.js'
-import { describePostgresError } from '../../db/errors.js'
+import { describePostgresError, isConflictError } from '../../db/errors.js'
 import { connectors, syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
 import {
@@ -35,6 +36,7 @@ import {
   persistPage,
   persistSideTables,
   stagePage,
+  upsertRecords,
   type EncodedRecords,
   type PageCounts,
   type PageWrite,
@@ -582,6 +584,9 @@ async function readPages(
   // Whether the last committed page's rows were all new: the next page's probably are too (a
   // first or full sync), and persistPage then tries the cheapest insert first.
   let lastPageNew = true
+  // Each page's turn (see waitForTurn) is named after this call and its place in it.
+  const turnPrefix = `gtm-page:${randomUUID()}`
+  let pagesStarted = 0
   try {
     for (const [index, pending] of start.partitions.entries()) {
       const last = index === start.partitions.length - 1
@@ -691,11 +696,7 @@ async function readPages(
         const ready = await (prepared ?? preparePage(page.records))
         const previous = take()
         const settled = previous ? settle(previous) : undefined
-        writing = {
-          page,
-          upserts: upsertCount(ready.batches),
-          counts: writePage(page, ready, settled),
-        }
+        writing = writePage(page, ready, previous && settled && { page: previous, settled })
         if (settled) await settled
         if (!page.hasMore || chunkFull) {
           await settle(take()!)
@@ -711,17 +712,26 @@ async function readPages(
     }
 
     /**
-     * Writes one page in a transaction of its own: its rows are staged at once, then, once the
-     * page before it has committed and been counted (`previous`), moved into their tables with
-     * the stream's new cursor and committed. When the page before fails, or a stop came while
-     * it was written (that page was the one in hand), this one rolls back: it is read again
-     * next time.
+     * Writes one page in a transaction of its own. Its rows are staged and upserted into their
+     * tables at once, while the page before may still be writing (unless the two share a
+     * record). Then, once the page before has committed and been counted (`before`), the rest
+     * follows (deletions, rejects, the stream's new cursor) and the page commits. When
+     * the page before fails, or a stop came while it was written (that page was the one in
+     * hand), this one rolls back: it is read again next time.
+     *
+     * Waiting for the page before is done in Postgres too (its turn, an advisory lock its
+     * transaction holds), so that Postgres sees the wait: should another writer (a webhook
+     * event) wait for this page's rows while holding a row the page before needs, Postgres
+     * reports the deadlock and breaks it, where a wait it cannot see would hang all three.
      */
     function writePage(
       page: SyncResult,
       { batches, encoded }: PreparedPage,
-      previous: Promise<void> | undefined,
-    ): Promise<PageCounts> {
+      before: { page: PageInFlight; settled: Promise<void> } | undefined,
+    ): PageInFlight {
+      const turn = `${turnPrefix}:${++pagesStarted}`
+      let turnTaken!: () => void
+      const taken = new Promise<void>((resolve) => (turnTaken = resolve))
       const written = withTenant(deps.handle.db, tenantId, async (tx) => {
         const write: PageWrite = {
           tenantId,
@@ -734,20 +744,52 @@ async function readPages(
           cursor: page.cursor,
           finished: !page.hasMore,
         }
+        try {
+          await waitForTurn(tx, turn)
+        } finally {
+          // This page holds its turn (or never will): the next one may wait for it.
+          turnTaken()
+        }
         const staged = await stagePage(tx, write)
+        // The rows are upserted at once, while the page before may still be writing its own,
+        // unless the two pages share a record: one page would then wait for the other's row
+        // while that one waits for its turn. Those wait for the page before to commit.
+        const upserted =
+          before && sharesRecords(before.page.batches, batches)
+            ? undefined
+            : await upsertRecords(tx, {
+                ...write,
+                stream: write.stream.stream,
+                staged,
+                expectNew: lastPageNew,
+              })
         // Pages commit in order: a crash leaves the cursor of the last page whose rows are in.
-        if (previous) {
-          await previous
+        if (before) {
+          await before.page.turnTaken
+          await waitForTurn(tx, before.page.turn)
+          await before.settled
           if (request.signal?.aborted || request.stop?.aborted) throw cancelled()
         }
-        const pageCounts = await persistPage(tx, { ...write, staged, expectNew: lastPageNew })
+        const pageCounts = await persistPage(tx, {
+          ...write,
+          staged,
+          expectNew: lastPageNew,
+          ...(upserted ? { upserted } : {}),
+        })
         await persistSideTables(tx, connector, { tenantId, records: page.records, batches })
         return pageCounts
       })
       // Awaited by settle (and by the next page); until then a failure must not count as
-      // unhandled.
-      written.catch(() => undefined)
-      return written
+      // unhandled. A transaction that failed to begin has not run the callback above.
+      written.then(turnTaken, turnTaken)
+      return {
+        page,
+        upserts: upsertCount(batches),
+        counts: written,
+        batches,
+        turn,
+        turnTaken: taken,
+      }
     }
 
     /** Waits for a page's commit, then counts it and reports it. */
@@ -777,6 +819,35 @@ interface PageInFlight {
   /** How many of its records are upserts (not deletions or rejects). */
   upserts: number
   counts: Promise<PageCounts>
+  batches: PreparedRecords
+  /** The name of the advisory lock its transaction holds until it ends (see waitForTurn). */
+  turn: string
+  /**
+   * Resolves once its transaction holds its turn, or has failed before taking it: only then may
+   * the next page wait for that turn (taken first by the next page, it would be this page that
+   * waits, for a page that waits for it).
+   */
+  turnTaken: Promise<void>
+}
+
+/**
+ * Takes the transaction-scoped advisory lock named `turn`, waiting while another transaction
+ * holds it: a page takes its own turn first thing, and the next page waits for that turn.
+ */
+async function waitForTurn(tx: Tx, turn: string): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${turn}, 0))`)
+}
+
+/** Whether a record `batches` upserts is one `before` upserts or deletes. */
+function sharesRecords(before: PreparedRecords, batches: PreparedRecords): boolean {
+  return (['person', 'account', 'activity'] as const).some((entityType) => {
+    const upserts = batches[entityType].upserts
+    const { upserts: written, deletions } = before[entityType]
+    if (upserts.length === 0 || written.length + deletions.length === 0) return false
+    const ids = new Set(deletions)
+    for (const upsert of written) ids.add(upsert.record.externalId)
+    return upserts.some((upsert) => ids.has(upsert.record.externalId))
+  })
 }
 
 function upsertCount(batches: PreparedRecords): number {
@@ -1064,6 +1135,18 @@ function classify(err: unknown, vendor: string): SyncOutcome {
       runStatus: 'paused',
       connectorStatus: 'connected',
       connectorError: `paused: API quota. ${message}`,
+    }
+  }
+  if (isConflictError(err)) {
+    // Postgres broke a lock cycle with another writer (a webhook event) by failing this page:
+    // the connection is fine, and the next try resumes from the last committed page.
+    return {
+      code: 'db_query_failed',
+      message,
+      retryable: true,
+      runStatus: 'failed',
+      connectorStatus: 'connected',
+      connectorError: message,
     }
   }
   const retryable = err instanceof VendorError ? err.retryable : false

@@ -41,6 +41,11 @@ export interface PagerFake {
   update(kind: FakeKind, id: string, patch: Record<string, unknown>): FakeRecord
   remove(kind: FakeKind, id: string): FakeRecord
   setDelay(ms: number): void
+  /**
+   * Calls `fn` with the `after` of each /records request as it arrives, before its page is
+   * read: a test's way to change the feed between two pages of one sync.
+   */
+  onRequest(fn: ((after: number) => void) | undefined): void
   close(): Promise<void>
 }
 
@@ -49,6 +54,7 @@ export async function startPagerFake(options: PagerFakeOptions = {}): Promise<Pa
   let seq = 0
   let delayMs = options.delayMs ?? 0
   let failuresLeft = options.failFirst?.count ?? 0
+  let onRequest: ((after: number) => void) | undefined
   const byKey = new Map<string, FakeRecord>()
   const requests: number[] = []
   const clock = Date.parse('2026-01-01T00:00:00Z')
@@ -101,6 +107,7 @@ export async function startPagerFake(options: PagerFakeOptions = {}): Promise<Pa
       return
     }
     requests.push(after)
+    onRequest?.(after)
     if (options.failRequests?.includes(requests.length - 1)) {
       send(503, { error: 'unavailable' })
       return
@@ -136,6 +143,9 @@ export async function startPagerFake(options: PagerFakeOptions = {}): Promise<Pa
     remove: (kind, id) => put(kind, id, { deleted: true }),
     setDelay: (ms) => {
       delayMs = ms
+    },
+    onRequest: (fn) => {
+      onRequest = fn
     },
     close: () =>
       new Promise<void>((resolve) => {

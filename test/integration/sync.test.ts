@@ -10,9 +10,11 @@ import {
   streamState,
   syncRuns,
 } from '../../db/schema/index.js'
+import { postgresError } from '../../db/errors.js'
 import { withTenant } from '../../db/tenant.js'
 import { VendorError } from '../../shared/errors.js'
 import {
+  classifyFailure,
   failRun,
   finishRun,
   runPages,
@@ -119,17 +121,23 @@ describe('sync end to end through the pipeline', () => {
   })
 
   describe('while a page is being written', () => {
-    /** One of this test's agent sessions: its state, its last statement, whether it waits on the hold. */
+    /**
+     * One of this test's agent sessions: its state, its last statement, what it waits for (an
+     * 'advisory' lock: a page's turn), whether it waits on the hold.
+     */
     interface Session {
       pid: number
       state: string
       query: string
+      waitEvent: string | null
       waitsOnHold: boolean
     }
-    /** The run's row, held from another session. */
+    /** A row (the run's, unless said otherwise), held from another session. */
     interface Hold {
       /** This test's agent sessions. */
       sessions(): Promise<Session[]>
+      /** A statement in the holding transaction. */
+      query(text: string, params?: unknown[]): Promise<unknown>
       /** Lets go of the row, after killing the session waiting on it with 'kill'; once. */
       release(how: 'commit' | 'kill'): Promise<void>
     }
@@ -163,17 +171,20 @@ describe('sync end to end through the pipeline', () => {
      * counters are the last thing it updates) until `release`. Only this test's agent sessions
      * are looked at: other test files share the database.
      */
-    const holdRun = async (runId: string): Promise<Hold> => {
+    const holdRun = (runId: string): Promise<Hold> =>
+      holdRow('select 1 from sync_runs where id = $1 for update', [runId])
+    /** Holds the rows a `select … for update` locks, as holdRun does the run's. */
+    const holdRow = async (lock: string, params: unknown[]): Promise<Hold> => {
       const owner = ownerDb()
       const client = await owner.pool.connect()
       await client.query('begin')
-      await client.query('select 1 from sync_runs where id = $1 for update', [runId])
+      await client.query(lock, params)
       const sessions = async () => {
         // Within a transaction, the activity view is read once and kept: read it afresh.
         await client.query('select pg_stat_clear_snapshot()')
         return (
           await client.query<Session>(
-            `select pid, state, query, ` +
+            `select pid, state, query, wait_event as "waitEvent", ` +
               `pg_backend_pid() = any(pg_blocking_pids(pid)) as "waitsOnHold" ` +
               `from pg_stat_activity where application_name = $1`,
             [agent.applicationName],
@@ -183,6 +194,7 @@ describe('sync end to end through the pipeline', () => {
       let released = false
       const hold: Hold = {
         sessions,
+        query: (text, values) => client.query(text, values),
         release: async (how: 'commit' | 'kill') => {
           if (released) return
           released = true
@@ -201,25 +213,24 @@ describe('sync end to end through the pipeline', () => {
       holds.push(hold)
       return hold
     }
-    const stagedAhead = async (hold: Hold) => {
-      // One page waits on the held row; the next is staged on a session of its own, in a
-      // transaction that waits for the first to commit. That session is idle in its transaction
-      // at other moments too (between its first statements): it is staged once the last thing
-      // it did is end the savepoint its COPY ran in.
+    /**
+     * Waits until one page waits on the hold, and the next one, on a session of its own, has
+     * written what it writes before its turn and waits for it: for the first page's transaction
+     * to end (an advisory lock). `pages` such waits for turns, when more pages are in flight.
+     */
+    const writtenAhead = async (hold: Hold, turns = 1) => {
       await expect
         .poll(
           async () => {
             const sessions = await hold.sessions()
             return [
               sessions.some((s) => s.waitsOnHold),
-              sessions.some(
-                (s) => s.state === 'idle in transaction' && s.query.startsWith('release savepoint'),
-              ),
+              sessions.filter((s) => s.waitEvent === 'advisory').length,
             ]
           },
           { timeout: 10_000 },
         )
-        .toEqual([true, true])
+        .toEqual([true, turns])
     }
     const storedRows = async (tenantId: string) =>
       withTenant(agent.handle.db, tenantId, async (tx) => ({
@@ -230,18 +241,18 @@ describe('sync end to end through the pipeline', () => {
         cursors: (await tx.select().from(streamState)).map((r) => r.cursor),
       }))
 
-    it('stages the next page meanwhile and commits the pages in order', async () => {
+    it('writes the next page meanwhile and commits the pages in order', async () => {
       const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
       const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
       const hold = await holdRun(runId)
       const committed: Array<string | null> = []
       const running = pagesOf(tenantId, runId, (p) => committed.push(p.cursor))
-      await stagedAhead(hold)
-      // The second page's rows are in its staging tables, not yet moved into theirs.
+      await writtenAhead(hold)
+      // Both pages' rows were staged (page 1: accounts; page 2: accounts and people) and moved
+      // into their tables, while the first page waits to commit.
       const count = (match: (q: string) => boolean) => statements.filter(match).length
-      const copied = count((q) => q.startsWith('copy pg_temp.'))
-      const moved = count((q) => q.startsWith('insert into') && q.includes(' from pg_temp.'))
-      expect(copied).toBeGreaterThan(moved)
+      expect(count((q) => q.startsWith('copy pg_temp.'))).toBe(3)
+      expect(count((q) => q.startsWith('insert into') && q.includes(' from pg_temp.'))).toBe(3)
       // Nothing is in yet: the first page waits, and the second waits for the first.
       expect(await storedRows(tenantId)).toEqual({ rows: 0, cursors: [] })
       await hold.release('commit')
@@ -256,7 +267,7 @@ describe('sync end to end through the pipeline', () => {
       const hold = await holdRun(runId)
       const running = pagesOf(tenantId, runId)
       running.catch(() => undefined)
-      await stagedAhead(hold)
+      await writtenAhead(hold)
       // The first page's session dies: its page rolls back, and the second page with it.
       await hold.release('kill')
       await expect(running).rejects.toThrow()
@@ -265,6 +276,130 @@ describe('sync end to end through the pipeline', () => {
       const again = await runPages(agent, { tenantId, connectorType: 'test-pages', runId })
       expect(again).toMatchObject({ done: true, counts: { pages: 5, created: 120 } })
       expect(await storedRows(tenantId)).toEqual({ rows: 120, cursors: ['120'] })
+    })
+
+    it('lets Postgres break a deadlock with another writer instead of hanging', async () => {
+      const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
+      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
+      const hold = await holdRun(runId)
+      const running = pagesOf(tenantId, runId)
+      // The first page waits on the holder; the second has written its rows (p-1 among them).
+      const moved = () =>
+        statements.filter((q) => q.startsWith('insert into') && q.includes(' from pg_temp.'))
+      await expect
+        .poll(async () => [(await hold.sessions()).some((s) => s.waitsOnHold), moved().length], {
+          timeout: 10_000,
+        })
+        .toEqual([true, 3])
+      // The holder now writes p-1 too: it waits on the second page, which waits for the first,
+      // which waits on the holder. Postgres sees the cycle only if the second page's wait is
+      // one it can see; the holder looks first (its deadlock_timeout is the shortest) and is
+      // failed, so the pages go on.
+      await hold.query(`set local deadlock_timeout = '10ms'`)
+      const write = hold.query(
+        `insert into people (tenant_id, source, external_id) values ($1, 'test-pages', 'p-1')`,
+        [tenantId],
+      )
+      const stillWaiting = new Promise((resolve) => setTimeout(resolve, 5_000, 'still waiting'))
+      await expect(Promise.race([write, stillWaiting])).rejects.toMatchObject({ code: '40P01' })
+      await hold.release('commit')
+      expect(await running).toMatchObject({ done: true, counts: { pages: 5, created: 120 } })
+      expect(await storedRows(tenantId)).toEqual({ rows: 120, cursors: ['120'] })
+    })
+
+    it('fails the page, retryably, when Postgres picks it to break such a deadlock', async () => {
+      const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
+      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
+      const hold = await holdRun(runId)
+      const running = pagesOf(tenantId, runId)
+      running.catch(() => undefined)
+      await writtenAhead(hold)
+      // The same circle, but the holder waits longest before it looks: a page is failed.
+      await hold.query(`set local deadlock_timeout = '60s'`)
+      const write = hold.query(
+        `insert into people (tenant_id, source, external_id) values ($1, 'test-pages', 'p-1')`,
+        [tenantId],
+      )
+      const failure = await running.then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+      expect(postgresError(failure).code).toBe('40P01')
+      expect(classifyFailure(failure, 'Test')).toMatchObject({
+        code: 'db_query_failed',
+        retryable: true,
+        connectorStatus: 'connected',
+      })
+      await write
+      await hold.release('commit')
+      // Nothing of the run's pages is in: the next try reads them all again.
+      expect(await storedRows(tenantId)).toEqual({ rows: 1, cursors: [] })
+    })
+
+    it('upserts a record two pages in flight share only after the first has committed', async () => {
+      const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
+      await runSync(agent, { tenantId, connectorType: 'test-pages' })
+      // The next sync's first page updates p-7, then p-8; its second updates p-8 again, changed
+      // between the two pages' reads.
+      for (const i of [7, 8, ...Array.from({ length: 24 }, (_, k) => k + 10)]) {
+        fake.update('person', `p-${i}`, { title: `Title ${i}` })
+      }
+      const firstPageEnd = Math.max(...fake.records().map((r) => r.seq)) - 1
+      fake.onRequest((after) => {
+        if (after === firstPageEnd) fake.update('person', 'p-8', { title: 'Second' })
+      })
+      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
+      // The first page's upsert waits on p-7's row, before it reaches p-8, until the second
+      // page is waiting for its turn.
+      const hold = await holdRow(
+        `select 1 from people where tenant_id = $1 and external_id = 'p-7' for update`,
+        [tenantId],
+      )
+      const running = pagesOf(tenantId, runId)
+      await writtenAhead(hold)
+      await hold.release('commit')
+      expect(await running).toMatchObject({
+        done: true,
+        counts: { pages: 2, created: 0, updated: 27, deleted: 0 },
+      })
+      const p8 = await withTenant(agent.handle.db, tenantId, (tx) =>
+        tx.select().from(people).where(eq(people.externalId, 'p-8')),
+      )
+      expect(p8).toMatchObject([{ title: 'Second' }])
+    })
+
+    it('leaves a record the page before deletes alone until that page has committed', async () => {
+      const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
+      await runSync(agent, { tenantId, connectorType: 'test-pages' })
+      // The next sync's first page deletes p-5 and act-3; its second brings act-3 back, changed
+      // between the two pages' reads.
+      fake.remove('person', 'p-5')
+      fake.remove('activity', 'act-3')
+      for (let i = 10; i <= 33; i++) fake.update('person', `p-${i}`, { title: `Title ${i}` })
+      const firstPageEnd = Math.max(...fake.records().map((r) => r.seq)) - 1
+      fake.onRequest((after) => {
+        if (after === firstPageEnd) {
+          fake.update('activity', 'act-3', { deleted: false, details: { subject: 'Back' } })
+        }
+      })
+      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
+      // The first page's deletions wait on p-5's row meanwhile: the second page is by then
+      // waiting for its turn, having written what it may before it.
+      const hold = await holdRow(
+        `select 1 from people where tenant_id = $1 and external_id = 'p-5' for update`,
+        [tenantId],
+      )
+      const running = pagesOf(tenantId, runId)
+      await writtenAhead(hold)
+      await hold.release('commit')
+      expect(await running).toMatchObject({
+        done: true,
+        counts: { pages: 2, created: 0, updated: 25, deleted: 2 },
+      })
+      const act3 = await withTenant(agent.handle.db, tenantId, (tx) =>
+        tx.select().from(activities).where(eq(activities.externalId, 'act-3')),
+      )
+      expect(act3).toMatchObject([{ deletedAt: null, properties: { subject: 'Back' } }])
     })
   })
 
