@@ -232,6 +232,18 @@ describe('sync end to end through the pipeline', () => {
         )
         .toEqual([true, turns])
     }
+    /** A fresh tenant's run (5 pages of 25 records), its row held. */
+    const heldRun = async () => {
+      const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
+      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
+      return { tenantId, runId, hold: await holdRun(runId) }
+    }
+    /** The holder writes p-1, a person of the run's second page. */
+    const writeFirstPerson = (hold: Hold, tenantId: string) =>
+      hold.query(
+        `insert into people (tenant_id, source, external_id) values ($1, 'test-pages', 'p-1')`,
+        [tenantId],
+      )
     const storedRows = async (tenantId: string) =>
       withTenant(agent.handle.db, tenantId, async (tx) => ({
         rows:
@@ -242,9 +254,7 @@ describe('sync end to end through the pipeline', () => {
       }))
 
     it('writes the next page meanwhile and commits the pages in order', async () => {
-      const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
-      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
-      const hold = await holdRun(runId)
+      const { tenantId, runId, hold } = await heldRun()
       const committed: Array<string | null> = []
       const running = pagesOf(tenantId, runId, (p) => committed.push(p.cursor))
       await writtenAhead(hold)
@@ -262,9 +272,7 @@ describe('sync end to end through the pipeline', () => {
     })
 
     it('rolls the staged page back when the page before it fails, and the run resumes from the last commit', async () => {
-      const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
-      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
-      const hold = await holdRun(runId)
+      const { tenantId, runId, hold } = await heldRun()
       const running = pagesOf(tenantId, runId)
       running.catch(() => undefined)
       await writtenAhead(hold)
@@ -279,9 +287,7 @@ describe('sync end to end through the pipeline', () => {
     })
 
     it('lets Postgres break a deadlock with another writer instead of hanging', async () => {
-      const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
-      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
-      const hold = await holdRun(runId)
+      const { tenantId, runId, hold } = await heldRun()
       const running = pagesOf(tenantId, runId)
       // The first page waits on the holder; the second has written its rows (p-1 among them).
       const moved = () =>
@@ -296,10 +302,7 @@ describe('sync end to end through the pipeline', () => {
       // one it can see; the holder looks first (its deadlock_timeout is the shortest) and is
       // failed, so the pages go on.
       await hold.query(`set local deadlock_timeout = '10ms'`)
-      const write = hold.query(
-        `insert into people (tenant_id, source, external_id) values ($1, 'test-pages', 'p-1')`,
-        [tenantId],
-      )
+      const write = writeFirstPerson(hold, tenantId)
       const stillWaiting = new Promise((resolve) => setTimeout(resolve, 5_000, 'still waiting'))
       await expect(Promise.race([write, stillWaiting])).rejects.toMatchObject({ code: '40P01' })
       await hold.release('commit')
@@ -308,18 +311,13 @@ describe('sync end to end through the pipeline', () => {
     })
 
     it('fails the page, retryably, when Postgres picks it to break such a deadlock', async () => {
-      const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
-      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
-      const hold = await holdRun(runId)
+      const { tenantId, runId, hold } = await heldRun()
       const running = pagesOf(tenantId, runId)
       running.catch(() => undefined)
       await writtenAhead(hold)
       // The same circle, but the holder waits longest before it looks: a page is failed.
       await hold.query(`set local deadlock_timeout = '60s'`)
-      const write = hold.query(
-        `insert into people (tenant_id, source, external_id) values ($1, 'test-pages', 'p-1')`,
-        [tenantId],
-      )
+      const write = writeFirstPerson(hold, tenantId)
       const failure = await running.then(
         () => undefined,
         (err: unknown) => err,
@@ -336,6 +334,31 @@ describe('sync end to end through the pipeline', () => {
       expect(await storedRows(tenantId)).toEqual({ rows: 1, cursors: [] })
     })
 
+    /**
+     * The next sync of a tenant synced once, its first page held up on a person's row (one it
+     * writes) until the second page waits for its turn. `between` changes the feed once the
+     * first page is read, before the second is.
+     */
+    const syncWithFirstPageHeld = async (
+      tenantId: string,
+      heldPerson: string,
+      between: () => void,
+    ) => {
+      const firstPageEnd = Math.max(...fake.records().map((r) => r.seq)) - 1
+      fake.onRequest((after) => {
+        if (after === firstPageEnd) between()
+      })
+      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
+      const hold = await holdRow(
+        `select 1 from people where tenant_id = $1 and external_id = $2 for update`,
+        [tenantId, heldPerson],
+      )
+      const running = pagesOf(tenantId, runId)
+      await writtenAhead(hold)
+      await hold.release('commit')
+      return running
+    }
+
     it('upserts a record two pages in flight share only after the first has committed', async () => {
       const tenantId = await connectedTenant(agent, fake, { pageSize: 25 })
       await runSync(agent, { tenantId, connectorType: 'test-pages' })
@@ -344,20 +367,10 @@ describe('sync end to end through the pipeline', () => {
       for (const i of [7, 8, ...Array.from({ length: 24 }, (_, k) => k + 10)]) {
         fake.update('person', `p-${i}`, { title: `Title ${i}` })
       }
-      const firstPageEnd = Math.max(...fake.records().map((r) => r.seq)) - 1
-      fake.onRequest((after) => {
-        if (after === firstPageEnd) fake.update('person', 'p-8', { title: 'Second' })
-      })
-      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
-      // The first page's upsert waits on p-7's row, before it reaches p-8, until the second
-      // page is waiting for its turn.
-      const hold = await holdRow(
-        `select 1 from people where tenant_id = $1 and external_id = 'p-7' for update`,
-        [tenantId],
+      // The first page's upsert waits on p-7's row, before it reaches p-8.
+      const running = syncWithFirstPageHeld(tenantId, 'p-7', () =>
+        fake.update('person', 'p-8', { title: 'Second' }),
       )
-      const running = pagesOf(tenantId, runId)
-      await writtenAhead(hold)
-      await hold.release('commit')
       expect(await running).toMatchObject({
         done: true,
         counts: { pages: 2, created: 0, updated: 27, deleted: 0 },
@@ -376,22 +389,10 @@ describe('sync end to end through the pipeline', () => {
       fake.remove('person', 'p-5')
       fake.remove('activity', 'act-3')
       for (let i = 10; i <= 33; i++) fake.update('person', `p-${i}`, { title: `Title ${i}` })
-      const firstPageEnd = Math.max(...fake.records().map((r) => r.seq)) - 1
-      fake.onRequest((after) => {
-        if (after === firstPageEnd) {
-          fake.update('activity', 'act-3', { deleted: false, details: { subject: 'Back' } })
-        }
-      })
-      const { runId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
-      // The first page's deletions wait on p-5's row meanwhile: the second page is by then
-      // waiting for its turn, having written what it may before it.
-      const hold = await holdRow(
-        `select 1 from people where tenant_id = $1 and external_id = 'p-5' for update`,
-        [tenantId],
+      // The first page's deletions wait on p-5's row (persons first, then activities).
+      const running = syncWithFirstPageHeld(tenantId, 'p-5', () =>
+        fake.update('activity', 'act-3', { deleted: false, details: { subject: 'Back' } }),
       )
-      const running = pagesOf(tenantId, runId)
-      await writtenAhead(hold)
-      await hold.release('commit')
       expect(await running).toMatchObject({
         done: true,
         counts: { pages: 2, created: 0, updated: 25, deleted: 2 },
