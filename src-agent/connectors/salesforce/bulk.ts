@@ -141,7 +141,10 @@ export async function readResultPage(
   // A read-ahead went through the retry policy like any request: its failure is this page's.
   const { body, headers } = await (takeReadAhead(session, input.jobId, url) ?? get())
   const next = headers['sforce-locator']
-  if (next !== undefined && next !== 'null' && next !== '') {
+  // A page of one record is the pipeline's look at a stream before its run starts
+  // (pipeline/read-ahead.ts): the run goes on at its own page size, so a next page of one
+  // record would never be taken, only paid for out of the org's daily API allowance.
+  if (next !== undefined && next !== 'null' && next !== '' && input.maxRecords > 1) {
     startReadAhead(session, input.jobId, resultsUrl(session, { ...input, locator: next }))
   }
   const rows = parseCsv(body)

@@ -232,28 +232,42 @@ async function startBulk(
 ): Promise<BulkState | null> {
   const { session, config } = ctx
   const { object } = fields
-  const job = await createQueryJob(session, bulkQuery({ object, fields: fields.fields, position }))
-  if (!job) {
-    ctx.log?.info(
-      { object },
-      'salesforce bulk query not supported for this object; reading over REST',
-    )
-    return null
-  }
-  ctx.log?.info({ object, jobId: job.id }, 'salesforce bulk query job created')
-  const done = await waitForJob(session, job.id, {
-    intervalMs: config.bulkPollIntervalMs,
-    timeoutMs: config.bulkPollTimeoutMs,
-    object,
-  })
-  return {
-    jobId: job.id,
-    locator: null,
-    read: 0,
-    expected: done.numberRecordsProcessed,
-    since: new Date(Date.parse(job.createdDate)).toISOString(),
+  for (let started = 1; ; started++) {
+    const query = bulkQuery({ object, fields: fields.fields, position })
+    const job = await createQueryJob(session, query)
+    if (!job) {
+      ctx.log?.info(
+        { object },
+        'salesforce bulk query not supported for this object; reading over REST',
+      )
+      return null
+    }
+    ctx.log?.info({ object, jobId: job.id }, 'salesforce bulk query job created')
+    try {
+      const done = await waitForJob(session, job.id, {
+        intervalMs: config.bulkPollIntervalMs,
+        timeoutMs: config.bulkPollTimeoutMs,
+        object,
+      })
+      return {
+        jobId: job.id,
+        locator: null,
+        read: 0,
+        expected: done.numberRecordsProcessed,
+        since: new Date(Date.parse(job.createdDate)).toISOString(),
+      }
+    } catch (err) {
+      // A job Salesforce no longer knows while it works (deleted from Setup or by another
+      // tool) is started again, as a read whose results are gone is; a few times at most.
+      const { code } = salesforceError(err)
+      if (!RESULTS_GONE.has(code) || started >= MAX_BULK_JOB_STARTS) throw err
+      ctx.log?.warn({ object, jobId: job.id, code }, 'salesforce bulk job gone; starting a new one')
+    }
   }
 }
+
+/** Jobs started for one read of an object when each one vanishes while it works. */
+const MAX_BULK_JOB_STARTS = 3
 
 /**
  * One page of a finished Bulk job. After the last page the object's position becomes the job's

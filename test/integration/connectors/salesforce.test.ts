@@ -449,9 +449,9 @@ describe('Salesforce connector through the real pipeline', () => {
     expect(contact.length).toBeGreaterThan(2)
     // Contact's job was created before Account's last page was read…
     expect(jobsCreated[1]).toBeLessThan(account.at(-1)!)
-    // …but no more of it was read before that than its first page and the one the connector
-    // asks for as soon as a page arrives.
-    expect(contact[2]).toBeGreaterThan(account.at(-1)!)
+    // …but no more of it was read before that than its first record: not even the page after
+    // it, which the connector asks for as soon as a page of more than one record arrives.
+    expect(contact[1]).toBeGreaterThan(account.at(-1)!)
     const t = await tables(tenantId)
     expect([t.accounts.length, t.people.length, t.activities.length]).toEqual([12, 38, 30])
   })
@@ -482,6 +482,71 @@ describe('Salesforce connector through the real pipeline', () => {
     expect([t.accounts.length, t.people.length, t.activities.length]).toEqual([12, 8, 30])
   })
 
+  it('drops the next object’s Bulk job read ahead when the sync is stopped before it starts', async () => {
+    // Contact's job, read ahead while Account is read, works for a while; once stopped, it never
+    // completes.
+    await start({ bulkPollsToComplete: 4 })
+    const tenantId = await connected({ bulkMinRecords: 10 })
+    fake.requests.length = 0
+    const stop = new AbortController()
+    const contactJobCreated = () =>
+      fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs/query')).length >= 2
+    const syncing = runSync(agent, {
+      tenantId,
+      connectorType: TYPE,
+      pageSize: 2,
+      stop: stop.signal,
+      onProgress: () => {
+        if (!stop.signal.aborted && contactJobCreated()) {
+          fake.stallBulkJobs(true)
+          stop.abort()
+        }
+      },
+    })
+    // Were the read ahead left polling, the sync would wait for it and never end.
+    const stillRunning = new Promise((resolve) => setTimeout(resolve, 10_000, 'still running'))
+    const summary = await Promise.race([syncing, stillRunning])
+    expect(summary).toMatchObject({ status: 'failed', errorCode: 'sync_cancelled' })
+    // Only Account's run started, and nothing is asked of the org after the sync has ended.
+    expect((summary as SyncSummary).streams.map((s) => s.stream)).toEqual(['accounts'])
+    const asked = fake.requests.length
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    expect(fake.requests.length).toBe(asked)
+    const t = await tables(tenantId)
+    expect(t.people).toEqual([])
+    expect(t.runs.map((r) => [r.stream, r.status])).toEqual([['accounts', 'failed']])
+  })
+
+  it('starts a new Bulk job when Salesforce forgets the one it is working on', async () => {
+    // Each job is polled three times before it completes: time enough to forget the first one.
+    await start({ bulkPollsToComplete: 3 })
+    const tenantId = await connected({ bulkMinRecords: 10 })
+    fake.requests.length = 0
+    const created = () =>
+      fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs/query'))
+    const watch = setInterval(() => {
+      if (created().length === 1) {
+        clearInterval(watch)
+        fake.expireBulkJobs()
+      }
+    }, 5)
+    try {
+      const summary = await sync(tenantId, { pageSize: 2 })
+      expect(summary).toMatchObject({ status: 'succeeded', created: 80, errors: 0 })
+    } finally {
+      clearInterval(watch)
+    }
+    // Account's first job was gone at its next poll; a second one read it. Then Contact,
+    // Opportunity and Task.
+    const gone = fake.requests.filter((r) => r.status === 404).map((r) => r.path)
+    expect(gone).toHaveLength(1)
+    expect(gone[0]).toMatch(/\/jobs\/query\/750\w+$/)
+    expect(created()).toHaveLength(5)
+    expect(agent.logLines()).toContain('salesforce bulk job gone; starting a new one')
+    const t = await tables(tenantId)
+    expect([t.accounts.length, t.people.length, t.activities.length]).toEqual([12, 38, 30])
+  })
+
   it("reads an object again with a new Bulk job when the old job's results are gone", async () => {
     await start()
     const tenantId = await connected({ bulkMinRecords: 10 })
@@ -499,12 +564,13 @@ describe('Salesforce connector through the real pipeline', () => {
     })
     expect(summary).toMatchObject({ status: 'succeeded', created: 80, errors: 0 })
     // Account, Contact, Opportunity and Task are read with Bulk, each with a job of its own, and
-    // each object whose results were gone with a new one: Account, and Contact too when its job
-    // (created while Account was read) was already under way.
+    // each object whose job was gone with a new one: Account, and Contact too when its job
+    // (created while Account was read) was already under way, its results read or its status
+    // still polled.
     const jobs = fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs/query'))
     const gone = fake.requests.filter((r) => r.status === 404).map((r) => r.path)
     expect(gone.length).toBeGreaterThanOrEqual(1)
-    for (const path of gone) expect(path).toMatch(/\/jobs\/query\/750\w+\/results$/)
+    for (const path of gone) expect(path).toMatch(/\/jobs\/query\/750\w+(\/results)?$/)
     expect(jobs.length).toBe(4 + gone.length)
     expect(agent.logLines()).toContain('salesforce bulk results gone')
     const t = await tables(tenantId)
