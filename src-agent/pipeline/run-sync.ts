@@ -695,9 +695,9 @@ async function readPages(
         }
         const ready = await (prepared ?? preparePage(page.records))
         const previous = take()
-        const settled = previous ? settle(previous) : undefined
-        writing = writePage(page, ready, previous && settled && { page: previous, settled })
-        if (settled) await settled
+        const before = previous && { page: previous, settled: settle(previous) }
+        writing = writePage(page, ready, before)
+        if (before) await before.settled
         if (!page.hasMore || chunkFull) {
           await settle(take()!)
           return { done: !page.hasMore, cursor: page.cursor }

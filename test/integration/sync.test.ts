@@ -216,9 +216,9 @@ describe('sync end to end through the pipeline', () => {
     /**
      * Waits until one page waits on the hold, and the next one, on a session of its own, has
      * written what it writes before its turn and waits for it: for the first page's transaction
-     * to end (an advisory lock). `pages` such waits for turns, when more pages are in flight.
+     * to end (an advisory lock).
      */
-    const writtenAhead = async (hold: Hold, turns = 1) => {
+    const writtenAhead = async (hold: Hold) => {
       await expect
         .poll(
           async () => {
@@ -230,7 +230,7 @@ describe('sync end to end through the pipeline', () => {
           },
           { timeout: 10_000 },
         )
-        .toEqual([true, turns])
+        .toEqual([true, 1])
     }
     /** A fresh tenant's run (5 pages of 25 records), its row held. */
     const heldRun = async () => {

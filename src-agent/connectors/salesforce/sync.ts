@@ -232,8 +232,8 @@ async function startBulk(
 ): Promise<BulkState | null> {
   const { session, config } = ctx
   const { object } = fields
+  const query = bulkQuery({ object, fields: fields.fields, position })
   for (let started = 1; ; started++) {
-    const query = bulkQuery({ object, fields: fields.fields, position })
     const job = await createQueryJob(session, query)
     if (!job) {
       ctx.log?.info(
