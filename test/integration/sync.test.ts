@@ -134,12 +134,17 @@ describe('sync end to end through the pipeline', () => {
     }
     /** A row (the run's, unless said otherwise), held from another session. */
     interface Hold {
+      /** The holding session's backend. */
+      pid: number
       /** This test's agent sessions. */
       sessions(): Promise<Session[]>
       /** A statement in the holding transaction. */
       query(text: string, params?: unknown[]): Promise<unknown>
-      /** Lets go of the row, after killing the session waiting on it with 'kill'; once. */
-      release(how: 'commit' | 'kill'): Promise<void>
+      /**
+       * Lets go of the row, after killing the session waiting on it with 'kill'; undoes what the
+       * holding transaction wrote with 'rollback'; once.
+       */
+      release(how: 'commit' | 'rollback' | 'kill'): Promise<void>
     }
     let holds: Hold[] = []
     let runs: Array<Promise<unknown>> = []
@@ -179,6 +184,8 @@ describe('sync end to end through the pipeline', () => {
       const client = await owner.pool.connect()
       await client.query('begin')
       await client.query(lock, params)
+      const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!
+        .pid
       const sessions = async () => {
         // Within a transaction, the activity view is read once and kept: read it afresh.
         await client.query('select pg_stat_clear_snapshot()')
@@ -193,9 +200,10 @@ describe('sync end to end through the pipeline', () => {
       }
       let released = false
       const hold: Hold = {
+        pid,
         sessions,
         query: (text, values) => client.query(text, values),
-        release: async (how: 'commit' | 'kill') => {
+        release: async (how: 'commit' | 'rollback' | 'kill') => {
           if (released) return
           released = true
           try {
@@ -203,7 +211,7 @@ describe('sync end to end through the pipeline', () => {
               const page = (await sessions()).find((s) => s.waitsOnHold)
               await client.query('select pg_terminate_backend($1)', [page!.pid])
             }
-            await client.query('commit')
+            await client.query(how === 'rollback' ? 'rollback' : 'commit')
           } finally {
             client.release()
             await owner.close()
@@ -312,12 +320,34 @@ describe('sync end to end through the pipeline', () => {
 
     it('fails the page, retryably, when Postgres picks it to break such a deadlock', async () => {
       const { tenantId, runId, hold } = await heldRun()
+      // The first page first waits on another session, one that wrote acc-1 (of its accounts).
+      const first = await holdRow(
+        `insert into accounts (tenant_id, source, external_id, name) ` +
+          `values ($1, 'test-pages', 'acc-1', 'Held')`,
+        [tenantId],
+      )
       const running = pagesOf(tenantId, runId)
       running.catch(() => undefined)
-      await writtenAhead(hold)
-      // The same circle, but the holder waits longest before it looks: a page is failed.
+      await writtenAhead(first)
+      // The holder of the run's row writes p-1: it waits on the second page. It waits longest
+      // before it looks for a circle.
       await hold.query(`set local deadlock_timeout = '60s'`)
       const write = writeFirstPerson(hold, tenantId)
+      await expect
+        .poll(async () => {
+          const waits = (await first.query('select pg_blocking_pids($1) as p', [hold.pid])) as {
+            rows: Array<{ p: number[] }>
+          }
+          return waits.rows[0]!.p.length
+        })
+        .toBe(1)
+      // The first page goes on and waits on the run's row: the circle closes with a wait that
+      // has just begun. Postgres looks for a circle once per wait, deadlock_timeout after it
+      // began, so a page is picked (the first, or the second if its own look comes earlier),
+      // and the holder's write goes through.
+      await first.release('rollback')
+      await write
+      await hold.release('commit')
       const failure = await running.then(
         () => undefined,
         (err: unknown) => err,
@@ -328,10 +358,19 @@ describe('sync end to end through the pipeline', () => {
         retryable: true,
         connectorStatus: 'connected',
       })
-      await write
-      await hold.release('commit')
-      // Nothing of the run's pages is in: the next try reads them all again.
-      expect(await storedRows(tenantId)).toEqual({ rows: 1, cursors: [] })
+      // Only whole pages are in: none, or the first (25 accounts), besides the holder's p-1.
+      const committed = await storedRows(tenantId)
+      expect([
+        { rows: 1, cursors: [] },
+        { rows: 26, cursors: ['25'] },
+      ]).toContainEqual(committed)
+      // The next try reads on from the last committed page, and every record lands once.
+      const again = await runPages(agent, { tenantId, connectorType: 'test-pages', runId })
+      expect(again).toMatchObject({
+        done: true,
+        counts: { pages: 5 - committed.cursors.length, updated: 1 },
+      })
+      expect(await storedRows(tenantId)).toEqual({ rows: 120, cursors: ['120'] })
     })
 
     /**
