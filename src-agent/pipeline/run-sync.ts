@@ -1,7 +1,5 @@
-import { randomUUID } from 'node:crypto'
 import { and, eq, notInArray, sql, type SQL } from 'drizzle-orm'
 import type { DbHandle, Tx } from '../../db/client.js'
-import { describePostgresError, isConflictError } from '../../db/errors.js'
 import { connectors, syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
 import {
@@ -25,24 +23,17 @@ import {
   syncRunsTotal,
   withCallLabels,
 } from '../telemetry/metrics.js'
-import { NEEDS_REAUTH_PREFIX, openConnection } from './connection.js'
+import { openConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { fetchPage } from './fetch-page.js'
 import { readAhead, type PageAhead } from './read-ahead.js'
 import { requireAgreement } from './agreements.js'
 import { limitHeapGrowth } from './heap.js'
-import {
-  encodeRecords,
-  persistPage,
-  persistSideTables,
-  stagePage,
-  upsertRecords,
-  type EncodedRecords,
-  type PageCounts,
-  type PageWrite,
-} from './persist.js'
-import { prepareRecordsInSlices, type PreparedRecords } from './prepare.js'
-import { boundedMessage } from './storable.js'
+import { encodeRecords } from './persist.js'
+import { pageWriter, type PageInFlight, type PreparedPage } from './page-writer.js'
+import { prepareRecordsInSlices } from './prepare.js'
+import { classifyFailure, syncCancelled, type SyncOutcome } from './sync-failure.js'
+import { withSyncLock } from './sync-lock.js'
 import {
   markFailed,
   pendingPartitions,
@@ -229,7 +220,7 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
     const failed = results.find((r) => r.status !== 'succeeded')
     progress(failed || stopped() ? 'failed' : 'complete', current)
     if (results.length === 0 || (stopped() && !failed)) {
-      const outcome = classifyFailure(cancelled(), connector.name)
+      const outcome = classifyFailure(syncCancelled(), connector.name)
       return { status: 'failed', mode, streams: results, ...counts, ...failureFields(outcome) }
     }
     if (!failed) return { status: 'succeeded', mode, streams: results, ...counts }
@@ -312,7 +303,7 @@ async function syncStream(
     return { stream, runId: run.runId, status: 'succeeded', cursor: result.cursor, ...counts }
   } catch (err) {
     // Stopped on request, wherever the signal caught it (between pages or in a request).
-    const outcome = await failRun(deps, target, stopped() ? cancelled() : err)
+    const outcome = await failRun(deps, target, stopped() ? syncCancelled() : err)
     return {
       stream,
       runId: run.runId,
@@ -490,12 +481,6 @@ export interface RunPagesRequest extends RunTarget {
   ) => void
 }
 
-/** A page ready to write: its prepared batches and their COPY text. */
-interface PreparedPage {
-  batches: PreparedRecords
-  encoded: EncodedRecords
-}
-
 /**
  * Records prepared or encoded between two looks at the event loop: about a millisecond of work,
  * so that the current page's statements go out as soon as Postgres answers the one before.
@@ -584,9 +569,6 @@ async function readPages(
   // Whether the last committed page's rows were all new: the next page's probably are too (a
   // first or full sync), and persistPage then tries the cheapest insert first.
   let lastPageNew = true
-  // Each page's turn (see waitForTurn) is named after this call and its place in it.
-  const turnPrefix = `gtm-page:${randomUUID()}`
-  let pagesStarted = 0
   try {
     for (const [index, pending] of start.partitions.entries()) {
       const last = index === start.partitions.length - 1
@@ -650,6 +632,18 @@ async function readPages(
       pending.catch(() => undefined)
       return pending
     }
+    const stopped = () => Boolean(request.signal?.aborted || request.stop?.aborted)
+    const writePage = pageWriter({
+      db: deps.handle.db,
+      tenantId,
+      source: connectorType,
+      connector,
+      runId,
+      stream: start.key,
+      partition,
+      expectNew: () => lastPageNew,
+      stopped,
+    })
     let pending = takeFirstPage(cursor) ?? fetchFrom(cursor)
     // The prefetched page, mapped, checked and encoded as soon as it arrives (see below).
     let preparing: Promise<PreparedPage> | undefined
@@ -662,11 +656,11 @@ async function readPages(
     }
     try {
       for (;;) {
-        if (request.signal?.aborted || request.stop?.aborted) {
+        if (stopped()) {
           // The page in hand is written and counted; nothing after it starts.
           const last = take()
           if (last) await settle(last)
-          throw cancelled()
+          throw syncCancelled()
         }
         const page = await pending
         if (!readOne) {
@@ -711,87 +705,6 @@ async function readPages(
       if (last) await settle(last).catch(() => undefined)
     }
 
-    /**
-     * Writes one page in a transaction of its own. Its rows are staged and upserted into their
-     * tables at once, while the page before may still be writing (unless the two share a
-     * record). Then, once the page before has committed and been counted (`before`), the rest
-     * follows (deletions, rejects, the stream's new cursor) and the page commits. When
-     * the page before fails, or a stop came while it was written (that page was the one in
-     * hand), this one rolls back: it is read again next time.
-     *
-     * Waiting for the page before is done in Postgres too (its turn, an advisory lock its
-     * transaction holds), so that Postgres sees the wait: should another writer (a webhook
-     * event) wait for this page's rows while holding a row the page before needs, Postgres
-     * reports the deadlock and breaks it, where a wait it cannot see would hang all three.
-     */
-    function writePage(
-      page: SyncResult,
-      { batches, encoded }: PreparedPage,
-      before: { page: PageInFlight; settled: Promise<void> } | undefined,
-    ): PageInFlight {
-      const turn = `${turnPrefix}:${++pagesStarted}`
-      let turnTaken!: () => void
-      const taken = new Promise<void>((resolve) => (turnTaken = resolve))
-      const written = withTenant(deps.handle.db, tenantId, async (tx) => {
-        const write: PageWrite = {
-          tenantId,
-          source: connectorType,
-          runId,
-          batches,
-          encoded,
-          stream: start.key,
-          partition,
-          cursor: page.cursor,
-          finished: !page.hasMore,
-        }
-        try {
-          await waitForTurn(tx, turn)
-        } finally {
-          // This page holds its turn (or never will): the next one may wait for it.
-          turnTaken()
-        }
-        const staged = await stagePage(tx, write)
-        // The rows are upserted at once, while the page before may still be writing its own,
-        // unless the two pages share a record: one page would then wait for the other's row
-        // while that one waits for its turn. Those wait for the page before to commit.
-        const upserted =
-          before && sharesRecords(before.page.batches, batches)
-            ? undefined
-            : await upsertRecords(tx, {
-                ...write,
-                stream: write.stream.stream,
-                staged,
-                expectNew: lastPageNew,
-              })
-        // Pages commit in order: a crash leaves the cursor of the last page whose rows are in.
-        if (before) {
-          await before.page.turnTaken
-          await waitForTurn(tx, before.page.turn)
-          await before.settled
-          if (request.signal?.aborted || request.stop?.aborted) throw cancelled()
-        }
-        const pageCounts = await persistPage(tx, {
-          ...write,
-          staged,
-          expectNew: lastPageNew,
-          ...(upserted ? { upserted } : {}),
-        })
-        await persistSideTables(tx, connector, { tenantId, records: page.records, batches })
-        return pageCounts
-      })
-      // Awaited by settle (and by the next page); until then a failure must not count as
-      // unhandled. A transaction that failed to begin has not run the callback above.
-      written.then(turnTaken, turnTaken)
-      return {
-        page,
-        upserts: upsertCount(batches),
-        counts: written,
-        batches,
-        turn,
-        turnTaken: taken,
-      }
-    }
-
     /** Waits for a page's commit, then counts it and reports it. */
     async function settle({ page, upserts, counts: written }: PageInFlight): Promise<void> {
       const pageCounts = await written
@@ -811,49 +724,6 @@ async function readPages(
       })
     }
   }
-}
-
-/** A page whose transaction is under way, and the counts it resolves to once committed. */
-interface PageInFlight {
-  page: SyncResult
-  /** How many of its records are upserts (not deletions or rejects). */
-  upserts: number
-  counts: Promise<PageCounts>
-  batches: PreparedRecords
-  /** The name of the advisory lock its transaction holds until it ends (see waitForTurn). */
-  turn: string
-  /**
-   * Resolves once its transaction holds its turn, or has failed before taking it: only then may
-   * the next page wait for that turn (taken first by the next page, it would be this page that
-   * waits, for a page that waits for it).
-   */
-  turnTaken: Promise<void>
-}
-
-/**
- * Takes the transaction-scoped advisory lock named `turn`, waiting while another transaction
- * holds it: a page takes its own turn first thing, and the next page waits for that turn.
- */
-async function waitForTurn(tx: Tx, turn: string): Promise<void> {
-  await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${turn}, 0))`)
-}
-
-/** Whether a record `batches` upserts is one `before` upserts or deletes. */
-function sharesRecords(before: PreparedRecords, batches: PreparedRecords): boolean {
-  return (['person', 'account', 'activity'] as const).some((entityType) => {
-    const upserts = batches[entityType].upserts
-    const { upserts: written, deletions } = before[entityType]
-    if (upserts.length === 0 || written.length + deletions.length === 0) return false
-    const ids = new Set(deletions)
-    for (const upsert of written) ids.add(upsert.record.externalId)
-    return upserts.some((upsert) => ids.has(upsert.record.externalId))
-  })
-}
-
-function upsertCount(batches: PreparedRecords): number {
-  return (
-    batches.person.upserts.length + batches.account.upserts.length + batches.activity.upserts.length
-  )
 }
 
 /**
@@ -1022,13 +892,6 @@ export async function failRun(
   return outcome
 }
 
-function cancelled(): AppError {
-  return new AppError(
-    'sync_cancelled',
-    'The sync was cancelled. The pages committed before it stopped are kept; the next sync resumes after them.',
-  )
-}
-
 /** A page's committed records, on the metrics. */
 function countRecords(
   labels: { tenant: string; connector: string; stream: string },
@@ -1072,158 +935,4 @@ function addCounts(total: SyncCounts, more: SyncCounts): void {
   total.updated += more.updated
   total.deleted += more.deleted
   total.errors += more.errors
-}
-
-export interface SyncOutcome {
-  code: string
-  message: string
-  retryable: boolean
-  runStatus: 'failed' | 'paused'
-  connectorStatus: 'connected' | 'error'
-  connectorError: string
-}
-
-/**
- * How a failure ends a run and what it means for the connection. Its messages are what is
- * stored (sync_runs.error, connectors.last_sync_error), logged and printed, so each is bounded
- * (boundedMessage) and a database failure is told by its code and server message alone.
- */
-export function classifyFailure(err: unknown, vendor: string): SyncOutcome {
-  const outcome = classify(err, vendor)
-  return {
-    ...outcome,
-    message: boundedMessage(outcome.message),
-    connectorError: boundedMessage(outcome.connectorError),
-  }
-}
-
-/** A failure in one sentence, safe to store: never a statement or its parameters. */
-function describeFailure(err: unknown): string {
-  // Drizzle's own message is "Failed query: <sql> params: <every value of the page>".
-  if (err instanceof AppError) return err.userMessage
-  return err instanceof Error ? describePostgresError(err) : String(err)
-}
-
-function classify(err: unknown, vendor: string): SyncOutcome {
-  const message = describeFailure(err)
-  if (err instanceof AppError && err.code === 'sync_cancelled') {
-    // Nothing is wrong with the connection: it stays connected and the next sync resumes.
-    return {
-      code: err.code,
-      message,
-      retryable: true,
-      runStatus: 'failed',
-      connectorStatus: 'connected',
-      connectorError: message,
-    }
-  }
-  if (err instanceof VendorError && err.code === 'vendor_auth_failed') {
-    return {
-      code: err.code,
-      message,
-      retryable: false,
-      runStatus: 'failed',
-      connectorStatus: 'error',
-      connectorError: `${NEEDS_REAUTH_PREFIX}${message}`,
-    }
-  }
-  if (err instanceof VendorError && err.code === 'vendor_quota_exhausted') {
-    return {
-      code: err.code,
-      message: `paused: API quota. ${message}`,
-      retryable: true,
-      runStatus: 'paused',
-      connectorStatus: 'connected',
-      connectorError: `paused: API quota. ${message}`,
-    }
-  }
-  if (isConflictError(err)) {
-    // Postgres broke a lock cycle with another writer (a webhook event) by failing this page:
-    // the connection is fine, and the next try resumes from the last committed page.
-    return {
-      code: 'db_query_failed',
-      message,
-      retryable: true,
-      runStatus: 'failed',
-      connectorStatus: 'connected',
-      connectorError: message,
-    }
-  }
-  const retryable = err instanceof VendorError ? err.retryable : false
-  const code = err instanceof AppError ? err.code : 'internal'
-  return {
-    code,
-    message,
-    retryable,
-    runStatus: 'failed',
-    // A transient failure leaves the connection usable; anything else needs an admin.
-    connectorStatus: retryable ? 'connected' : 'error',
-    connectorError: retryable ? `${vendor}: ${message}` : message,
-  }
-}
-
-interface SyncLock {
-  release(): Promise<void>
-}
-
-/** Runs `fn` holding the connection's sync lock; a second caller gets 'sync_in_progress'. */
-export async function withSyncLock<T>(
-  handle: DbHandle,
-  tenantId: string,
-  connectorType: string,
-  fn: () => Promise<T>,
-): Promise<T> {
-  const lock = await acquireSyncLock(handle, tenantId, connectorType)
-  try {
-    return await fn()
-  } finally {
-    await lock.release()
-  }
-}
-
-/** The advisory lock key of a connection's sync, from its name in parameter $1. */
-export const SYNC_LOCK_KEY = 'hashtextextended($1, 0)'
-
-/** The name of a connection's sync lock, hashed into its key by SYNC_LOCK_KEY. */
-export function syncLockName(tenantId: string, connectorType: string): string {
-  return `sync:${tenantId}:${connectorType}`
-}
-
-/** A session advisory lock per connection: two syncs of one connection never run at once. */
-async function acquireSyncLock(
-  handle: DbHandle,
-  tenantId: string,
-  connectorType: string,
-): Promise<SyncLock> {
-  const client = await handle.pool.connect()
-  try {
-    const res = await client.query<{ locked: boolean }>(
-      `select pg_try_advisory_lock(${SYNC_LOCK_KEY}) as locked`,
-      [syncLockName(tenantId, connectorType)],
-    )
-    if (!res.rows[0]?.locked) {
-      client.release()
-      throw new AppError(
-        'sync_in_progress',
-        `A sync of ${connectorType} for tenant "${tenantId}" is already running.`,
-      )
-    }
-  } catch (err) {
-    if (err instanceof AppError) throw err
-    client.release()
-    throw err
-  }
-  return {
-    release: async () => {
-      try {
-        await client.query(`select pg_advisory_unlock(${SYNC_LOCK_KEY})`, [
-          syncLockName(tenantId, connectorType),
-        ])
-        client.release()
-      } catch {
-        // A broken connection drops its locks anyway.
-        client.release(true)
-      }
-    },
-  }
 }

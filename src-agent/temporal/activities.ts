@@ -23,10 +23,10 @@ import {
   finishRun,
   runPages,
   startRun,
-  withSyncLock,
   type SyncCounts,
   type SyncDeps,
 } from '../pipeline/run-sync.js'
+import { withSyncLock } from '../pipeline/sync-lock.js'
 import type { Keyring } from '../secrets/crypto.js'
 import {
   sendWritebackBatch,

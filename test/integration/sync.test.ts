@@ -14,13 +14,13 @@ import { postgresError } from '../../db/errors.js'
 import { withTenant } from '../../db/tenant.js'
 import { VendorError } from '../../shared/errors.js'
 import {
-  classifyFailure,
   failRun,
   finishRun,
   runPages,
   runSync,
   startRun,
 } from '../../src-agent/pipeline/run-sync.js'
+import { classifyFailure } from '../../src-agent/pipeline/sync-failure.js'
 import { startPagerFake, type PagerFake } from '../fakes/pager.js'
 import { connectionRows } from '../helpers/connections.js'
 import { agentFixture, connectedTenant, type AgentFixture } from '../helpers/agent.js'

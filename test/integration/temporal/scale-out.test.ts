@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDb, type DbHandle } from '../../../db/client.js'
 import { accounts, activities, people, streamState, syncRuns } from '../../../db/schema/index.js'
 import '../../../src-agent/connectors/salesforce/index.js'
-import { SYNC_LOCK_KEY, syncLockName } from '../../../src-agent/pipeline/run-sync.js'
+import { SYNC_LOCK_KEY, syncLockName } from '../../../src-agent/pipeline/sync-lock.js'
 import {
   awaitSync,
   ensureSchedule,
