@@ -74,6 +74,19 @@ export function toSourceRecord(object: SyncObject, raw: Record<string, unknown>)
   // One copy of the fields (every record of a sync passes here), the computed keys set on it.
   const data: Record<string, unknown> = {}
   for (const key in raw) if (key !== 'attributes') data[key] = raw[key]
+  return sourceRecordOf(object, data)
+}
+
+/**
+ * A Bulk result row as a source record, as toSourceRecord makes one of a REST record. The row is
+ * the page's own (recordReader made it) and has no `attributes`: it becomes the record's data,
+ * without a copy.
+ */
+export function bulkSourceRecord(object: SyncObject, row: Record<string, unknown>): SourceRecord {
+  return sourceRecordOf(object, row)
+}
+
+function sourceRecordOf(object: SyncObject, data: Record<string, unknown>): SourceRecord {
   data.objectType = object
   addComputed(object, data)
   const modifiedAt = isoDate(data.SystemModstamp)
