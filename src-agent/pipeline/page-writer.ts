@@ -50,8 +50,7 @@ export interface PageBefore {
 export interface PageTarget {
   db: Db
   tenantId: string
-  /** The connector's type: the records' source. */
-  source: string
+  /** The run's connector: its id is the records' source. */
   connector: AnyConnector
   runId: string
   stream: StreamKey
@@ -88,7 +87,7 @@ export function pageWriter(
     const written = withTenant(target.db, target.tenantId, async (tx) => {
       const write: PageWrite = {
         tenantId: target.tenantId,
-        source: target.source,
+        source: target.connector.id,
         runId: target.runId,
         batches,
         encoded,

@@ -636,7 +636,6 @@ async function readPages(
     const writePage = pageWriter({
       db: deps.handle.db,
       tenantId,
-      source: connectorType,
       connector,
       runId,
       stream: start.key,

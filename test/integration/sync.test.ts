@@ -334,12 +334,15 @@ describe('sync end to end through the pipeline', () => {
       await hold.query(`set local deadlock_timeout = '60s'`)
       const write = writeFirstPerson(hold, tenantId)
       await expect
-        .poll(async () => {
-          const waits = (await first.query('select pg_blocking_pids($1) as p', [hold.pid])) as {
-            rows: Array<{ p: number[] }>
-          }
-          return waits.rows[0]!.p.length
-        })
+        .poll(
+          async () => {
+            const waits = (await first.query('select pg_blocking_pids($1) as p', [hold.pid])) as {
+              rows: Array<{ p: number[] }>
+            }
+            return waits.rows[0]!.p.length
+          },
+          { timeout: 10_000 },
+        )
         .toBe(1)
       // The first page goes on and waits on the run's row: the circle closes with a wait that
       // has just begun. Postgres looks for a circle once per wait, deadlock_timeout after it

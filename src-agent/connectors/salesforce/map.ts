@@ -78,15 +78,11 @@ export function toSourceRecord(object: SyncObject, raw: Record<string, unknown>)
 }
 
 /**
- * A Bulk result row as a source record, as toSourceRecord makes one of a REST record. The row is
- * the page's own (recordReader made it) and has no `attributes`: it becomes the record's data,
- * without a copy.
+ * A record's fields as a source record: `data` becomes the record's data, with `objectType` and
+ * the computed keys set on it. A Bulk result row is passed as it is (the page's own, made by
+ * recordReader, with no `attributes`); toSourceRecord passes its copy of a REST record.
  */
-export function bulkSourceRecord(object: SyncObject, row: Record<string, unknown>): SourceRecord {
-  return sourceRecordOf(object, row)
-}
-
-function sourceRecordOf(object: SyncObject, data: Record<string, unknown>): SourceRecord {
+export function sourceRecordOf(object: SyncObject, data: Record<string, unknown>): SourceRecord {
   data.objectType = object
   addComputed(object, data)
   const modifiedAt = isoDate(data.SystemModstamp)

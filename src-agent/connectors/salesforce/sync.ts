@@ -21,7 +21,7 @@ import {
 } from './cursor.js'
 import { salesforceError, toVendorError } from './errors.js'
 import { countRecords, objectFields, readLimits, runQuery } from './fetch.js'
-import { bulkSourceRecord, toSourceRecord } from './map.js'
+import { sourceRecordOf, toSourceRecord } from './map.js'
 import type { SalesforceConfig } from './schemas.js'
 import { SalesforceSession, parseStored } from './session.js'
 import { streamObject } from './streams.js'
@@ -298,7 +298,7 @@ async function readBulkPage(
     )
     return { records: [], cursor: advance(cursor, null), passComplete: false }
   }
-  const records = page.records.map((row) => bulkSourceRecord(cursor.object, row))
+  const records = page.records.map((row) => sourceRecordOf(cursor.object, row))
   const read = bulk.read + page.records.length
   if (page.next !== null) {
     return {
