@@ -13,14 +13,12 @@ import {
   type PageCounts,
   type PageWrite,
 } from './persist.js'
-import type { PreparedRecords } from './prepare.js'
 import type { StreamKey } from './stream-state.js'
 import { syncCancelled } from './sync-failure.js'
 
-/** A page ready to write: its prepared batches and their COPY text. */
+/** A page ready to write: its records mapped, checked and encoded (only that is kept of them). */
 export interface PreparedPage {
-  batches: PreparedRecords
-  encoded: EncodedRecords
+  batches: EncodedRecords
 }
 
 /** A page whose transaction is under way, and the counts it resolves to once committed. */
@@ -29,7 +27,7 @@ export interface PageInFlight {
   /** How many of its records are upserts (not deletions or rejects). */
   upserts: number
   counts: Promise<PageCounts>
-  batches: PreparedRecords
+  batches: EncodedRecords
   /** The name of the advisory lock its transaction holds until it ends (see waitForTurn). */
   turn: string
   /**
@@ -80,7 +78,7 @@ export function pageWriter(
   // Each page's turn is named after this writer and the page's place in it.
   const turnPrefix = `gtm-page:${randomUUID()}`
   let pagesStarted = 0
-  return (page, { batches, encoded }, before) => {
+  return (page, { batches }, before) => {
     const turn = `${turnPrefix}:${++pagesStarted}`
     let turnTaken!: () => void
     const taken = new Promise<void>((resolve) => (turnTaken = resolve))
@@ -90,7 +88,6 @@ export function pageWriter(
         source: target.connector.id,
         runId: target.runId,
         batches,
-        encoded,
         stream: target.stream,
         partition: target.partition,
         cursor: page.cursor,
@@ -158,19 +155,17 @@ async function waitForTurn(tx: Tx, turn: string): Promise<void> {
 }
 
 /** Whether a record `batches` upserts is one `before` upserts or deletes. */
-function sharesRecords(before: PreparedRecords, batches: PreparedRecords): boolean {
+function sharesRecords(before: EncodedRecords, batches: EncodedRecords): boolean {
   return (['person', 'account', 'activity'] as const).some((entityType) => {
-    const upserts = batches[entityType].upserts
-    const { upserts: written, deletions } = before[entityType]
+    const upserts = batches[entityType].ids
+    const { ids: written, deletions } = before[entityType]
     if (upserts.length === 0 || written.length + deletions.length === 0) return false
     const ids = new Set(deletions)
-    for (const upsert of written) ids.add(upsert.record.externalId)
-    return upserts.some((upsert) => ids.has(upsert.record.externalId))
+    for (const id of written) ids.add(id)
+    return upserts.some((id) => ids.has(id))
   })
 }
 
-function upsertCount(batches: PreparedRecords): number {
-  return (
-    batches.person.upserts.length + batches.account.upserts.length + batches.activity.upserts.length
-  )
+function upsertCount(batches: EncodedRecords): number {
+  return batches.person.ids.length + batches.account.ids.length + batches.activity.ids.length
 }

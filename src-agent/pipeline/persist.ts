@@ -6,7 +6,8 @@ import { describePostgresError, isDataError, postgresError } from '../../db/erro
 import { accounts, activities, people, quarantine, syncRuns } from '../../db/schema/index.js'
 import type { CanonicalRecord, EntityType, SourceRecord } from '../../shared/schemas.js'
 import type { AnyConnector } from '../connectors/interface.js'
-import type { PreparedBatch, PreparedReject, PreparedUpsert } from './prepare.js'
+import { isPlainObject } from './mapping.js'
+import type { PreparedBatch, PreparedRecords, PreparedReject, PreparedUpsert } from './prepare.js'
 import { boundedMessage, storableValue } from './storable.js'
 import { saveCursor, type StreamKey } from './stream-state.js'
 
@@ -19,9 +20,11 @@ export interface RecordsWrite {
   runId: string | null
   /** The stream that read the records, stored on each row; null keeps what a row has. */
   stream: string | null
-  batches: { [E in EntityType]: PreparedBatch<E> }
-  /** The batches' upserts as COPY text, when encodeRecords made it ahead of the transaction. */
-  encoded?: EncodedRecords
+  /**
+   * The records of each entity type: prepared, or already encoded by encodeRecords (a sync
+   * encodes a page ahead of its transaction, and keeps only that).
+   */
+  batches: { [E in EntityType]: PreparedBatch<E> | EncodedBatch }
   /** Which batches stagePage already COPYed into this transaction's staging tables. */
   staged?: StagedRecords
   /** The batches' upserts, already written in this transaction by upsertRecords. */
@@ -37,8 +40,21 @@ export interface RecordsWrite {
 /** Per entity type: whether its upserts wait in the staging table (see stagePage). */
 export type StagedRecords = { readonly [E in EntityType]: boolean }
 
-/** The COPY data of each entity type's upserts: copyText's UTF-8, a chunk per slice. */
-export type EncodedRecords = { readonly [E in EntityType]: readonly Buffer[] }
+/**
+ * One entity type's records as a write needs them: the upserts as COPY rows (copyText's UTF-8, a
+ * chunk of whole lines per slice), their external ids in the same order, the deletions and the
+ * rejects. Nothing else of the records is kept: a page waiting for its turn holds its bytes, not
+ * its vendor objects, and a row Postgres refuses is read back from its COPY line.
+ */
+export interface EncodedBatch {
+  readonly ids: readonly string[]
+  readonly rows: readonly Buffer[]
+  readonly deletions: readonly string[]
+  readonly rejects: readonly PreparedReject[]
+}
+
+/** Every entity type's EncodedBatch. */
+export type EncodedRecords = { readonly [E in EntityType]: EncodedBatch }
 
 /** One page's prepared records, written with its stream's new cursor in one transaction. */
 export interface PageWrite extends Omit<RecordsWrite, 'stream'> {
@@ -95,7 +111,7 @@ export async function persistSideTables(
   if (!connector.sideTables || write.records.length === 0) return
   const accepted = new Set<string>()
   for (const entityType of ['person', 'account', 'activity'] as const) {
-    for (const upsert of write.batches[entityType].upserts) accepted.add(upsert.record.externalId)
+    for (const id of upsertIds(write.batches[entityType])) accepted.add(id)
   }
   // Cleaned like the raw payloads the pipeline stores: no NUL, no lone surrogate.
   const records = write.records.map((r) => ({
@@ -114,16 +130,16 @@ export async function persistSideTables(
  */
 export async function stagePage(
   tx: Tx,
-  write: Pick<RecordsWrite, 'batches' | 'encoded'>,
+  write: Pick<RecordsWrite, 'batches'>,
 ): Promise<StagedRecords> {
   const stage = async <E extends EntityType>(
     target: UpsertTarget<E>,
-    upserts: ReadonlyArray<PreparedUpsert<E>>,
+    batch: PreparedBatch<E> | EncodedBatch,
   ): Promise<boolean> => {
-    if (upserts.length === 0) return false
-    const rows = stagingRows(target, upserts, write.encoded)
+    const { ids, rows } = encodedBatch(target, batch)
+    if (ids.length === 0) return false
     try {
-      await tx.transaction((savepoint) => copyStaged(savepoint, target, rows))
+      await tx.transaction((savepoint) => copyStaged(savepoint, target, ids.length, rows))
       return true
     } catch (err) {
       if (!isDataError(err)) throw err
@@ -132,9 +148,9 @@ export async function stagePage(
   }
   const { person, account, activity } = write.batches
   return {
-    person: await stage(personTarget, person.upserts),
-    account: await stage(accountTarget, account.upserts),
-    activity: await stage(activityTarget, activity.upserts),
+    person: await stage(personTarget, person),
+    account: await stage(accountTarget, account),
+    activity: await stage(activityTarget, activity),
   }
 }
 
@@ -185,9 +201,9 @@ export async function upsertRecords(
   const { person, account, activity } = write.batches
   const staged = write.staged ?? { person: false, account: false, activity: false }
   return {
-    person: await upsertRows(tx, personTarget, write, person.upserts, staged.person),
-    account: await upsertRows(tx, accountTarget, write, account.upserts, staged.account),
-    activity: await upsertRows(tx, activityTarget, write, activity.upserts, staged.activity),
+    person: await upsertRows(tx, personTarget, write, person, staged.person),
+    account: await upsertRows(tx, accountTarget, write, account, staged.account),
+    activity: await upsertRows(tx, activityTarget, write, activity, staged.activity),
   }
 }
 
@@ -386,19 +402,22 @@ async function upsertRows<E extends EntityType>(
   tx: Tx,
   target: UpsertTarget<E>,
   page: RecordsWrite,
-  upserts: ReadonlyArray<PreparedUpsert<E>>,
+  given: PreparedBatch<E> | EncodedBatch,
   staged: boolean,
 ): Promise<Upserted> {
-  if (upserts.length === 0) return { created: 0, updated: 0, refused: [] }
+  const batch = encodedBatch(target, given)
+  if (batch.ids.length === 0) return { created: 0, updated: 0, refused: [] }
   // Staged before these savepoints, the rows outlive a rollback to them; else each try stages.
-  const rows = staged ? undefined : stagingRows(target, upserts, page.encoded)
+  const rows = staged ? undefined : batch
   // Cheapest first, the upsert last. A unique violation means the table holds a row the try
   // took for new: the next one sorts it out. A plain insert meets one when the page was not all
   // new; the check for new rows, when another writer (a webhook event) inserted one of these
   // records after it.
   const inserts: UpsertWay[] = page.expectNew ? ['insertAll', 'insertNew'] : ['insertNew']
   const write = async (way: UpsertWay): Promise<Upserted> => ({
-    ...(await tx.transaction((savepoint) => upsertSet(savepoint, target, page, rows, way))),
+    ...(await tx.transaction((savepoint) =>
+      upsertSet(savepoint, target, page, batch.ids.length, rows, way),
+    )),
     refused: [],
   })
   try {
@@ -412,7 +431,7 @@ async function upsertRows<E extends EntityType>(
     return await write('upsert')
   } catch (err) {
     if (!isDataError(err)) throw err
-    return upsertOneByOne(tx, target, page, upserts)
+    return upsertOneByOne(tx, target, page, batch)
   }
 }
 
@@ -433,12 +452,12 @@ async function upsertSet<E extends EntityType>(
   tx: Tx,
   target: UpsertTarget<E>,
   page: RecordsWrite,
-  rows: StagingRows | undefined,
+  all: number,
+  rows: EncodedBatch | undefined,
   way: UpsertWay,
 ): Promise<{ created: number; updated: number }> {
-  if (rows) await copyStaged(tx, target, rows)
+  if (rows) await copyStaged(tx, target, all, rows.rows)
   const params = [page.tenantId, page.source, page.stream]
-  const all = page.batches[target.entity].upserts.length
   let created = 0
   if (way !== 'upsert') {
     const inserted = await tx.execute(target[way](params))
@@ -455,65 +474,71 @@ async function upsertSet<E extends EntityType>(
   return { created: created + upserted, updated: result.rows.length - upserted }
 }
 
-/** Rows to COPY into a staging table: how many, and their COPY text's UTF-8, in chunks. */
-interface StagingRows {
-  count: number
-  data: readonly Buffer[]
-}
-
-/** The upserts as staging rows: their COPY data from encodeRecords when it made it, else now. */
-function stagingRows<E extends EntityType>(
+/** The batch as encodeRecords leaves it: as it is if it was encoded, else encoded now, whole. */
+function encodedBatch<E extends EntityType>(
   target: UpsertTarget<E>,
-  upserts: ReadonlyArray<PreparedUpsert<E>>,
-  encoded: EncodedRecords | undefined,
-): StagingRows {
+  batch: PreparedBatch<E> | EncodedBatch,
+): EncodedBatch {
+  if (!('upserts' in batch)) return batch
+  const { upserts, deletions, rejects } = batch
   return {
-    count: upserts.length,
-    data: encoded?.[target.entity] ?? [Buffer.from(copyText(target.columns, upserts), 'utf8')],
+    ids: upserts.map((upsert) => upsert.record.externalId),
+    rows: upserts.length > 0 ? [Buffer.from(copyText(target.columns, upserts), 'utf8')] : [],
+    deletions,
+    rejects,
   }
 }
 
-/** Empties the session's staging table for `target` (creating it if needed) and COPYs `rows`. */
+/** The external ids of a batch's upserts. */
+function upsertIds(batch: PreparedBatch | EncodedBatch): readonly string[] {
+  return 'upserts' in batch ? batch.upserts.map((upsert) => upsert.record.externalId) : batch.ids
+}
+
+/**
+ * Empties the session's staging table for `target` (creating it if needed) and COPYs `rows`,
+ * which hold `count` lines.
+ */
 async function copyStaged<E extends EntityType>(
   tx: Tx,
   target: UpsertTarget<E>,
-  rows: StagingRows,
+  count: number,
+  rows: readonly Buffer[],
 ): Promise<void> {
   await tx.execute(target.stage([]))
-  const copied = await copyIn(tx, target.copy, rows.data)
-  if (copied !== rows.count) {
-    throw new Error(`persist: COPY took ${copied} rows of ${rows.count}`)
+  const copied = await copyIn(tx, target.copy, rows)
+  if (copied !== count) {
+    throw new Error(`persist: COPY took ${copied} rows of ${count}`)
   }
 }
 
 /**
- * Encodes prepared upserts as the COPY text persistRecords sends, `slice` records at a time,
- * awaiting `pause()` between slices (see prepareRecordsInSlices): a sync encodes its next page
- * while the current one is being written.
+ * Encodes prepared batches as persistRecords writes them (EncodedBatch), `slice` records at a
+ * time, awaiting `pause()` between slices (see prepareRecordsInSlices): a sync encodes its next
+ * page while the current one is being written.
  */
 export async function encodeRecords(
-  batches: RecordsWrite['batches'],
+  batches: PreparedRecords,
   pause: () => Promise<void>,
   slice: number,
 ): Promise<EncodedRecords> {
   const encode = async <E extends EntityType>(
     target: UpsertTarget<E>,
-    upserts: ReadonlyArray<PreparedUpsert<E>>,
-  ): Promise<Buffer[]> => {
+    { upserts, deletions, rejects }: PreparedBatch<E>,
+  ): Promise<EncodedBatch> => {
     // Each slice's text turned into the bytes COPY sends at once, while it is small: the write
     // then only hands them to the socket.
-    const chunks: Buffer[] = []
+    const rows: Buffer[] = []
     for (let i = 0; i < upserts.length; i += slice) {
       const text = copyText(target.columns, upserts, i, Math.min(i + slice, upserts.length))
-      chunks.push(Buffer.from(text, 'utf8'))
+      rows.push(Buffer.from(text, 'utf8'))
       await pause()
     }
-    return chunks
+    return { ids: upserts.map((upsert) => upsert.record.externalId), rows, deletions, rejects }
   }
   return {
-    person: await encode(personTarget, batches.person.upserts),
-    account: await encode(accountTarget, batches.account.upserts),
-    activity: await encode(activityTarget, batches.activity.upserts),
+    person: await encode(personTarget, batches.person),
+    account: await encode(accountTarget, batches.account),
+    activity: await encode(activityTarget, batches.activity),
   }
 }
 
@@ -565,23 +590,22 @@ function copyJson(value: unknown): string {
   return json.includes('\\') ? json.replaceAll('\\', '\\\\') : json
 }
 
-/** The fallback: each record in a savepoint, so a refused one costs only itself. */
+/**
+ * The fallback: each record in a savepoint, so a refused one costs only itself. The records are
+ * read back from their COPY lines, each value as the text COPY would have read.
+ */
 async function upsertOneByOne<E extends EntityType>(
   tx: Tx,
   target: UpsertTarget<E>,
   page: RecordsWrite,
-  upserts: ReadonlyArray<PreparedUpsert<E>>,
+  batch: EncodedBatch,
 ): Promise<Upserted> {
   const result: Upserted = { created: 0, updated: 0, refused: [] }
-  for (const { record, raw } of upserts) {
-    const values = target.columns.map((c) => {
-      const value = c.value(record, raw)
-      return c.json ? JSON.stringify(value) : value
-    })
+  for (const [externalId, ...values] of copyLines(batch.rows)) {
     try {
       const written = await tx.transaction((savepoint) =>
         savepoint.execute<{ inserted: boolean }>(
-          target.upsertOne([page.tenantId, page.source, record.externalId, ...values, page.stream]),
+          target.upsertOne([page.tenantId, page.source, externalId, ...values, page.stream]),
         ),
       )
       for (const row of written.rows) {
@@ -593,10 +617,42 @@ async function upsertOneByOne<E extends EntityType>(
       const field = refusedField(target, err)
       const what = field === 'record' ? 'the record' : `field "${field}"`
       const reason = `${what} was refused: ${describePostgresError(err)}`
-      result.refused.push({ externalId: record.externalId, field, reason, raw })
+      const raw = rawPayload(values[target.columns.findIndex((c) => c.field === 'sourceData')])
+      result.refused.push({ externalId: externalId ?? null, field, reason, raw })
     }
   }
   return result
+}
+
+/** The lines of COPY text (copyText's), each split into its values: null for \N, else unescaped. */
+function copyLines(rows: readonly Buffer[]): Array<Array<string | null>> {
+  const lines: Array<Array<string | null>> = []
+  for (const chunk of rows) {
+    const text = chunk.toString('utf8')
+    let start = 0
+    for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
+      lines.push(text.slice(start, end).split('\t').map(copyValue))
+      start = end + 1
+    }
+  }
+  return lines
+}
+
+const COPY_UNESCAPES: Record<string, string> = { '\\': '\\', t: '\t', n: '\n', r: '\r' }
+
+/** One COPY field's value: copyField and copyJson undone. */
+function copyValue(field: string): string | null {
+  if (field === '\\N') return null
+  return field.includes('\\')
+    ? field.replace(/\\([\\tnr])/g, (_, c: string) => COPY_UNESCAPES[c]!)
+    : field
+}
+
+/** The vendor payload of a refused record, from its source_data column's JSON text. */
+function rawPayload(json: string | null | undefined): Record<string, unknown> {
+  if (!json) return {}
+  const value: unknown = JSON.parse(json)
+  return isPlainObject(value) ? value : {}
 }
 
 /** The canonical field a refusal names, through its parameter or column; else 'record'. */

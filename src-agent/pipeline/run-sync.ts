@@ -487,6 +487,15 @@ export interface RunPagesRequest extends RunTarget {
  */
 const PREPARE_SLICE = 100
 
+/** A page that has arrived: what the run keeps of it (see arrived), and its preparation. */
+interface ArrivedPage {
+  /** The page; its records only where the connector's side tables need them. */
+  page: SyncResult
+  /** How many records it held. */
+  size: number
+  prepared: Promise<PreparedPage>
+}
+
 /** Resolves after the event loop has handled what arrived meanwhile (I/O first). */
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
@@ -612,7 +621,29 @@ async function readPages(
   async function preparePage(records: readonly SourceRecord[]): Promise<PreparedPage> {
     const mappingsFor = (e: EntityType) => start.mappings.get(e) ?? []
     const batches = await prepareRecordsInSlices(records, mappingsFor, nextTurn, PREPARE_SLICE)
-    return { batches, encoded: await encodeRecords(batches, nextTurn, PREPARE_SLICE) }
+    return { batches: await encodeRecords(batches, nextTurn, PREPARE_SLICE) }
+  }
+
+  /**
+   * A page as the loop holds it once it has arrived: its preparation starts at once, and its
+   * records are let go as soon as they are encoded (the connector's side tables, if it has any,
+   * keep them until the page is written). Three pages are in flight at a time; holding their
+   * bytes only keeps the process small.
+   */
+  function arrived(fetching: Promise<SyncResult>): Promise<ArrivedPage> {
+    const page = fetching.then((read) => {
+      const prepared = preparePage(read.records)
+      // Awaited when the page's turn comes; until then a failure must not count as unhandled.
+      prepared.catch(() => undefined)
+      return {
+        page: connector.sideTables ? read : { ...read, records: [] },
+        size: read.records.length,
+        prepared,
+      }
+    })
+    // Awaited later; until then a failure must not count as unhandled.
+    page.catch(() => undefined)
+    return page
   }
 
   /** One partition's pages, from its committed cursor; `done` once it is read to its end. */
@@ -626,12 +657,8 @@ async function readPages(
       ...baseOptions,
       ...(start.stream.partitioned ? { partition } : {}),
     }
-    const fetchFrom = (at: string | null): Promise<SyncResult> => {
-      const pending = fetchPage(connector, credentials, at, options)
-      // Awaited later; until then a failure must not count as unhandled.
-      pending.catch(() => undefined)
-      return pending
-    }
+    const fetchFrom = (at: string | null): Promise<SyncResult> =>
+      fetchPage(connector, credentials, at, options)
     const stopped = () => Boolean(request.signal?.aborted || request.stop?.aborted)
     const writePage = pageWriter({
       db: deps.handle.db,
@@ -643,9 +670,8 @@ async function readPages(
       expectNew: () => lastPageNew,
       stopped,
     })
-    let pending = takeFirstPage(cursor) ?? fetchFrom(cursor)
-    // The prefetched page, mapped, checked and encoded as soon as it arrives (see below).
-    let preparing: Promise<PreparedPage> | undefined
+    // The next page: fetched, then mapped, checked and encoded as soon as it arrives.
+    let pending = arrived(takeFirstPage(cursor) ?? fetchFrom(cursor))
     // The page being written; the next one is staged meanwhile and committed after it.
     let writing: PageInFlight | undefined
     const take = (): PageInFlight | undefined => {
@@ -661,14 +687,12 @@ async function readPages(
           if (last) await settle(last)
           throw syncCancelled()
         }
-        const page = await pending
+        const { page, size, prepared } = await pending
         if (!readOne) {
           readOne = true
           request.onFirstRead?.(page.hasMore || !lastPartition)
         }
-        const prepared = preparing
-        preparing = undefined
-        if (page.hasMore && page.records.length === 0 && page.cursor === cursor) {
+        if (page.hasMore && size === 0 && page.cursor === cursor) {
           throw new VendorError(
             'vendor_bad_response',
             `${connector.name} reported more data but returned an empty page without moving its cursor.`,
@@ -681,12 +705,8 @@ async function readPages(
         // The next page is fetched, then mapped, checked and encoded, while this one is written,
         // so the source, the transform and Postgres work at the same time. A failed prefetch (or
         // a mapping error in it) surfaces only after this page has committed.
-        if (page.hasMore && !chunkFull) {
-          pending = fetchFrom(page.cursor)
-          preparing = pending.then((next) => preparePage(next.records))
-          preparing.catch(() => undefined)
-        }
-        const ready = await (prepared ?? preparePage(page.records))
+        if (page.hasMore && !chunkFull) pending = arrived(fetchFrom(page.cursor))
+        const ready = await prepared
         const previous = take()
         const before = previous && { page: previous, settled: settle(previous) }
         writing = writePage(page, ready, before)

@@ -6,7 +6,7 @@ import { withTenant } from '../../db/tenant.js'
 import { VendorError } from '../../shared/errors.js'
 import type { EntityType } from '../../shared/schemas.js'
 import '../../src-agent/connectors/salesforce/index.js'
-import { persistPage, type PageWrite } from '../../src-agent/pipeline/persist.js'
+import { encodeRecords, persistPage, type PageWrite } from '../../src-agent/pipeline/persist.js'
 import type { PreparedBatch, PreparedUpsert } from '../../src-agent/pipeline/prepare.js'
 import { failRun, runSync, startRun } from '../../src-agent/pipeline/run-sync.js'
 import { connect } from '../../src-agent/services/connections.js'
@@ -292,6 +292,61 @@ describe('a page Postgres refuses part of', () => {
     expect(far!.reason).not.toContain('20000')
     expect(t.connector.cursor).toBe('2')
     expect(t.run).toMatchObject({ pages: 2, created: 5, updated: 1, errors: 3 })
+  })
+
+  it('reads an encoded page back from its COPY lines when it falls back: every character as sent', async () => {
+    const tenantId = await connectedTenant(agent, fake)
+    const { runId, connectorId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
+    // Text COPY escapes (tab, line breaks, backslash) and text it does not (quotes, "\\N" as
+    // data, non-ASCII, JSON escapes in the payload), in values and in payloads.
+    const odd = 'Tab\there, line\nbreak\r\nand \\ back\\slash, "quoted", \\N, ü, 名前, 🚀'
+    const oddRaw = {
+      Id: 'a-odd',
+      Name: odd,
+      Nested: { path: 'C:\\dir\\file', list: ['\t', '\\n', null, 1.5, true] },
+    }
+    const upserts = [
+      account('a-first', { industry: '\\N' }, { Id: 'a-first', Note: '\\N' }),
+      account('a-odd', { name: odd, domain: 'odd.example', industry: odd }, oddRaw),
+      // Past int4: Postgres refuses the page's set-based write, so every record goes one by one.
+      account('a-int4', { employeeCount: 3_000_000_000 }, oddRaw),
+      account('a-last', { name: 'Last\\' }, { Id: 'a-last', Name: 'Last\\' }),
+    ]
+    // Encoded as a sync encodes a page: a chunk per slice, here two records each.
+    const batches = await encodeRecords(
+      { person: batch(), account: batch(upserts), activity: batch() },
+      async () => undefined,
+      2,
+    )
+    expect(batches.account.rows).toHaveLength(2)
+    const counts = await withTenant(agent.handle.db, tenantId, (tx) =>
+      persistPage(tx, {
+        tenantId,
+        source: 'test-pages',
+        runId,
+        stream: { tenantId, connectorId, stream: 'records' },
+        partition: '',
+        cursor: '1',
+        finished: false,
+        batches,
+      }),
+    )
+    expect(counts).toEqual({ created: 3, updated: 0, deleted: 0, errors: 1 })
+    const t = await withTenant(agent.handle.db, tenantId, async (tx) => ({
+      accounts: await tx.select().from(accounts).orderBy(asc(accounts.externalId)),
+      quarantine: await tx.select().from(quarantine),
+    }))
+    expect(
+      t.accounts.map((a) => [a.externalId, a.name, a.domain, a.industry, a.sourceData]),
+    ).toEqual([
+      ['a-first', 'Account a-first', null, '\\N', { Id: 'a-first', Note: '\\N' }],
+      ['a-last', 'Last\\', null, null, { Id: 'a-last', Name: 'Last\\' }],
+      ['a-odd', odd, 'odd.example', odd, oddRaw],
+    ])
+    // The refused record's payload, read back from its line, is stored as it came.
+    expect(t.quarantine).toHaveLength(1)
+    expect(t.quarantine[0]).toMatchObject({ externalId: 'a-int4', rawPayload: oddRaw })
+    expect(t.quarantine[0]!.reason).toMatch(/^employeeCount: /)
   })
 
   it('stores and prints a failed statement by its code and message: bounded, no record value', async () => {
