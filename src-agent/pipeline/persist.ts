@@ -408,7 +408,7 @@ async function upsertRows<E extends EntityType>(
   const batch = encodedBatch(target, given)
   if (batch.ids.length === 0) return { created: 0, updated: 0, refused: [] }
   // Staged before these savepoints, the rows outlive a rollback to them; else each try stages.
-  const rows = staged ? undefined : batch
+  const rows = staged ? undefined : batch.rows
   // Cheapest first, the upsert last. A unique violation means the table holds a row the try
   // took for new: the next one sorts it out. A plain insert meets one when the page was not all
   // new; the check for new rows, when another writer (a webhook event) inserted one of these
@@ -453,10 +453,10 @@ async function upsertSet<E extends EntityType>(
   target: UpsertTarget<E>,
   page: RecordsWrite,
   all: number,
-  rows: EncodedBatch | undefined,
+  rows: readonly Buffer[] | undefined,
   way: UpsertWay,
 ): Promise<{ created: number; updated: number }> {
-  if (rows) await copyStaged(tx, target, all, rows.rows)
+  if (rows) await copyStaged(tx, target, all, rows)
   const params = [page.tenantId, page.source, page.stream]
   let created = 0
   if (way !== 'upsert') {
@@ -482,7 +482,7 @@ function encodedBatch<E extends EntityType>(
   if (!('upserts' in batch)) return batch
   const { upserts, deletions, rejects } = batch
   return {
-    ids: upserts.map((upsert) => upsert.record.externalId),
+    ids: externalIds(upserts),
     rows: upserts.length > 0 ? [Buffer.from(copyText(target.columns, upserts), 'utf8')] : [],
     deletions,
     rejects,
@@ -491,7 +491,11 @@ function encodedBatch<E extends EntityType>(
 
 /** The external ids of a batch's upserts. */
 function upsertIds(batch: PreparedBatch | EncodedBatch): readonly string[] {
-  return 'upserts' in batch ? batch.upserts.map((upsert) => upsert.record.externalId) : batch.ids
+  return 'upserts' in batch ? externalIds(batch.upserts) : batch.ids
+}
+
+function externalIds(upserts: ReadonlyArray<PreparedUpsert>): string[] {
+  return upserts.map((upsert) => upsert.record.externalId)
 }
 
 /**
@@ -533,7 +537,7 @@ export async function encodeRecords(
       rows.push(Buffer.from(text, 'utf8'))
       await pause()
     }
-    return { ids: upserts.map((upsert) => upsert.record.externalId), rows, deletions, rejects }
+    return { ids: externalIds(upserts), rows, deletions, rejects }
   }
   return {
     person: await encode(personTarget, batches.person),
@@ -638,7 +642,10 @@ function copyLines(rows: readonly Buffer[]): Array<Array<string | null>> {
   return lines
 }
 
-const COPY_UNESCAPES: Record<string, string> = { '\\': '\\', t: '\t', n: '\n', r: '\r' }
+/** copyEscape's escapes read back: the letter after the backslash, and what it stands for. */
+const COPY_UNESCAPES: Record<string, string> = Object.fromEntries(
+  Object.entries(COPY_ESCAPES).map(([char, escape]) => [escape.slice(1), char]),
+)
 
 /** One COPY field's value: copyField and copyJson undone. */
 function copyValue(field: string): string | null {
