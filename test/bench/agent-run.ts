@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
+import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { createDb } from '../../db/client.js'
 import { tenants } from '../../db/schema/index.js'
@@ -32,11 +33,13 @@ export interface AgentRunReport {
     ms: number
     /** CPU time of this process during the sync (main thread, GC and libuv threads). */
     cpuMs: number
+    /** The main thread's garbage collection pauses during the sync (see gcPauses). */
+    gc: GcPauses
   }
   incremental?: Pick<
     SyncSummary,
     'status' | 'pages' | 'created' | 'updated' | 'deleted' | 'errors'
-  > & { error?: string; ms: number; cpuMs: number }
+  > & { error?: string; ms: number; cpuMs: number; gc: GcPauses }
   /** Peak resident set size of this process over the full sync, in KiB (getrusage). */
   maxRssKiB: number
   /** Largest V8 heap seen by a 100 ms sampler, in bytes (to tell heap from other memory). */
@@ -49,6 +52,33 @@ export interface AgentRunReport {
   cpuUserMs: number
   cpuSystemMs: number
 }
+
+/**
+ * Garbage collection pauses of the main thread, as Node's performance timeline reports them:
+ * young-generation scavenges and full (mark-compact) collections, in ms. Work V8 does on its
+ * helper threads meanwhile is in cpuMs, not here.
+ */
+export interface GcPauses {
+  scavenges: number
+  scavengeMs: number
+  fullCollections: number
+  fullMs: number
+}
+
+const gcPauses: GcPauses = { scavenges: 0, scavengeMs: 0, fullCollections: 0, fullMs: 0 }
+function countPauses(entries: readonly PerformanceEntry[]): void {
+  for (const entry of entries) {
+    const { kind } = (entry as PerformanceEntry & { detail: { kind: number } }).detail
+    if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+      gcPauses.scavenges++
+      gcPauses.scavengeMs += entry.duration
+    } else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+      gcPauses.fullCollections++
+      gcPauses.fullMs += entry.duration
+    }
+  }
+}
+const gcObserver = new PerformanceObserver((list) => countPauses(list.getEntries()))
 
 const { values } = parseArgs({
   options: {
@@ -109,6 +139,8 @@ try {
   const sync = async (full: boolean) => {
     const started = performance.now()
     const cpu = process.cpuUsage()
+    Object.assign(gcPauses, { scavenges: 0, scavengeMs: 0, fullCollections: 0, fullMs: 0 })
+    gcObserver.observe({ entryTypes: ['gc'] })
     const summary = await runSync(deps, {
       tenantId,
       connectorType: 'salesforce',
@@ -117,6 +149,10 @@ try {
     })
     const ms = performance.now() - started
     const { user, system } = process.cpuUsage(cpu)
+    // Entries not delivered yet (the sync's last collections) are taken now.
+    countPauses(gcObserver.takeRecords())
+    gcObserver.disconnect()
+    const gc = { ...gcPauses }
     const { status, pages, created, updated, deleted, errors } = summary
     return {
       status,
@@ -127,6 +163,7 @@ try {
       errors,
       ms,
       cpuMs: (user + system) / 1000,
+      gc,
       ...(summary.error ? { error: summary.error } : {}),
     }
   }

@@ -46,7 +46,7 @@ import {
   DEFAULT_PAGE_SIZE,
 } from '../../src-agent/connectors/salesforce/sync.js'
 import { startFaultProxy } from '../fakes/fault-proxy.js'
-import type { AgentRunReport, Transport } from './agent-run.js'
+import type { AgentRunReport, GcPauses, Transport } from './agent-run.js'
 import type { CeilingReport } from './ceilings.js'
 import type { FakeReady } from './fake-server.js'
 import type { PreviewReport } from './mapping-preview.js'
@@ -712,6 +712,24 @@ function cpuFloor(r: TransportResult, records: number): string[] {
     `however well its stages overlap, it cannot take less than ${floor.toFixed(1)} s: ${count(Math.round(best))} records/s, ` +
       `${(best / lowerCeiling(r).perSecond).toFixed(2)} × the lower ceiling.`,
     `It took ${wall.toFixed(1)} s, so the CPUs were ${Math.round((100 * floor) / wall)}% busy on average.`,
+    ...gcLine(r),
+  ]
+}
+
+/** The agent's garbage collection pauses during its full syncs, where the runs reported them. */
+function gcLine(r: TransportResult): string[] {
+  const gcs = r.pipeline.map((x) => x.full.gc)
+  if (gcs.length === 0) return []
+  const pause = (gc: GcPauses) => (gc.scavengeMs + gc.fullMs) / 1000
+  return [
+    `During the full sync, the agent's main thread paused ${range(gcs.map(pause), 2)} s for garbage collection: ` +
+      `${range(
+        gcs.map((gc) => gc.scavenges),
+        0,
+      )} scavenges and ${range(
+        gcs.map((gc) => gc.fullCollections),
+        0,
+      )} full collections (V8's helper threads add CPU beyond these pauses).`,
   ]
 }
 
