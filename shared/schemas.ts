@@ -123,7 +123,25 @@ export const syncResultSchema = z.object({
    */
   expected: z.number().int().nonnegative().optional(),
 })
-export type SyncResult = z.infer<typeof syncResultSchema>
+export type SyncResult = z.infer<typeof syncResultSchema> & {
+  /**
+   * Records still in the page's body, after those in `records`, read out a slice at a time by
+   * the pipeline as it maps them (a Bulk result page's CSV rows). Each record then lives only
+   * while its slice is prepared, not while the whole page is.
+   */
+  unread?: UnreadRecords
+}
+
+/** The records a page has not read out of its body yet (SyncResult.unread). */
+export interface UnreadRecords {
+  /** How many records the body holds, as the source announced them. */
+  readonly count: number
+  /**
+   * The next records, at most `max`; none once every record was read. Throws when the body
+   * holds more or fewer records than `count`, or cannot be read: nothing of the page is written.
+   */
+  read(max: number): SourceRecord[]
+}
 
 export const transformSchema = z.enum(['none', 'lowercase', 'uppercase', 'trim'])
 export type Transform = z.infer<typeof transformSchema>

@@ -4,10 +4,23 @@ import type { Tx } from '../../db/client.js'
 import { copyIn } from '../../db/copy.js'
 import { describePostgresError, isDataError, postgresError } from '../../db/errors.js'
 import { accounts, activities, people, quarantine, syncRuns } from '../../db/schema/index.js'
-import type { CanonicalRecord, EntityType, SourceRecord } from '../../shared/schemas.js'
+import type {
+  CanonicalRecord,
+  EntityType,
+  FieldMapping,
+  SourceRecord,
+} from '../../shared/schemas.js'
 import type { AnyConnector } from '../connectors/interface.js'
 import { isPlainObject } from './mapping.js'
-import type { PreparedBatch, PreparedRecords, PreparedReject, PreparedUpsert } from './prepare.js'
+import {
+  groupByEntityType,
+  slicePreparer,
+  type PreparedBatch,
+  type PreparedRecords,
+  type PreparedReject,
+  type PreparedUpsert,
+} from './prepare.js'
+import { dedupeNewest } from './quality.js'
 import { boundedMessage, storableValue } from './storable.js'
 import { saveCursor, type StreamKey } from './stream-state.js'
 
@@ -21,7 +34,7 @@ export interface RecordsWrite {
   /** The stream that read the records, stored on each row; null keeps what a row has. */
   stream: string | null
   /**
-   * The records of each entity type: prepared, or already encoded by encodeRecords (a sync
+   * The records of each entity type: prepared, or already encoded by encodePage (a sync
    * encodes a page ahead of its transaction, and keeps only that).
    */
   batches: { [E in EntityType]: PreparedBatch<E> | EncodedBatch }
@@ -474,19 +487,40 @@ async function upsertSet<E extends EntityType>(
   return { created: created + upserted, updated: result.rows.length - upserted }
 }
 
-/** The batch as encodeRecords leaves it: as it is if it was encoded, else encoded now, whole. */
+/** The batch as encodePage leaves it: as it is if it was encoded, else encoded now. */
 function encodedBatch<E extends EntityType>(
   target: UpsertTarget<E>,
   batch: PreparedBatch<E> | EncodedBatch,
 ): EncodedBatch {
-  if (!('upserts' in batch)) return batch
-  const { upserts, deletions, rejects } = batch
+  return 'upserts' in batch ? encodeBatch(target, batch, COPY_CHUNK) : batch
+}
+
+/** Records to a chunk of COPY rows when a batch is encoded whole (see encodePrepared). */
+const COPY_CHUNK = 1_000
+
+/**
+ * Batches a caller prepared itself (prepareRecords) encoded as encodePage encodes a page's,
+ * `chunk` records to a chunk of COPY rows.
+ */
+export function encodePrepared(batches: PreparedRecords, chunk: number): EncodedRecords {
   return {
-    ids: externalIds(upserts),
-    rows: upserts.length > 0 ? [Buffer.from(copyText(target.columns, upserts), 'utf8')] : [],
-    deletions,
-    rejects,
+    person: encodeBatch(personTarget, batches.person, chunk),
+    account: encodeBatch(accountTarget, batches.account, chunk),
+    activity: encodeBatch(activityTarget, batches.activity, chunk),
   }
+}
+
+function encodeBatch<E extends EntityType>(
+  target: UpsertTarget<E>,
+  { upserts, deletions, rejects }: PreparedBatch<E>,
+  chunk: number,
+): EncodedBatch {
+  const rows: Buffer[] = []
+  for (let i = 0; i < upserts.length; i += chunk) {
+    const text = copyText(target.columns, upserts, i, Math.min(i + chunk, upserts.length))
+    rows.push(Buffer.from(text, 'utf8'))
+  }
+  return { ids: externalIds(upserts), rows, deletions, rejects }
 }
 
 /** The external ids of a batch's upserts. */
@@ -516,35 +550,128 @@ async function copyStaged<E extends EntityType>(
 }
 
 /**
- * Encodes prepared batches as persistRecords writes them (EncodedBatch), `slice` records at a
- * time, awaiting `pause()` between slices (see prepareRecordsInSlices): a sync encodes its next
- * page while the current one is being written.
+ * A page's records mapped, checked, deduped and encoded as persistRecords writes them
+ * (EncodedBatch). `read(max)` hands over the page's next records, none at the end; each slice of
+ * `slice` records is prepared and encoded at once, and `pause()` is awaited between slices, so
+ * that the write of the page before goes on meanwhile. Only the encoded rows and what dedupe needs
+ * outlive a slice: a record and its canonical form are let go as soon as its line is written.
  */
-export async function encodeRecords(
-  batches: PreparedRecords,
+export async function encodePage(
+  read: (max: number) => readonly SourceRecord[],
+  mappingsFor: (entityType: EntityType) => readonly FieldMapping[],
   pause: () => Promise<void>,
   slice: number,
 ): Promise<EncodedRecords> {
-  const encode = async <E extends EntityType>(
-    target: UpsertTarget<E>,
-    { upserts, deletions, rejects }: PreparedBatch<E>,
-  ): Promise<EncodedBatch> => {
-    // Each slice's text turned into the bytes COPY sends at once, while it is small: the write
-    // then only hands them to the socket.
-    const rows: Buffer[] = []
-    for (let i = 0; i < upserts.length; i += slice) {
-      const text = copyText(target.columns, upserts, i, Math.min(i + slice, upserts.length))
-      rows.push(Buffer.from(text, 'utf8'))
-      await pause()
+  const encoders: { [E in EntityType]?: PageEncoder } = {}
+  for (;;) {
+    const records = read(slice)
+    if (records.length === 0) break
+    for (const [entity, group] of groupByEntityType(records)) {
+      const encoder = (encoders[entity] ??= encoderOf(entity, mappingsFor(entity)))
+      encoder.add(group)
     }
-    return { ids: externalIds(upserts), rows, deletions, rejects }
+    await pause()
   }
-  return {
-    person: await encode(personTarget, batches.person),
-    account: await encode(accountTarget, batches.account),
-    activity: await encode(activityTarget, batches.activity),
+  const finish = (entity: EntityType): EncodedBatch =>
+    encoders[entity]?.finish() ?? { ids: [], rows: [], deletions: [], rejects: [] }
+  return { person: finish('person'), account: finish('account'), activity: finish('activity') }
+}
+
+function encoderOf(entity: EntityType, mappings: readonly FieldMapping[]): PageEncoder {
+  switch (entity) {
+    case 'person':
+      return pageEncoder(personTarget, mappings)
+    case 'account':
+      return pageEncoder(accountTarget, mappings)
+    case 'activity':
+      return pageEncoder(activityTarget, mappings)
   }
 }
+
+interface PageEncoder {
+  /** Prepares and encodes a slice of the page's records of the encoder's entity type. */
+  add(records: readonly SourceRecord[]): void
+  /** The page's batch: its records deduped (dedupeNewest), their lines in the page's order. */
+  finish(): EncodedBatch
+}
+
+/** What dedupe needs of a record: its id, its stamp, and its COPY line (-1 for a deletion). */
+interface EncodedEntry {
+  externalId: string
+  modifiedAt: SourceRecord['modifiedAt']
+  line: number
+}
+
+function pageEncoder<E extends EntityType>(
+  target: UpsertTarget<E>,
+  mappings: readonly FieldMapping[],
+): PageEncoder {
+  const prepare = slicePreparer(target.entity, mappings)
+  const entries: EncodedEntry[] = []
+  const rejects: PreparedReject[] = []
+  const rows: Buffer[] = []
+  let lines = 0
+  return {
+    add: (records) => {
+      const slice = prepare(records)
+      const upserts: Array<PreparedUpsert<E>> = []
+      for (const { externalId, modifiedAt, upsert } of slice.outcomes) {
+        entries.push({ externalId, modifiedAt, line: upsert ? lines + upserts.length : -1 })
+        if (upsert) upserts.push(upsert)
+      }
+      for (const reject of slice.rejects) rejects.push(reject)
+      if (upserts.length === 0) return
+      // The slice's text turned into the bytes COPY sends at once, while it is small.
+      rows.push(Buffer.from(copyText(target.columns, upserts), 'utf8'))
+      lines += upserts.length
+    },
+    finish: () => {
+      // Deletions and upserts of one id compete: whichever the source changed last is the truth.
+      const winners = dedupeNewest(
+        entries,
+        (entry) => entry.externalId,
+        (entry) => entry.modifiedAt,
+      )
+      const ids: string[] = []
+      const deletions: string[] = []
+      const kept: number[] = []
+      for (const { externalId, line } of winners) {
+        if (line < 0) {
+          deletions.push(externalId)
+        } else {
+          ids.push(externalId)
+          kept.push(line)
+        }
+      }
+      return { ids, rows: kept.length === lines ? rows : keptLines(rows, kept), deletions, rejects }
+    },
+  }
+}
+
+/**
+ * The COPY lines numbered in `kept` (ascending, counted across `rows`), as one chunk. A newline
+ * byte only ever ends a line: COPY text escapes the newlines in values.
+ */
+function keptLines(rows: readonly Buffer[], kept: readonly number[]): Buffer[] {
+  const pieces: Buffer[] = []
+  let line = 0
+  let next = 0
+  for (const chunk of rows) {
+    let start = 0
+    while (start < chunk.length && next < kept.length) {
+      const end = chunk.indexOf(NEWLINE, start) + 1
+      if (line === kept[next]) {
+        pieces.push(chunk.subarray(start, end))
+        next++
+      }
+      line++
+      start = end
+    }
+  }
+  return pieces.length > 0 ? [Buffer.concat(pieces)] : []
+}
+
+const NEWLINE = 0x0a
 
 /**
  * Records `from` to `to` (excluded) as COPY text (one line each: the external id, then the

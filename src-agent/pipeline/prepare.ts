@@ -54,16 +54,14 @@ export function batchPreparer<E extends EntityType>(
   entityType: E,
   givenMappings: readonly FieldMapping[],
 ): { add: (records: readonly SourceRecord[]) => void; finish: () => PreparedBatch<E> } {
-  const mappings = validateMappings(entityType, givenMappings)
+  const prepare = slicePreparer(entityType, givenMappings)
   const rejects: PreparedReject[] = []
   const outcomes: Array<Outcome<E>> = []
   return {
     add: (records) => {
-      for (const source of records) {
-        const outcome = prepareRecord(entityType, source, mappings)
-        if ('reject' in outcome) rejects.push(outcome.reject)
-        else outcomes.push(outcome)
-      }
+      const slice = prepare(records)
+      for (const outcome of slice.outcomes) outcomes.push(outcome)
+      for (const reject of slice.rejects) rejects.push(reject)
     },
     finish: () => {
       // Deletions and upserts of one id compete: whichever the source changed last is the truth.
@@ -79,6 +77,31 @@ export function batchPreparer<E extends EntityType>(
       }
       return batch
     },
+  }
+}
+
+/**
+ * Maps, coerces and validates records a slice at a time, handing each slice's outcomes back
+ * instead of keeping them (the caller dedupes, see dedupeNewest): a sync encodes each slice at
+ * once and keeps only what dedupe needs. Invalid mappings throw as in prepareBatch.
+ */
+export function slicePreparer<E extends EntityType>(
+  entityType: E,
+  givenMappings: readonly FieldMapping[],
+): (records: readonly SourceRecord[]) => {
+  outcomes: Array<Outcome<E>>
+  rejects: PreparedReject[]
+} {
+  const mappings = validateMappings(entityType, givenMappings)
+  return (records) => {
+    const outcomes: Array<Outcome<E>> = []
+    const rejects: PreparedReject[] = []
+    for (const source of records) {
+      const outcome = prepareRecord(entityType, source, mappings)
+      if ('reject' in outcome) rejects.push(outcome.reject)
+      else outcomes.push(outcome)
+    }
+    return { outcomes, rejects }
   }
 }
 
@@ -141,36 +164,10 @@ export function prepareRecords(
 /** Prepared batches of every entity type. */
 export type PreparedRecords = { [E in EntityType]: PreparedBatch<E> }
 
-/**
- * prepareRecords `slice` records at a time, awaiting `pause()` between slices: a sync prepares
- * its next page while the current one is being written, and the pauses let the write's
- * replies from Postgres be handled as they come instead of after the whole page.
- */
-export async function prepareRecordsInSlices(
+/** Records grouped by entity type, each group in the records' order. */
+export function groupByEntityType(
   records: readonly SourceRecord[],
-  mappingsFor: (entityType: EntityType) => readonly FieldMapping[],
-  pause: () => Promise<void>,
-  slice: number,
-): Promise<PreparedRecords> {
-  const groups = groupByEntityType(records)
-  const prepare = async <E extends EntityType>(entityType: E): Promise<PreparedBatch<E>> => {
-    const group = groups.get(entityType)
-    if (!group) return { upserts: [], deletions: [], rejects: [] }
-    const preparer = batchPreparer(entityType, mappingsFor(entityType))
-    for (let i = 0; i < group.length; i += slice) {
-      preparer.add(group.slice(i, i + slice))
-      await pause()
-    }
-    return preparer.finish()
-  }
-  return {
-    person: await prepare('person'),
-    account: await prepare('account'),
-    activity: await prepare('activity'),
-  }
-}
-
-function groupByEntityType(records: readonly SourceRecord[]): Map<EntityType, SourceRecord[]> {
+): Map<EntityType, SourceRecord[]> {
   const groups = new Map<EntityType, SourceRecord[]>()
   for (const record of records) {
     // Connector output is parsed with sourceRecordSchema upstream, so every type is a known one.
@@ -247,7 +244,8 @@ function isKeptKey(key: string): boolean {
   return verdict
 }
 
-type Outcome<E extends EntityType> = Exclude<RecordOutcome<E>, { reject: PreparedReject }>
+/** An upsert's or a deletion's outcome: a record that was not refused. */
+export type Outcome<E extends EntityType> = Exclude<RecordOutcome<E>, { reject: PreparedReject }>
 
 function prepareUpsert<E extends EntityType>(
   entityType: E,

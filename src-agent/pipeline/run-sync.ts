@@ -9,7 +9,7 @@ import {
   endsWholeSync,
   syncFailureMessage,
 } from '../../shared/errors.js'
-import type { EntityType, SourceRecord, SyncMode, SyncResult } from '../../shared/schemas.js'
+import type { EntityType, SyncMode, SyncResult } from '../../shared/schemas.js'
 import { recordAudit } from '../audit/audit.js'
 import type { AnyConnector } from '../connectors/interface.js'
 import type { RetryEvent } from '../connectors/retry.js'
@@ -25,13 +25,12 @@ import {
 } from '../telemetry/metrics.js'
 import { openConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
-import { fetchPage } from './fetch-page.js'
+import { fetchPage, pageRecords, pageSize, withAllRecords } from './fetch-page.js'
 import { readAhead, type PageAhead } from './read-ahead.js'
 import { requireAgreement } from './agreements.js'
 import { limitHeapGrowth } from './heap.js'
-import { encodeRecords } from './persist.js'
+import { encodePage } from './persist.js'
 import { pageWriter, type PageInFlight, type PreparedPage } from './page-writer.js'
-import { prepareRecordsInSlices } from './prepare.js'
 import { classifyFailure, syncCancelled, type SyncOutcome } from './sync-failure.js'
 import { withSyncLock } from './sync-lock.js'
 import {
@@ -482,8 +481,9 @@ export interface RunPagesRequest extends RunTarget {
 }
 
 /**
- * Records prepared or encoded between two looks at the event loop: about a millisecond of work,
- * so that the current page's statements go out as soon as Postgres answers the one before.
+ * Records read, prepared and encoded between two looks at the event loop: a millisecond or two
+ * of work, so that the current page's statements go out as soon as Postgres answers the one
+ * before.
  */
 const PREPARE_SLICE = 100
 
@@ -618,26 +618,28 @@ async function readPages(
   }
 
   /** A page's records mapped, checked and encoded for COPY, a slice at a time. */
-  async function preparePage(records: readonly SourceRecord[]): Promise<PreparedPage> {
+  async function preparePage(page: SyncResult): Promise<PreparedPage> {
     const mappingsFor = (e: EntityType) => start.mappings.get(e) ?? []
-    const batches = await prepareRecordsInSlices(records, mappingsFor, nextTurn, PREPARE_SLICE)
-    return { batches: await encodeRecords(batches, nextTurn, PREPARE_SLICE) }
+    return { batches: await encodePage(pageRecords(page), mappingsFor, nextTurn, PREPARE_SLICE) }
   }
 
   /**
-   * A page as the loop holds it once it has arrived: its preparation starts at once, and its
-   * records are let go as soon as they are encoded (the connector's side tables, if it has any,
-   * keep them until the page is written). Three pages are in flight at a time; holding their
-   * bytes only keeps the process small.
+   * A page as the loop holds it once it has arrived: its preparation starts at once, reading
+   * its records a slice at a time (those a connector left unread in the page's body are read
+   * out only then), and each is let go as soon as it is encoded. A connector with side tables
+   * has its records read out at once and kept until the page is written. Three pages are in
+   * flight at a time; holding their bytes only keeps the process small.
    */
   function arrived(fetching: Promise<SyncResult>): Promise<ArrivedPage> {
-    const page = fetching.then((read) => {
-      const prepared = preparePage(read.records)
+    const page = fetching.then((fetched) => {
+      const read = connector.sideTables ? withAllRecords(fetched) : fetched
+      const prepared = preparePage(read)
       // Awaited when the page's turn comes; until then a failure must not count as unhandled.
       prepared.catch(() => undefined)
+      const { unread: _unread, ...kept } = read
       return {
-        page: connector.sideTables ? read : { ...read, records: [] },
-        size: read.records.length,
+        page: connector.sideTables ? read : { ...kept, records: [] },
+        size: pageSize(read),
         prepared,
       }
     })

@@ -17,7 +17,7 @@ import { requireAgreement } from '../pipeline/agreements.js'
 import { openConnection } from '../pipeline/connection.js'
 import { credentialHooks } from '../pipeline/credential-lock.js'
 import { previewMappings, type PreviewRow } from '../pipeline/mapping-preview.js'
-import { fetchPage } from '../pipeline/fetch-page.js'
+import { fetchPage, withAllRecords } from '../pipeline/fetch-page.js'
 import { requireTenant } from '../pipeline/tenants.js'
 
 /** How long samples are reused unless the editor asks for fresh ones. */
@@ -168,7 +168,7 @@ async function readSamples(
     full: false,
     sample: true,
   })
-  return { fetchedAt: new Date(), records: page.records, pageSize: input.limit }
+  return { fetchedAt: new Date(), records: withAllRecords(page).records, pageSize: input.limit }
 }
 
 /** The stream asked for, or the connector's first that reads `entityType`. */

@@ -24,6 +24,7 @@ import pg from 'pg'
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams'
 import { salesforceConnector } from '../../src-agent/connectors/salesforce/index.js'
 import { salesforceConfigSchema } from '../../src-agent/connectors/salesforce/schemas.js'
+import { pageRecords } from '../../src-agent/pipeline/fetch-page.js'
 import type { Transport } from './agent-run.js'
 import { benchConnectConfig } from './connect-config.js'
 import type { FakeReady } from './fake-server.js'
@@ -40,7 +41,7 @@ export interface CeilingReport {
   maxRssKiB: number
 }
 
-/** Reads every page through the connector and throws the records away. */
+/** Reads every page and every record of it through the connector and throws them away. */
 export async function sourceCeiling(
   fake: FakeReady,
   transport: Transport,
@@ -63,7 +64,9 @@ export async function sourceCeiling(
         ...(pageSize ? { pageSize } : {}),
         stream: stream.id,
       })
-      records += page.records.length
+      // Every record read out of the page, those it left unread too (a Bulk page's CSV rows).
+      const read = pageRecords(page)
+      for (let slice = read(1_000); slice.length > 0; slice = read(1_000)) records += slice.length
       pages++
       cursor = page.cursor
       if (!page.hasMore) break

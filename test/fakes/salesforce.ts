@@ -133,6 +133,11 @@ export interface SalesforceFake {
   shareModstamp(type: SObjectType, ids: readonly string[], at?: string): string
   /** The next query or Bulk job on `type` announces its full size but serves only `serve` rows. */
   truncateNext(type: SObjectType, serve: number): void
+  /**
+   * The next Bulk result page of `type` (after `after` more are served whole) announces `by`
+   * rows more than it holds in its Sforce-NumberOfRecords header (fewer when negative).
+   */
+  miscountResultPage(type: SObjectType, by: number, after?: number): void
   /** The next Bulk job (of `type`, or any) ends Failed. */
   failNextBulkJob(type?: SObjectType, message?: string): void
   /** Bulk jobs stay InProgress forever while on. */
@@ -220,6 +225,9 @@ export async function startSalesforceFake(
     remove: (type, id) => state.remove(type, id),
     shareModstamp: (type, ids, at) => state.shareModstamp(type, ids, at),
     truncateNext: (type, serve) => state.truncations.set(type, serve),
+    miscountResultPage: (type, by, after = 0) => {
+      state.miscount = { type, by, after }
+    },
     failNextBulkJob: (type, message) =>
       state.bulkFailures.push({
         ...(type ? { type } : {}),
@@ -969,6 +977,8 @@ class FakeState {
   readonly #locators = new Map<string, Locator>()
   readonly jobs = new Map<string, BulkJob>()
   readonly truncations = new Map<SObjectType, number>()
+  /** See SalesforceFake.miscountResultPage. */
+  miscount: { type: SObjectType; by: number; after: number } | undefined
   readonly bulkFailures: Array<{ type?: SObjectType; message: string }> = []
   readonly writebackFailures = new Map<string, FakeSaveError>()
   bulkStalled = false
@@ -1614,10 +1624,15 @@ class FakeState {
       }
       body += '\n'
     }
+    let announced = end - offset
+    if (this.miscount?.type === job.type && this.miscount.after-- === 0) {
+      announced += this.miscount.by
+      this.miscount = undefined
+    }
     res.writeHead(200, {
       'content-type': 'text/csv',
       'Sforce-Locator': end < served ? Buffer.from(String(end)).toString('base64url') : 'null',
-      'Sforce-NumberOfRecords': String(end - offset),
+      'Sforce-NumberOfRecords': String(announced),
     })
     res.end(body)
   }

@@ -4,9 +4,14 @@ import { accounts, activities, people, quarantine, syncRuns } from '../../db/sch
 import { connectionRows } from '../helpers/connections.js'
 import { withTenant } from '../../db/tenant.js'
 import { VendorError } from '../../shared/errors.js'
-import type { EntityType } from '../../shared/schemas.js'
+import type { EntityType, FieldMapping, SourceRecord } from '../../shared/schemas.js'
 import '../../src-agent/connectors/salesforce/index.js'
-import { encodeRecords, persistPage, type PageWrite } from '../../src-agent/pipeline/persist.js'
+import {
+  encodePage,
+  encodePrepared,
+  persistPage,
+  type PageWrite,
+} from '../../src-agent/pipeline/persist.js'
 import type { PreparedBatch, PreparedUpsert } from '../../src-agent/pipeline/prepare.js'
 import { failRun, runSync, startRun } from '../../src-agent/pipeline/run-sync.js'
 import { connect } from '../../src-agent/services/connections.js'
@@ -194,22 +199,31 @@ describe('a page Postgres refuses part of', () => {
     upserts: Array<PreparedUpsert<E>> = [],
     deletions: string[] = [],
   ): PreparedBatch<E> => ({ upserts, deletions, rejects: [] })
+  /** Page `cursor` of a run (startRun's) of the test-pages connector, as a sync writes it. */
+  const pageOf = (
+    tenantId: string,
+    run: { runId: string; connectorId: string },
+    cursor: string,
+    batches: Partial<PageWrite['batches']>,
+  ): PageWrite => ({
+    tenantId,
+    source: 'test-pages',
+    runId: run.runId,
+    stream: { tenantId, connectorId: run.connectorId, stream: 'records' },
+    partition: '',
+    cursor,
+    finished: false,
+    batches: { person: batch(), account: batch(), activity: batch(), ...batches },
+  })
+  const writePage = (tenantId: string, page: PageWrite) =>
+    withTenant(agent.handle.db, tenantId, (tx) => persistPage(tx, page))
 
   it('writes the page record by record in savepoints when the set-based upsert fails, quarantining what Postgres refuses', async () => {
     const tenantId = await connectedTenant(agent, fake)
-    const { runId, connectorId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
-    const page = (cursor: string, batches: Partial<PageWrite['batches']>): PageWrite => ({
-      tenantId,
-      source: 'test-pages',
-      runId,
-      stream: { tenantId, connectorId, stream: 'records' },
-      partition: '',
-      cursor,
-      finished: false,
-      batches: { person: batch(), account: batch(), activity: batch(), ...batches },
-    })
-    const write = (p: PageWrite) =>
-      withTenant(agent.handle.db, tenantId, (tx) => persistPage(tx, p))
+    const run = await startRun(agent, { tenantId, connectorType: 'test-pages' })
+    const page = (cursor: string, batches: Partial<PageWrite['batches']>): PageWrite =>
+      pageOf(tenantId, run, cursor, batches)
+    const write = (p: PageWrite) => writePage(tenantId, p)
 
     const same = account('a-same', {
       domain: 'same.example',
@@ -270,8 +284,8 @@ describe('a page Postgres refuses part of', () => {
       accounts: await tx.select().from(accounts).orderBy(asc(accounts.externalId)),
       people: await tx.select().from(people),
       quarantine: await tx.select().from(quarantine).orderBy(asc(quarantine.externalId)),
-      connector: (await connectionRows(tx)).find((c) => c.id === connectorId)!,
-      run: (await tx.select().from(syncRuns).where(eq(syncRuns.id, runId)))[0]!,
+      connector: (await connectionRows(tx)).find((c) => c.id === run.connectorId)!,
+      run: (await tx.select().from(syncRuns).where(eq(syncRuns.id, run.runId)))[0]!,
     }))
     expect(t.accounts.map((a) => [a.externalId, a.name])).toEqual([
       ['a-changed', 'Renamed'],
@@ -296,7 +310,7 @@ describe('a page Postgres refuses part of', () => {
 
   it('reads an encoded page back from its COPY lines when it falls back: every character as sent', async () => {
     const tenantId = await connectedTenant(agent, fake)
-    const { runId, connectorId } = await startRun(agent, { tenantId, connectorType: 'test-pages' })
+    const run = await startRun(agent, { tenantId, connectorType: 'test-pages' })
     // Text COPY escapes (tab, line breaks, backslash) and text it does not (quotes, "\\N" as
     // data, non-ASCII, JSON escapes in the payload), in values and in payloads.
     const odd = 'Tab\there, line\nbreak\r\nand \\ back\\slash, "quoted", \\N, ü, 名前, 🚀'
@@ -312,25 +326,13 @@ describe('a page Postgres refuses part of', () => {
       account('a-int4', { employeeCount: 3_000_000_000 }, oddRaw),
       account('a-last', { name: 'Last\\' }, { Id: 'a-last', Name: 'Last\\' }),
     ]
-    // Encoded as a sync encodes a page: a chunk per slice, here two records each.
-    const batches = await encodeRecords(
+    // Encoded in chunks, as a sync encodes a page a slice at a time: here two records each.
+    const batches = encodePrepared(
       { person: batch(), account: batch(upserts), activity: batch() },
-      async () => undefined,
       2,
     )
     expect(batches.account.rows).toHaveLength(2)
-    const counts = await withTenant(agent.handle.db, tenantId, (tx) =>
-      persistPage(tx, {
-        tenantId,
-        source: 'test-pages',
-        runId,
-        stream: { tenantId, connectorId, stream: 'records' },
-        partition: '',
-        cursor: '1',
-        finished: false,
-        batches,
-      }),
-    )
+    const counts = await writePage(tenantId, pageOf(tenantId, run, '1', batches))
     expect(counts).toEqual({ created: 3, updated: 0, deleted: 0, errors: 1 })
     const t = await withTenant(agent.handle.db, tenantId, async (tx) => ({
       accounts: await tx.select().from(accounts).orderBy(asc(accounts.externalId)),
@@ -347,6 +349,74 @@ describe('a page Postgres refuses part of', () => {
     expect(t.quarantine).toHaveLength(1)
     expect(t.quarantine[0]).toMatchObject({ externalId: 'a-int4', rawPayload: oddRaw })
     expect(t.quarantine[0]!.reason).toMatch(/^employeeCount: /)
+  })
+
+  it('dedupes a page it encodes a slice at a time: the newest of an id wins across slices, in page order', async () => {
+    const tenantId = await connectedTenant(agent, fake)
+    const run = await startRun(agent, { tenantId, connectorType: 'test-pages' })
+    const mappings: FieldMapping[] = [
+      { sourceField: 'Id', targetField: 'externalId', transform: 'none' },
+      { sourceField: 'Name', targetField: 'name', transform: 'none' },
+    ]
+    const at = (minute: number) => `2026-03-01T10:${String(minute).padStart(2, '0')}:00.000Z`
+    const record = (id: string, name: string, minute: number, deleted = false): SourceRecord => ({
+      entityType: 'account',
+      data: { Id: id, Name: name },
+      modifiedAt: at(minute),
+      ...(deleted ? { deleted: true } : {}),
+    })
+    // Read two at a time, as a sync reads a page's slices: each pair is encoded before the next.
+    const encode = async (records: SourceRecord[]) => {
+      let next = 0
+      const read = (max: number) => records.slice(next, (next += max))
+      return encodePage(
+        read,
+        () => mappings,
+        async () => undefined,
+        2,
+      )
+    }
+    const write = (batches: PageWrite['batches'], cursor: string) =>
+      writePage(tenantId, pageOf(tenantId, run, cursor, batches))
+
+    // Without a repeated id, each slice's chunk is written as it was encoded.
+    const plain = await encode([
+      record('a-1', 'One', 1),
+      record('a-2', 'Two', 1),
+      record('a-3', 'Three', 1),
+    ])
+    expect(plain.account.ids).toEqual(['a-1', 'a-2', 'a-3'])
+    expect(plain.account.rows).toHaveLength(2)
+    expect(await write(plain, '1')).toEqual({ created: 3, updated: 0, deleted: 0, errors: 0 })
+
+    const page = await encode([
+      record('a-1', 'One, old', 2),
+      record('a-2', 'Two, changed', 3),
+      record('a-1', 'One, new', 4), // newer: wins over the first, in another slice
+      record('a-4', 'Four, newer', 6),
+      record('a-2', 'Two', 5, true), // a newer deletion wins over the change
+      record('a-4', 'Four, older', 5), // later in the page but stamped older: loses
+      record('a-5', 'Five', 1),
+    ])
+    expect(page.account.ids).toEqual(['a-1', 'a-4', 'a-5'])
+    expect(page.account.deletions).toEqual(['a-2'])
+    const lines = Buffer.concat(page.account.rows).toString('utf8').split('\n').slice(0, -1)
+    expect(lines.map((line) => line.split('\t').slice(0, 2))).toEqual([
+      ['a-1', 'One, new'],
+      ['a-4', 'Four, newer'],
+      ['a-5', 'Five'],
+    ])
+    expect(await write(page, '2')).toEqual({ created: 2, updated: 1, deleted: 1, errors: 0 })
+    const stored = await withTenant(agent.handle.db, tenantId, (tx) =>
+      tx.select().from(accounts).orderBy(asc(accounts.externalId)),
+    )
+    expect(stored.map((a) => [a.externalId, a.name, a.deletedAt === null])).toEqual([
+      ['a-1', 'One, new', true],
+      ['a-2', 'Two', false],
+      ['a-3', 'Three', true],
+      ['a-4', 'Four, newer', true],
+      ['a-5', 'Five', true],
+    ])
   })
 
   it('stores and prints a failed statement by its code and message: bounded, no record value', async () => {

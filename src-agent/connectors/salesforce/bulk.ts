@@ -118,15 +118,28 @@ export async function waitForJob(
 }
 
 export interface ResultPage {
-  records: Array<Record<string, unknown>>
+  /** The page's rows, read out of its CSV as records when asked for (see ResultRows). */
+  rows: ResultRows
   /** The next page's locator, or null after the last page (Salesforce sends the string "null"). */
   next: string | null
+}
+
+/** A result page's rows as REST-shaped records, parsed out of its CSV a slice at a time. */
+export interface ResultRows {
+  /** How many rows the page holds: its Sforce-NumberOfRecords, else the rows counted. */
+  readonly count: number
+  /**
+   * The next rows, at most `max`; none once all were read. Throws 'sync_incomplete' when the
+   * CSV holds more or fewer rows than Sforce-NumberOfRecords announced.
+   */
+  read(max: number): Array<Record<string, unknown>>
 }
 
 /**
  * One page of results: GET …/jobs/query/{id}/results?locator=&maxRecords=. Each page is a CSV
  * with its own header row; values become REST-typed by the describe types (numbers, booleans,
- * null for empty cells). A row count that disagrees with Sforce-NumberOfRecords throws.
+ * null for empty cells). A row count that disagrees with Sforce-NumberOfRecords throws once the
+ * rows are read (ResultRows).
  *
  * As soon as a page has arrived, the next one is requested (see readAhead), so Salesforce sends
  * it while this one is parsed and written; the next call takes that response instead of asking
@@ -147,14 +160,6 @@ export async function readResultPage(
   if (next !== undefined && next !== 'null' && next !== '' && input.maxRecords > 1) {
     startReadAhead(session, input.jobId, resultsUrl(session, { ...input, locator: next }))
   }
-  const rows = parseCsv(body)
-  const header = rows.shift() ?? []
-  const announced = Number(headers['sforce-numberofrecords'])
-  if (Number.isFinite(announced) && announced !== rows.length) {
-    throw incomplete(
-      `A Bulk result page of job ${input.jobId} announced ${announced} rows but held ${rows.length}.`,
-    )
-  }
   const locator = headers['sforce-locator']
   if (locator === undefined) {
     throw new VendorError(
@@ -163,10 +168,54 @@ export async function readResultPage(
       { retryable: false },
     )
   }
-  const read = recordReader(header, input.types)
   return {
-    records: rows.map(read),
+    rows: resultRows(body, input, headers['sforce-numberofrecords']),
     next: locator === 'null' || locator === '' ? null : locator,
+  }
+}
+
+/**
+ * The rows of one result page's CSV (`text`), read out as records on demand, so that a page's
+ * records need not all exist at once. Without a row count announced, they are read at once to be
+ * counted.
+ */
+function resultRows(
+  text: string,
+  input: { jobId: string; types: Map<string, string> },
+  announcedHeader: string | undefined,
+): ResultRows {
+  const csv = new CsvCursor(text)
+  const cells: string[] = []
+  const recordOf = recordReader(csv.next(cells) ? cells.slice() : [], input.types)
+  const announced = announcedHeader === undefined ? Number.NaN : Number(announcedHeader)
+  if (!Number.isSafeInteger(announced) || announced < 0) {
+    const records: Array<Record<string, unknown>> = []
+    while (csv.next(cells)) records.push(recordOf(cells))
+    let taken = 0
+    return {
+      count: records.length,
+      read: (max) => {
+        const slice = records.slice(taken, taken + max)
+        taken += slice.length
+        return slice
+      },
+    }
+  }
+  let taken = 0
+  return {
+    count: announced,
+    read: (max) => {
+      const records: Array<Record<string, unknown>> = []
+      while (records.length < max && csv.next(cells)) records.push(recordOf(cells))
+      taken += records.length
+      if (taken > announced || (records.length < max && taken < announced)) {
+        while (csv.next(cells)) taken++
+        throw incomplete(
+          `A Bulk result page of job ${input.jobId} announced ${announced} rows but held ${taken}.`,
+        )
+      }
+      return records
+    },
   }
 }
 
@@ -239,52 +288,70 @@ export async function abortJob(session: SalesforceSession, jobId: string): Promi
  */
 export function parseCsv(text: string): string[][] {
   const rows: string[][] = []
-  const n = text.length
-  let row: string[] = []
-  let i = 0
-  while (i < n) {
-    let cell = ''
-    if (text.charCodeAt(i) === QUOTE) {
-      let from = i + 1
-      for (;;) {
-        const quote = text.indexOf('"', from)
-        if (quote === -1) {
-          cell += text.slice(from)
-          i = n
+  const csv = new CsvCursor(text)
+  const row: string[] = []
+  while (csv.next(row)) rows.push(row.slice())
+  return rows
+}
+
+/** Reads CSV text (as parseCsv describes it) one row at a time. */
+class CsvCursor {
+  readonly #text: string
+  #at = 0
+
+  constructor(text: string) {
+    this.#text = text
+  }
+
+  /** Reads the next row's cells into `row`, emptied first; false once the text is read. */
+  next(row: string[]): boolean {
+    row.length = 0
+    const text = this.#text
+    const n = text.length
+    let i = this.#at
+    if (i >= n) return false
+    for (;;) {
+      let cell = ''
+      if (text.charCodeAt(i) === QUOTE) {
+        let from = i + 1
+        for (;;) {
+          const quote = text.indexOf('"', from)
+          if (quote === -1) {
+            cell += text.slice(from)
+            i = n
+            break
+          }
+          if (text.charCodeAt(quote + 1) === QUOTE) {
+            cell += text.slice(from, quote + 1)
+            from = quote + 2
+            continue
+          }
+          cell += text.slice(from, quote)
+          i = quote + 1
           break
         }
-        if (text.charCodeAt(quote + 1) === QUOTE) {
-          cell += text.slice(from, quote + 1)
-          from = quote + 2
-          continue
-        }
-        cell += text.slice(from, quote)
-        i = quote + 1
-        break
       }
+      let end = i
+      while (end < n) {
+        const c = text.charCodeAt(end)
+        if (c === COMMA || c === LF || c === CR) break
+        end++
+      }
+      if (end > i) cell += text.slice(i, end)
+      row.push(cell)
+      i = end
+      if (i < n && text.charCodeAt(i) === COMMA) {
+        i++
+        if (i < n) continue
+        // A comma that ends the text ends the row with an empty cell.
+        row.push('')
+      } else if (i < n) {
+        i += text.charCodeAt(i) === CR && text.charCodeAt(i + 1) === LF ? 2 : 1
+      }
+      this.#at = i
+      return true
     }
-    let end = i
-    while (end < n) {
-      const c = text.charCodeAt(end)
-      if (c === COMMA || c === LF || c === CR) break
-      end++
-    }
-    if (end > i) cell += text.slice(i, end)
-    row.push(cell)
-    i = end
-    if (i >= n) break
-    if (text.charCodeAt(i) === COMMA) {
-      i++
-      // A comma that ends the text ends the row with an empty cell.
-      if (i === n) row.push('')
-      continue
-    }
-    i += text.charCodeAt(i) === CR && text.charCodeAt(i + 1) === LF ? 2 : 1
-    rows.push(row)
-    row = []
   }
-  if (row.length > 0) rows.push(row)
-  return rows
 }
 
 const QUOTE = 34

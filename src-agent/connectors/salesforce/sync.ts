@@ -5,7 +5,7 @@
  * the quota threshold the page is still returned, and the next call pauses the run.
  */
 import { VendorError } from '../../../shared/errors.js'
-import type { SourceRecord, SyncResult } from '../../../shared/schemas.js'
+import type { SourceRecord, SyncResult, UnreadRecords } from '../../../shared/schemas.js'
 import type { Credentials, SyncOptions } from '../interface.js'
 import { createQueryJob, readResultPage, waitForJob, type ResultPage } from './bulk.js'
 import {
@@ -48,6 +48,8 @@ const RESULTS_GONE = new Set([
 
 interface Step {
   records: SourceRecord[]
+  /** A Bulk result page's records, still to be read out of its CSV (SyncResult.unread). */
+  unread?: UnreadRecords
   cursor: SyncCursor
   passComplete: boolean
   /** The object's record count when this step learned it (a COUNT() or a Bulk job's). */
@@ -89,6 +91,7 @@ export async function syncPage(
       cursor = rest
     }
     const records: SourceRecord[] = []
+    let unread: UnreadRecords | undefined
     let passComplete = false
     let expected: number | undefined
     // Steps that read nothing (a Bulk job's results gone) are followed at once.
@@ -96,20 +99,21 @@ export async function syncPage(
       session.throwIfAborted()
       const step = await readStep(ctx, cursor)
       records.push(...step.records)
+      unread = step.unread
       cursor = step.cursor
       expected = step.expected ?? expected
       if (step.passComplete) {
         passComplete = true
         break
       }
-      if (records.length > 0 || overQuota(session, config.quotaThreshold)) break
+      if (records.length > 0 || unread || overQuota(session, config.quotaThreshold)) break
     }
     const usage = session.usage()
     if (usage && usage.used / usage.max >= config.quotaThreshold)
       cursor = { ...cursor, quota: usage }
     ctx.log?.debug(
       {
-        records: records.length,
+        records: records.length + (unread?.count ?? 0),
         object,
         bulk: cursor.bulk?.jobId,
         apiUsage: usage,
@@ -118,6 +122,7 @@ export async function syncPage(
     )
     return {
       records,
+      ...(unread ? { unread } : {}),
       cursor: serializeCursor(cursor),
       hasMore: !passComplete,
       syncedAt: new Date(),
@@ -298,11 +303,18 @@ async function readBulkPage(
     )
     return { records: [], cursor: advance(cursor, null), passComplete: false }
   }
-  const records = page.records.map((row) => sourceRecordOf(cursor.object, row))
-  const read = bulk.read + page.records.length
+  const { rows } = page
+  const toRecords = (max: number) => rows.read(max).map((row) => sourceRecordOf(cursor.object, row))
+  // The rows become source records as the pipeline reads them, a slice at a time. The job's
+  // last page is read now, so that the rows counted against the job's are the rows it held.
+  const records: Pick<Step, 'records' | 'unread'> =
+    page.next === null
+      ? { records: readAllRows(toRecords) }
+      : { records: [], unread: { count: rows.count, read: toRecords } }
+  const read = bulk.read + rows.count
   if (page.next !== null) {
     return {
-      records,
+      ...records,
       cursor: { ...cursor, bulk: { ...bulk, locator: page.next, read } },
       passComplete: false,
       expected: bulk.expected,
@@ -323,7 +335,20 @@ async function readBulkPage(
   // it started (stamped up to the look-back before it) from before that.
   const from = Date.parse(bulk.since) - ctx.config.lookbackSeconds * 1000
   const end = { stamp: new Date(from).toISOString(), id: null }
-  return { records, cursor: advance(cursor, end), passComplete: true, expected: bulk.expected }
+  return { ...records, cursor: advance(cursor, end), passComplete: true, expected: bulk.expected }
+}
+
+/** Every record `read` hands over, a page's worth at a time, until it hands over none. */
+function readAllRows(read: (max: number) => SourceRecord[]): SourceRecord[] {
+  const records: SourceRecord[] = []
+  for (
+    let slice = read(DEFAULT_BULK_PAGE_SIZE);
+    slice.length > 0;
+    slice = read(DEFAULT_BULK_PAGE_SIZE)
+  ) {
+    for (const record of slice) records.push(record)
+  }
+  return records
 }
 
 /**

@@ -745,6 +745,35 @@ describe('Salesforce connector through the real pipeline', () => {
     expect(bulkShort.error).toMatch(/reported 12 records but its results held 5/)
   })
 
+  it('fails a Bulk result page whose rows disagree with its announced count, keeping the pages before', async () => {
+    await start()
+    const tenantId = await connected({ bulkMinRecords: 10 })
+    // Accounts (12) are read over Bulk in pages of 10: the second page says 3 rows, holds 2.
+    fake.miscountResultPage('Account', 1, 1)
+    const over = await sync(tenantId, { pageSize: 10 })
+    expect(over).toMatchObject({ status: 'failed', errorCode: 'sync_incomplete' })
+    expect(over.error).toMatch(/A Bulk result page of job 750\w+ announced 3 rows but held 2/)
+    let t = await tables(tenantId)
+    expect(t.accounts).toHaveLength(10)
+    expect(t.people).toHaveLength(38) // the other streams went on
+    expect(t.quarantine).toHaveLength(0)
+
+    // A first page that holds more rows than it says fails whole: none of its rows is written.
+    const second = await connected({ bulkMinRecords: 10 })
+    fake.miscountResultPage('Account', -1)
+    const under = await sync(second, { pageSize: 10 })
+    expect(under).toMatchObject({ status: 'failed', errorCode: 'sync_incomplete' })
+    expect(under.error).toMatch(/announced 9 rows but held 10/)
+    t = await tables(second)
+    expect(t.accounts).toHaveLength(0)
+
+    // Nothing is owed: the next runs read both in full.
+    expect(await sync(tenantId, { pageSize: 10 })).toMatchObject({ status: 'succeeded' })
+    expect(await sync(second, { pageSize: 10 })).toMatchObject({ status: 'succeeded' })
+    expect((await tables(tenantId)).accounts).toHaveLength(12)
+    expect((await tables(second)).accounts).toHaveLength(12)
+  })
+
   it('refreshes an access token that expires mid-sync once, and carries on', async () => {
     await start()
     const tenantId = await connected()
