@@ -135,9 +135,10 @@ export interface SalesforceFake {
   truncateNext(type: SObjectType, serve: number): void
   /**
    * The next Bulk result page of `type` (after `after` more are served whole) announces `by`
-   * rows more than it holds in its Sforce-NumberOfRecords header (fewer when negative).
+   * rows more than it holds in its Sforce-NumberOfRecords header (fewer when negative), or, with
+   * 'no count', leaves the header out.
    */
-  miscountResultPage(type: SObjectType, by: number, after?: number): void
+  miscountResultPage(type: SObjectType, by: number | 'no count', after?: number): void
   /** The next Bulk job (of `type`, or any) ends Failed. */
   failNextBulkJob(type?: SObjectType, message?: string): void
   /** Bulk jobs stay InProgress forever while on. */
@@ -978,7 +979,7 @@ class FakeState {
   readonly jobs = new Map<string, BulkJob>()
   readonly truncations = new Map<SObjectType, number>()
   /** See SalesforceFake.miscountResultPage. */
-  miscount: { type: SObjectType; by: number; after: number } | undefined
+  miscount: { type: SObjectType; by: number | 'no count'; after: number } | undefined
   readonly bulkFailures: Array<{ type?: SObjectType; message: string }> = []
   readonly writebackFailures = new Map<string, FakeSaveError>()
   bulkStalled = false
@@ -1624,15 +1625,16 @@ class FakeState {
       }
       body += '\n'
     }
-    let announced = end - offset
+    let announced: number | undefined = end - offset
     if (this.miscount?.type === job.type && this.miscount.after-- === 0) {
-      announced += this.miscount.by
+      const { by } = this.miscount
+      announced = by === 'no count' ? undefined : announced + by
       this.miscount = undefined
     }
     res.writeHead(200, {
       'content-type': 'text/csv',
       'Sforce-Locator': end < served ? Buffer.from(String(end)).toString('base64url') : 'null',
-      'Sforce-NumberOfRecords': String(announced),
+      ...(announced === undefined ? {} : { 'Sforce-NumberOfRecords': String(announced) }),
     })
     res.end(body)
   }

@@ -767,6 +767,12 @@ describe('Salesforce connector through the real pipeline', () => {
     t = await tables(second)
     expect(t.accounts).toHaveLength(0)
 
+    // A page that gives no count is counted by its rows.
+    const third = await connected({ bulkMinRecords: 10 })
+    fake.miscountResultPage('Account', 'no count')
+    expect(await sync(third, { pageSize: 10 })).toMatchObject({ status: 'succeeded' })
+    expect((await tables(third)).accounts).toHaveLength(12)
+
     // Nothing is owed: the next runs read both in full.
     expect(await sync(tenantId, { pageSize: 10 })).toMatchObject({ status: 'succeeded' })
     expect(await sync(second, { pageSize: 10 })).toMatchObject({ status: 'succeeded' })
