@@ -102,10 +102,8 @@ export function pageSize(page: SyncResult): number {
 export function withAllRecords(page: SyncResult): SyncResult {
   const { unread, ...rest } = page
   if (!unread) return page
-  const records = [...page.records]
-  for (;;) {
-    const slice = unread.read(1_000)
-    if (slice.length === 0) return { ...rest, records }
-    for (const record of slice) records.push(record)
-  }
+  const read = pageRecords(page)
+  const records: SourceRecord[] = []
+  for (let slice = read(1_000); slice.length > 0; slice = read(1_000)) records.push(...slice)
+  return { ...rest, records }
 }

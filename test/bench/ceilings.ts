@@ -24,7 +24,7 @@ import pg from 'pg'
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams'
 import { salesforceConnector } from '../../src-agent/connectors/salesforce/index.js'
 import { salesforceConfigSchema } from '../../src-agent/connectors/salesforce/schemas.js'
-import { pageRecords } from '../../src-agent/pipeline/fetch-page.js'
+import { withAllRecords } from '../../src-agent/pipeline/fetch-page.js'
 import type { Transport } from './agent-run.js'
 import { benchConnectConfig } from './connect-config.js'
 import type { FakeReady } from './fake-server.js'
@@ -65,8 +65,7 @@ export async function sourceCeiling(
         stream: stream.id,
       })
       // Every record read out of the page, those it left unread too (a Bulk page's CSV rows).
-      const read = pageRecords(page)
-      for (let slice = read(1_000); slice.length > 0; slice = read(1_000)) records += slice.length
+      records += withAllRecords(page).records.length
       pages++
       cursor = page.cursor
       if (!page.hasMore) break

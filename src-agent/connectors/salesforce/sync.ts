@@ -306,10 +306,11 @@ async function readBulkPage(
   const { rows } = page
   const toRecords = (max: number) => rows.read(max).map((row) => sourceRecordOf(cursor.object, row))
   // The rows become source records as the pipeline reads them, a slice at a time. The job's
-  // last page is read now, so that the rows counted against the job's are the rows it held.
+  // last page is read now (one row more than it announced, so that a longer one fails too), so
+  // that the rows counted against the job's are the rows it held.
   const records: Pick<Step, 'records' | 'unread'> =
     page.next === null
-      ? { records: readAllRows(toRecords) }
+      ? { records: toRecords(rows.count + 1) }
       : { records: [], unread: { count: rows.count, read: toRecords } }
   const read = bulk.read + rows.count
   if (page.next !== null) {
@@ -336,19 +337,6 @@ async function readBulkPage(
   const from = Date.parse(bulk.since) - ctx.config.lookbackSeconds * 1000
   const end = { stamp: new Date(from).toISOString(), id: null }
   return { ...records, cursor: advance(cursor, end), passComplete: true, expected: bulk.expected }
-}
-
-/** Every record `read` hands over, a page's worth at a time, until it hands over none. */
-function readAllRows(read: (max: number) => SourceRecord[]): SourceRecord[] {
-  const records: SourceRecord[] = []
-  for (
-    let slice = read(DEFAULT_BULK_PAGE_SIZE);
-    slice.length > 0;
-    slice = read(DEFAULT_BULK_PAGE_SIZE)
-  ) {
-    for (const record of slice) records.push(record)
-  }
-  return records
 }
 
 /**
