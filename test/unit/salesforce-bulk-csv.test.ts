@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { parseCsv, toRecord } from '../../src-agent/connectors/salesforce/bulk.js'
+import { parseCsv, recordReader, toRecord } from '../../src-agent/connectors/salesforce/bulk.js'
 import { salesforceError, toVendorError } from '../../src-agent/connectors/salesforce/errors.js'
 
 describe('Bulk API 2.0 CSV results', () => {
@@ -39,6 +39,78 @@ describe('Bulk API 2.0 CSV results', () => {
       Name: null,
       Owner: { Email: 'o@example.com' },
     })
+  })
+})
+
+describe('Bulk result records', () => {
+  it('reads every row of a wide header into the same keys, in header order, with nested columns', () => {
+    const fields = Array.from({ length: 30 }, (_, n) => `Field_${n}__c`)
+    // Names that need quoting in code: a quote, a backslash, a line separator, a non-Latin name.
+    const odd = ['Say"Hi"__c', 'Back\\slash__c', 'Line\u2028Sep__c', 'Größe__c']
+    const header = ['Id', ...fields, 'Owner.Email', 'IsDeleted', ...odd, 'Owner.Manager.Name']
+    const types = new Map([
+      ['IsDeleted', 'boolean'],
+      ['Field_3__c', 'double'],
+    ])
+    const read = recordReader(header, types)
+    const cell = (column: string, n: number, id: string): string =>
+      column === 'Id'
+        ? id
+        : column === 'IsDeleted'
+          ? 'true'
+          : column === 'Field_3__c'
+            ? '42'
+            : `v${n}`
+    const row = (id: string): string[] => header.map((column, n) => cell(column, n, id))
+    const expected = (id: string): Record<string, unknown> => {
+      const record: Record<string, unknown> = { Id: id }
+      fields.forEach((field, n) => (record[field] = n === 3 ? 42 : `v${n + 1}`))
+      record.Owner = { Email: 'v31', Manager: { Name: 'v37' } }
+      record.IsDeleted = true
+      odd.forEach((name, n) => (record[name] = `v${33 + n}`))
+      return record
+    }
+    for (const id of ['003A', '003B']) {
+      const record = read(row(id))
+      expect(record).toStrictEqual(expected(id))
+      expect(JSON.stringify(record)).toBe(JSON.stringify(expected(id)))
+      expect(Object.getPrototypeOf(record)).toBe(Object.prototype)
+    }
+    // A short row: the missing cells read as empty ones.
+    expect(read(['003C', 'x'])).toMatchObject({ Id: '003C', Field_0__c: 'x', Field_1__c: null })
+    expect(read(['003C']).Owner).toStrictEqual({ Email: null, Manager: { Name: null } })
+  })
+
+  it('reads a header that is not one tree of names as before, and __proto__ as a key of its own', () => {
+    const types = new Map<string, string>()
+    // A name twice: the last cell wins.
+    expect(recordReader(['Id', 'Name', 'Name'], types)(['1', 'a', 'b'])).toStrictEqual({
+      Id: '1',
+      Name: 'b',
+    })
+    // A column that is also another's parent: whichever comes later decides.
+    expect(recordReader(['Owner', 'Owner.Email'], types)(['x', 'e'])).toStrictEqual({
+      Owner: { Email: 'e' },
+    })
+    expect(recordReader(['Owner.Email', 'Owner'], types)(['e', 'x'])).toStrictEqual({
+      Owner: 'x',
+    })
+    // A column named __proto__ is a key of the record's own, never its prototype.
+    const headers = [
+      ['Id', '__proto__'],
+      ['Id', 'Owner.__proto__'],
+      ['Id', '__proto__', '__proto__.Name'],
+    ]
+    for (const header of headers) {
+      for (const cell of ['', 'x']) {
+        const record = recordReader(header, types)(['1', cell, 'n'])
+        const owner = header[1] === 'Owner.__proto__' ? (record.Owner as object) : record
+        expect(Object.getPrototypeOf(owner)).toBe(Object.prototype)
+        expect(Object.keys(owner)).toContain('__proto__')
+      }
+    }
+    const nested = recordReader(['Id', '__proto__', '__proto__.Name'], types)(['1', 'x', 'n'])
+    expect(Object.getOwnPropertyDescriptor(nested, '__proto__')?.value).toStrictEqual({ Name: 'n' })
   })
 })
 

@@ -372,32 +372,119 @@ export function toRecord(
  * Turns the rows of one result page into REST-shaped records; the header's column paths and
  * types are worked out once per page, not once per cell.
  */
-export function recordReader(
-  header: readonly string[],
-  types: Map<string, string>,
-): (row: readonly string[]) => Record<string, unknown> {
+export function recordReader(header: readonly string[], types: Map<string, string>): RecordReader {
   const columns = header.map((column) => ({ path: column.split('.'), type: types.get(column) }))
+  return literalReader(columns) ?? assigningReader(columns)
+}
+
+interface Column {
+  path: string[]
+  type: string | undefined
+}
+
+/**
+ * A reader that builds each record with one object literal compiled for the page's header. Set
+ * one key at a time, a record of more than about a dozen fields (most Salesforce objects) turns
+ * into a hash table, which costs memory and time at every later read of it (mapping, checks, its
+ * JSON); a literal gives every record of the page one fixed shape. The header's names go into the
+ * code only as JSON string literals. Undefined when the header does not make one tree of names (a
+ * name twice, a column that is also another's parent, a `__proto__`): assigningReader takes those.
+ */
+function literalReader(columns: readonly Column[]): RecordReader | undefined {
+  interface Branch {
+    children: Map<string, Branch | number>
+  }
+  const root: Branch = { children: new Map() }
+  for (const [index, { path }] of columns.entries()) {
+    let branch = root
+    for (const [depth, segment] of path.entries()) {
+      if (segment === '__proto__') return undefined
+      const existing = branch.children.get(segment)
+      if (depth === path.length - 1) {
+        if (existing !== undefined) return undefined
+        branch.children.set(segment, index)
+        continue
+      }
+      if (typeof existing === 'number') return undefined
+      const next = existing ?? { children: new Map() }
+      branch.children.set(segment, next)
+      branch = next
+    }
+  }
+  const literal = (branch: Branch): string =>
+    `{${[...branch.children]
+      .map(([name, node]) => {
+        const value =
+          typeof node === 'number'
+            ? `${cellReader(columns[node]!.type)}(row[${node}])`
+            : literal(node)
+        return `${JSON.stringify(name)}: ${value}`
+      })
+      .join(', ')}}`
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- names go in as JSON literals only
+  const compile = new Function('text', 'flag', 'number', `return (row) => (${literal(root)})`) as (
+    text: CellReader,
+    flag: CellReader,
+    number: CellReader,
+  ) => RecordReader
+  return compile(textCell, flagCell, numberCell)
+}
+
+type RecordReader = (row: readonly string[]) => Record<string, unknown>
+type CellReader = (cell: string | undefined) => unknown
+
+/** The reader for headers literalReader does not take: each record built one key at a time. */
+function assigningReader(columns: readonly Column[]): RecordReader {
   return (row) => {
     const record: Record<string, unknown> = {}
     for (let index = 0; index < columns.length; index++) {
       const { path, type } = columns[index]!
-      const value = typed(row[index] ?? '', type)
-      if (path.length === 1) {
-        record[path[0]!] = value
-        continue
-      }
       let target = record
       for (let depth = 0; depth < path.length - 1; depth++) {
         const segment = path[depth]!
-        const next = target[segment]
-        if (next === null || typeof next !== 'object') target[segment] = {}
+        const next = Object.hasOwn(target, segment) ? target[segment] : undefined
+        if (next === null || typeof next !== 'object') setOwn(target, segment, {})
         target = target[segment] as Record<string, unknown>
       }
-      target[path[path.length - 1]!] = value
+      setOwn(target, path[path.length - 1]!, typed(row[index] ?? '', type))
     }
     return record
   }
 }
+
+/** Sets a key of the record's own, a column named `__proto__` included (never the prototype). */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') {
+    Object.defineProperty(target, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    })
+  } else {
+    target[key] = value
+  }
+}
+
+/** The name of the cell function literalReader's code calls for a column of this type. */
+function cellReader(type: string | undefined): 'text' | 'flag' | 'number' {
+  switch (type) {
+    case 'boolean':
+      return 'flag'
+    case 'int':
+    case 'double':
+    case 'currency':
+    case 'percent':
+      return 'number'
+    default:
+      return 'text'
+  }
+}
+
+// typed() for one kind of column each; a missing cell (a short row) reads as an empty one.
+const textCell: CellReader = (cell) => typed(cell ?? '', undefined)
+const flagCell: CellReader = (cell) => typed(cell ?? '', 'boolean')
+const numberCell: CellReader = (cell) => typed(cell ?? '', 'double')
 
 function typed(cell: string, type: string | undefined): unknown {
   if (cell === '') return null
