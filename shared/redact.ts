@@ -3,6 +3,7 @@
  * before/after snapshots, error messages shown to admins. Pure apart from reading the registry
  * of known secret values, which callers fill with `registerSecret`.
  */
+import { setOwn } from './own.js'
 
 /** What a redacted value is replaced with. */
 export const REDACTED = '[REDACTED]'
@@ -166,18 +167,4 @@ function redactError(err: Error, ancestors: Set<object>, depth: number): Record<
   if (typeof code === 'string' || typeof code === 'number') out.code = code
   if (err.cause !== undefined) out.cause = redactValue(err.cause, ancestors, depth + 1)
   return out
-}
-
-/** Plain assignment of `__proto__` would set the prototype instead of copying the key. */
-function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') {
-    Object.defineProperty(target, key, {
-      value,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    })
-  } else {
-    target[key] = value
-  }
 }

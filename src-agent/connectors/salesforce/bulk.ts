@@ -5,6 +5,7 @@
  * https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/queries.htm
  */
 import { AppError, VendorError } from '../../../shared/errors.js'
+import { setOwn } from '../../../shared/own.js'
 import { wait } from '../retry.js'
 import { salesforceError } from './errors.js'
 import { incomplete, parse } from './fetch.js'
@@ -462,20 +463,6 @@ function assigningReader(columns: readonly Column[]): RecordReader {
       setOwn(target, path[path.length - 1]!, typed(row[index] ?? '', type))
     }
     return record
-  }
-}
-
-/** Sets a key of the record's own, a column named `__proto__` included (never the prototype). */
-function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') {
-    Object.defineProperty(target, key, {
-      value,
-      writable: true,
-      enumerable: true,
-      configurable: true,
-    })
-  } else {
-    target[key] = value
   }
 }
 
