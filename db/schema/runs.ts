@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm'
 import { index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core'
 import type { EntityType, SyncMode, SyncRunStatus } from '../../shared/schemas.js'
 import { connectors } from './connectors.js'
@@ -36,7 +37,16 @@ export const syncRuns = pgTable(
     /** The same retries by reason (`timeout`, `http_503`, `cut_body`, …): reason → count. */
     retryReasons: jsonb('retry_reasons').$type<Record<string, number>>().notNull().default({}),
   },
-  (t) => [index('sync_runs_connector_started_idx').on(t.tenantId, t.connectorId, t.startedAt)],
+  (t) => [
+    index('sync_runs_connector_started_idx').on(t.tenantId, t.connectorId, t.startedAt),
+    // A connection's latest run of each stream, found by a few index probes however long its
+    // history (see failingStreams in pipeline/run-sync.ts).
+    index('sync_runs_connector_stream_idx').on(t.connectorId, t.stream, t.startedAt),
+    // The runs still running: every run's start and end looks for those of its connection.
+    index('sync_runs_running_idx')
+      .on(t.connectorId)
+      .where(sql`${t.status} = 'running'`),
+  ],
 )
 
 /** Records that failed quality checks: kept with the reason, never silently dropped. */
