@@ -12,10 +12,12 @@ import { createWriteStream } from 'node:fs'
 import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { createDb } from '../../db/client.js'
-import { tenants } from '../../db/schema/index.js'
+import { sql } from 'drizzle-orm'
+import { connectors, tenants } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
 import '../../src-agent/connectors/salesforce/index.js'
 import { connectorRegistry } from '../../src-agent/connectors/registry.js'
+import { streamsOf } from '../../src-agent/connectors/streams.js'
 import { createLogger } from '../../src-agent/logging/logger.js'
 import { runSync, type SyncDeps, type SyncSummary } from '../../src-agent/pipeline/run-sync.js'
 import { keyringFromHex } from '../../src-agent/secrets/crypto.js'
@@ -87,6 +89,7 @@ const { values } = parseArgs({
     transport: { type: 'string', default: 'bulk' },
     'page-size': { type: 'string' },
     incremental: { type: 'boolean', default: false },
+    'history-runs': { type: 'string' },
     'idle-timeout-ms': { type: 'string' },
     'log-file': { type: 'string' },
   },
@@ -174,6 +177,9 @@ try {
   const gc = (globalThis as { gc?: () => void }).gc
   gc?.()
   const liveHeapAfter = gc ? process.memoryUsage().heapUsed : undefined
+  if (values.incremental && full.status === 'succeeded' && values['history-runs']) {
+    await addRunHistory(tenantId, Number(values['history-runs']))
+  }
   const incremental =
     values.incremental && full.status === 'succeeded' ? await sync(false) : undefined
   const report: AgentRunReport = {
@@ -191,4 +197,33 @@ try {
 } finally {
   clearInterval(sampler)
   await handle.close()
+}
+
+/**
+ * `count` ended runs of the tenant's connection, dated before its full sync: one every 15 minutes
+ * round its streams (`--history-runs`; 210,240 is a year of six streams), one in twenty failed,
+ * as a connection's history is after a while, so that the sync with nothing changed is timed as
+ * it runs then. The table's statistics are brought up to date, as autovacuum would.
+ */
+async function addRunHistory(tenantId: string, count: number): Promise<void> {
+  if (!Number.isSafeInteger(count) || count < 0) throw new Error('--history-runs takes a count')
+  const streams = streamsOf(connectorRegistry.get('salesforce')).map((stream) => stream.id)
+  await withTenant(handle.db, tenantId, async (tx) => {
+    const [connection] = await tx.select({ id: connectors.id }).from(connectors)
+    if (!connection) throw new Error(`tenant ${tenantId} has no connection`)
+    await tx.execute(sql`
+      insert into sync_runs (tenant_id, connector_id, stream, mode, status, started_at, finished_at)
+      select ${tenantId}, ${connection.id},
+        (string_to_array(${streams.join(',')}, ','))[1 + g % ${streams.length}],
+        'incremental', case when g % 20 = 7 then 'failed' else 'succeeded' end,
+        now() - make_interval(mins => 15 * (g / ${streams.length} + 1)) - interval '1 hour',
+        now() - make_interval(mins => 15 * (g / ${streams.length} + 1)) - interval '1 hour'
+      from generate_series(0, ${count - 1}) g`)
+  })
+  const owner = createDb(values.db!, { asOwner: true })
+  try {
+    await owner.db.execute(sql`analyze sync_runs`)
+  } finally {
+    await owner.close()
+  }
 }

@@ -11,7 +11,8 @@
  *
  * - source ceiling: the connector reading every page with no pipeline work (ceilings.ts);
  * - pipeline: a full sync through runSync into a freshly migrated database (agent-run.ts),
- *   followed by an incremental sync with nothing changed; both timed around runSync, so process
+ *   followed by an incremental sync with nothing changed, the connection given a year of earlier
+ *   runs first (HISTORY_RUNS), as it has after a while; both timed around runSync, so process
  *   start, connecting and loading modules are not counted;
  * - sink ceiling: the rows that sync wrote, loaded with `COPY … FROM STDIN (FORMAT csv)` into
  *   `like … including all` copies of the tables, as psql's `\copy` does (ceilings.ts);
@@ -67,6 +68,9 @@ const TARGETS = {
 }
 
 const PREVIEW_SAMPLES = 1000
+
+/** A year of runs of six streams every 15 minutes, behind the sync with nothing changed. */
+const HISTORY_RUNS = 6 * 4 * 24 * 365
 
 interface Sizes {
   contacts: number
@@ -222,6 +226,8 @@ async function main(): Promise<number> {
                 t,
                 ...pageArgs,
                 '--incremental',
+                '--history-runs',
+                String(HISTORY_RUNS),
                 '--log-file',
                 path.join(tmp, `agent-${t}-${run}.log`),
               ]),
@@ -490,7 +496,7 @@ function report(input: {
       seconds(r.pipelineCpu.map((x) => x.fake)),
     ])
     rows.push([
-      `${t}  pipeline: incremental, nothing changed`,
+      `${t}  pipeline: incremental, nothing changed, a year of runs before`,
       count(r.pipeline[0]?.incremental ? written(r.pipeline[0].incremental) : 0),
       range(
         r.pipeline.flatMap((x) => (x.incremental ? [x.incremental.ms / 1000] : [])),
