@@ -398,7 +398,7 @@ interface Column {
 
 /**
  * A reader that builds each record with one object literal compiled for the page's header. Set
- * one key at a time, a record of more than about a dozen fields (most Salesforce objects) turns
+ * one key at a time, a record of twenty fields or more (most Salesforce objects) turns
  * into a hash table, which costs memory and time at every later read of it (mapping, checks, its
  * JSON); a literal gives every record of the page one fixed shape. The header's names go into the
  * code only as JSON string literals. Undefined when the header does not make one tree of names (a
