@@ -234,6 +234,8 @@ async function addRunHistory(tenantId: string, count: number): Promise<number | 
   const owner = createDb(values.db!, { asOwner: true })
   try {
     await owner.db.execute(sql`vacuum analyze sync_runs`)
+    // Its writes flushed now, so that the sync timed next does not meet them (a superuser's).
+    await owner.db.execute(sql`checkpoint`).catch(() => undefined)
   } finally {
     await owner.close()
   }
