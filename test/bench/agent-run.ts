@@ -11,8 +11,8 @@ import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
-import { createDb } from '../../db/client.js'
 import { sql } from 'drizzle-orm'
+import { createDb } from '../../db/client.js'
 import { connectors, tenants } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
 import '../../src-agent/connectors/salesforce/index.js'
@@ -211,8 +211,8 @@ try {
  * `count` ended runs of the tenant's connection, dated before its full sync: one every 15 minutes
  * round its streams (`--history-runs`; 210,240 is a year of six streams), one in twenty failed,
  * as a connection's history is after a while, so that the sync with nothing changed is timed as
- * it runs then. The table is vacuumed and analyzed, as autovacuum would have done by then. Returns the
- * CPU the Postgres server spent on it (ms), when it runs on this machine.
+ * it runs then. The table is vacuumed and analyzed, as autovacuum would have done by then.
+ * Returns the CPU the Postgres server spent on it (ms), when it runs on this machine.
  */
 async function addRunHistory(tenantId: string, count: number): Promise<number | undefined> {
   if (!Number.isSafeInteger(count) || count < 0) throw new Error('--history-runs takes a count')
@@ -226,10 +226,10 @@ async function addRunHistory(tenantId: string, count: number): Promise<number | 
       insert into sync_runs (tenant_id, connector_id, stream, mode, status, started_at, finished_at)
       select ${tenantId}, ${connection.id},
         (string_to_array(${streams.join(',')}, ','))[1 + g % ${streams.length}],
-        'incremental', case when g % 20 = 7 then 'failed' else 'succeeded' end,
-        now() - make_interval(mins => 15 * (g / ${streams.length} + 1)) - interval '1 hour',
-        now() - make_interval(mins => 15 * (g / ${streams.length} + 1)) - interval '1 hour'
-      from generate_series(0, ${count - 1}) g`)
+        'incremental', case when g % 20 = 7 then 'failed' else 'succeeded' end, at, at
+      from generate_series(0, ${count - 1}) g,
+        lateral (select now() - make_interval(mins => 15 * (g / ${streams.length} + 1))
+          - interval '1 hour' as at) stamp`)
   })
   const owner = createDb(values.db!, { asOwner: true })
   try {
