@@ -143,6 +143,13 @@ export interface SalesforceFake {
   failNextBulkJob(type?: SObjectType, message?: string): void
   /** Bulk jobs stay InProgress forever while on. */
   stallBulkJobs(on: boolean): void
+  /**
+   * While on, queries and their next pages are held unanswered (after queryDelayMs) until it is
+   * turned off: an org that stops answering mid-sync, so a sync stands still where it is.
+   */
+  holdQueries(on: boolean): void
+  /** Queries held unanswered right now by holdQueries. */
+  readonly heldQueries: number
   /** Forgets every Bulk job, as when results pass their retention: reads then get 404. */
   expireBulkJobs(): void
   /** sObject Collections updates of these ids fail with this error. */
@@ -237,6 +244,10 @@ export async function startSalesforceFake(
     stallBulkJobs: (on) => {
       state.bulkStalled = on
     },
+    holdQueries: (on) => state.holdQueries(on),
+    get heldQueries() {
+      return state.heldQueries
+    },
     expireBulkJobs: () => state.jobs.clear(),
     failWriteback: (id, error) => state.writebackFailures.set(id, error),
     connectConfig: () => ({
@@ -251,6 +262,7 @@ export async function startSalesforceFake(
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
+        state.holdQueries(false)
         server.closeAllConnections()
         server.close((err) => (err ? reject(err) : resolve()))
       }),
@@ -998,6 +1010,9 @@ class FakeState {
   readonly requests: FakeRequest[] = []
   /** Collections updates held unanswered (holdCollections). */
   heldCollections = 0
+  /** Queries waiting on holdQueries, and what lets them go. */
+  heldQueries = 0
+  #queryHold: { released: Promise<void>; release: () => void } | undefined
   inaccessible = new Set<SObjectType>()
   readonly accessTokens = new Set<string>()
   readonly refreshTokens = new Set<string>()
@@ -1182,8 +1197,16 @@ class FakeState {
     res.setHeader('Sforce-Limit-Info', `api-usage=${this.usage}/${this.dailyMax}`)
     const version = data[1]!
     const rest = (data[2] ?? '/').replace(/\/$/, '') || '/'
-    if (this.#options.queryDelayMs && /^\/query(All)?(\/|$)/.test(rest)) {
-      await sleep(this.#options.queryDelayMs)
+    if (/^\/query(All)?(\/|$)/.test(rest)) {
+      if (this.#options.queryDelayMs) await sleep(this.#options.queryDelayMs)
+      while (this.#queryHold) {
+        this.heldQueries += 1
+        try {
+          await this.#queryHold.released
+        } finally {
+          this.heldQueries -= 1
+        }
+      }
     }
     try {
       this.#route(method, rest, version, url, body, req, res)
@@ -1191,6 +1214,18 @@ class FakeState {
       if (err instanceof SoqlError)
         return sendJson(res, 400, [{ message: err.message, errorCode: err.errorCode }])
       throw err
+    }
+  }
+
+  holdQueries(on: boolean): void {
+    if (on) {
+      if (this.#queryHold) return
+      let release = (): void => undefined
+      const released = new Promise<void>((resolve) => (release = resolve))
+      this.#queryHold = { released, release }
+    } else {
+      this.#queryHold?.release()
+      this.#queryHold = undefined
     }
   }
 

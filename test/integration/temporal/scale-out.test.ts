@@ -195,31 +195,57 @@ describe('scale-out: several workers on one Temporal and one Postgres', () => {
       for (const r of rows.rows) peak.set(r.app, Math.max(peak.get(r.app) ?? 0, r.n))
     }
 
-    // The victim: the first worker with a chunk in progress whose run has committed a page.
-    const victim = await waitFor(
+    // The victim: the first worker with a chunk in progress whose run has committed a page and
+    // has pages still to come. Its org is then held from answering, so the sync stands still
+    // while it is looked at again and killed: without the hold, the chunk could end between the
+    // look and the kill, and the kill would catch nothing.
+    const caughtRuns = async (w: Worker, runIds?: string[]): Promise<string[]> => {
+      const open = [...openChunks(chunkLines(w)).keys()].filter(
+        (id) => !runIds || runIds.includes(id),
+      )
+      if (open.length === 0) return []
+      const rows = await owner.db
+        .select({ id: syncRuns.id })
+        .from(syncRuns)
+        .where(
+          and(
+            inArray(syncRuns.id, open),
+            gt(syncRuns.pages, 0),
+            eq(syncRuns.status, 'running'),
+            // Pages of its stream are still to come.
+            sql`not exists (select 1 from ${streamState} where ${streamState.lastRunId} = ${syncRuns.id})`,
+          ),
+        )
+      return rows.map((r) => r.id)
+    }
+    const { victim, held: heldOrg } = await waitFor(
       async () => {
         await sample()
         for (const w of workers) {
-          const open = openChunks(chunkLines(w))
-          if (open.size === 0) continue
-          const committed = await owner.db
-            .select({ id: syncRuns.id })
+          const [runId] = await caughtRuns(w)
+          if (!runId) continue
+          const [run] = await owner.db
+            .select({ tenantId: syncRuns.tenantId })
             .from(syncRuns)
-            .where(
-              and(
-                inArray(syncRuns.id, [...open.keys()]),
-                gt(syncRuns.pages, 0),
-                eq(syncRuns.status, 'running'),
-                // Pages of its stream are still to come.
-                sql`not exists (select 1 from ${streamState} where ${streamState.lastRunId} = ${syncRuns.id})`,
-              ),
-            )
-          if (committed.length > 0) return w
+            .where(eq(syncRuns.id, runId))
+          const org = tenants.find((t) => t.id === run!.tenantId)!.fake
+          org.holdQueries(true)
+          // The sync waits on its org's answer; its log lines written before then are read.
+          const waiting = await waitFor(() => org.heldQueries > 0, {
+            timeoutMs: 5_000,
+            intervalMs: 20,
+          }).catch(() => false)
+          if (waiting) {
+            await new Promise((resolve) => setTimeout(resolve, 300))
+            if ((await caughtRuns(w, [runId])).length > 0) return { victim: w, held: org }
+          }
+          org.holdQueries(false)
         }
         return undefined
       },
       { timeoutMs: 60_000, intervalMs: 30, what: 'a worker in the middle of a sync' },
     )
+    await new Promise((r) => setTimeout(r, 1500))
     victim.child.kill('SIGKILL')
     expect(await victim.exited).toBe('SIGKILL')
     const killedAt = Date.now()
@@ -234,6 +260,7 @@ describe('scale-out: several workers on one Temporal and one Postgres', () => {
       },
       { timeoutMs: 30_000, intervalMs: 20, what: `the sessions of ${victim.name} to end` },
     )
+    heldOrg.holdQueries(false)
     const requestsBefore = new Map(tenants.map((t) => [t.id, t.fake.requests.length]))
 
     // What the kill interrupted: chunks the victim started and never ended, of runs with pages
