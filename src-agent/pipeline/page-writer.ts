@@ -94,7 +94,8 @@ export function pageWriter(
         finished: !page.hasMore,
       }
       try {
-        await waitForTurn(tx, turn)
+        // The last page has no page after it to wait for its turn.
+        if (page.hasMore) await waitForTurn(tx, turn)
       } finally {
         // This page holds its turn (or never will): the next one may wait for it.
         turnTaken()

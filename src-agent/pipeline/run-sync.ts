@@ -1,4 +1,4 @@
-import { and, eq, notInArray, sql, type SQL } from 'drizzle-orm'
+import { and, eq, sql, type SQL } from 'drizzle-orm'
 import type { DbHandle, Tx } from '../../db/client.js'
 import { connectors, syncRuns } from '../../db/schema/index.js'
 import { withTenant } from '../../db/tenant.js'
@@ -9,9 +9,9 @@ import {
   endsWholeSync,
   syncFailureMessage,
 } from '../../shared/errors.js'
-import type { EntityType, SyncMode, SyncResult } from '../../shared/schemas.js'
+import type { EntityType, FieldMapping, SyncMode, SyncResult } from '../../shared/schemas.js'
 import { recordAudit } from '../audit/audit.js'
-import type { AnyConnector } from '../connectors/interface.js'
+import type { AnyConnector, Credentials, StreamDefinition } from '../connectors/interface.js'
 import type { RetryEvent } from '../connectors/retry.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import { DEFAULT_STREAM, findStream, streamsOf } from '../connectors/streams.js'
@@ -23,7 +23,7 @@ import {
   syncRunsTotal,
   withCallLabels,
 } from '../telemetry/metrics.js'
-import { openConnection } from './connection.js'
+import { openConnection, type ConnectorRow } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { fetchPage, pageRecords, pageSize, withAllRecords } from './fetch-page.js'
 import { readAhead, type PageAhead } from './read-ahead.js'
@@ -40,6 +40,7 @@ import {
   setPartitions,
   streamMappings,
   upgradeLegacyCursor,
+  type StreamKey,
 } from './stream-state.js'
 
 export interface SyncDeps {
@@ -274,30 +275,38 @@ async function syncStream(
 ): Promise<StreamSummary> {
   const { tenantId, connectorType, stream } = request
   const counts: SyncCounts = { pages: 0, created: 0, updated: 0, deleted: 0, errors: 0 }
-  const run = await startRun(deps, {
-    tenantId,
-    connectorType,
-    stream,
-    live,
-    ...(request.partition !== undefined ? { partition: request.partition } : {}),
-    ...(request.full ? { full: true } : {}),
-  })
+  const { run, start } = await openRun(
+    deps,
+    {
+      tenantId,
+      connectorType,
+      stream,
+      live,
+      ...(request.partition !== undefined ? { partition: request.partition } : {}),
+      ...(request.full ? { full: true } : {}),
+    },
+    true,
+  )
   onStart(run.runId)
   const target = { tenantId, connectorType, runId: run.runId }
   try {
-    const result = await runPages(deps, {
-      ...target,
-      ...(request.pageSize ? { pageSize: request.pageSize } : {}),
-      ...(request.signal ? { signal: request.signal } : {}),
-      ...(request.stop ? { stop: request.stop } : {}),
-      ...(firstPage ? { firstPage } : {}),
-      onFirstRead,
-      onReadAll,
-      onPage: (page) => {
-        addCounts(counts, page)
-        onPage(page)
+    const result = await runPagesOf(
+      deps,
+      {
+        ...target,
+        ...(request.pageSize ? { pageSize: request.pageSize } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
+        ...(request.stop ? { stop: request.stop } : {}),
+        ...(firstPage ? { firstPage } : {}),
+        onFirstRead,
+        onReadAll,
+        onPage: (page) => {
+          addCounts(counts, page)
+          onPage(page)
+        },
       },
-    })
+      start,
+    )
     await finishRun(deps, target)
     return { stream, runId: run.runId, status: 'succeeded', cursor: result.cursor, ...counts }
   } catch (err) {
@@ -332,17 +341,37 @@ export interface RunTarget {
  */
 export async function startRun(
   deps: SyncDeps,
-  request: {
-    tenantId: string
-    connectorType: string
-    /** Default: the connector's first (or only) stream. */
-    stream?: string
-    partition?: string
-    full?: boolean
-    /** Runs of the same sync still being written (an earlier stream's): left running. */
-    live?: readonly string[]
-  },
+  request: StartRunRequest,
 ): Promise<{ runId: string; connectorId: string; mode: SyncMode; stream: string }> {
+  return (await openRun(deps, request, false)).run
+}
+
+interface StartRunRequest {
+  tenantId: string
+  connectorType: string
+  /** Default: the connector's first (or only) stream. */
+  stream?: string
+  partition?: string
+  full?: boolean
+  /**
+   * Runs of the same sync opened before this one (an earlier stream's, perhaps still being
+   * written): left running. The first run of a sync closes the connection's other runs.
+   */
+  live?: readonly string[]
+}
+
+/**
+ * Opens a run (startRun); with `withStart`, also loads in the same transaction what its pages are
+ * read with, so that a run read at once (runSync's) does not open another transaction for it.
+ */
+async function openRun(
+  deps: SyncDeps,
+  request: StartRunRequest,
+  withStart: boolean,
+): Promise<{
+  run: { runId: string; connectorId: string; mode: SyncMode; stream: string }
+  start?: RunStart
+}> {
   const { tenantId, connectorType } = request
   const connector = deps.registry.get(connectorType)
   const stream = request.stream ? findStream(connector, request.stream) : streamsOf(connector)[0]!
@@ -363,32 +392,29 @@ export async function startRun(
     )
   }
   return withTenant(deps.handle.db, tenantId, async (tx) => {
-    const { row } = await openConnection(
+    const connection = await openConnection(
       tx,
       deps.keyring,
       tenantId,
       connectorType,
       connector.secretConfigKeys,
     )
+    const { row } = connection
     // Only the runs of one sync of a connection are ever live (the sync lock), so one still
-    // marked running that is not this sync's belongs to a process that died.
-    const live = request.live ?? []
-    await tx
-      .update(syncRuns)
-      .set({
-        status: 'failed',
-        finishedAt: sql`now()`,
-        error:
-          'Interrupted: the agent stopped before this run finished. A later run resumed from its last committed page.',
-        errorCode: 'sync_incomplete',
-      })
-      .where(
-        and(
-          eq(syncRuns.connectorId, row.id),
-          eq(syncRuns.status, 'running'),
-          ...(live.length > 0 ? [notInArray(syncRuns.id, [...live])] : []),
-        ),
-      )
+    // marked running that is not this sync's belongs to a process that died. A sync's later
+    // runs find none: its first closed them, under the same lock.
+    if (!request.live?.length) {
+      await tx
+        .update(syncRuns)
+        .set({
+          status: 'failed',
+          finishedAt: sql`now()`,
+          error:
+            'Interrupted: the agent stopped before this run finished. A later run resumed from its last committed page.',
+          errorCode: 'sync_incomplete',
+        })
+        .where(and(eq(syncRuns.connectorId, row.id), eq(syncRuns.status, 'running')))
+    }
     await upgradeLegacyCursor(tx, connector, row)
     const key = { tenantId, connectorId: row.id, stream: stream.id }
     if (partitions) await setPartitions(tx, key, partitions)
@@ -421,7 +447,15 @@ export async function startRun(
         ...(request.partition !== undefined ? { partition: request.partition } : {}),
       },
     })
-    return { runId: run!.id, connectorId: row.id, mode, stream: stream.id }
+    const opened = { runId: run!.id, connectorId: row.id, mode, stream: stream.id }
+    if (!withStart) return { run: opened }
+    const start = await loadRunStart(tx, connector, {
+      tenantId,
+      runId: run!.id,
+      connection,
+      run: { mode, stream: stream.id, partition: request.partition ?? null },
+    })
+    return { run: opened, start }
   })
 }
 
@@ -508,44 +542,81 @@ export async function runPages(
   deps: SyncDeps,
   request: RunPagesRequest,
 ): Promise<{ done: boolean; cursor: string | null; counts: SyncCounts }> {
+  return runPagesOf(deps, request)
+}
+
+function runPagesOf(
+  deps: SyncDeps,
+  request: RunPagesRequest,
+  started?: RunStart,
+): Promise<{ done: boolean; cursor: string | null; counts: SyncCounts }> {
   // The vendor calls made for this run are counted under its tenant and connector.
   return withCallLabels({ tenant: request.tenantId, connector: request.connectorType }, () =>
-    readPages(deps, request),
+    readPages(deps, request, started),
   )
+}
+
+/** What a run's pages are read with: its connection, stream, mappings and where it stands. */
+interface RunStart {
+  row: ConnectorRow
+  credentials: Credentials
+  mode: SyncMode
+  stream: StreamDefinition
+  key: StreamKey
+  mappings: Map<EntityType, FieldMapping[]>
+  partitions: Array<{ partition: string; cursor: string | null }>
+}
+
+async function loadRunStart(
+  tx: Tx,
+  connector: AnyConnector,
+  input: {
+    tenantId: string
+    runId: string
+    connection: { row: ConnectorRow; credentials: Credentials }
+    run: { mode: SyncMode; stream: string | null; partition: string | null }
+  },
+): Promise<RunStart> {
+  const { tenantId, runId, connection, run } = input
+  // A run from before streams read the connector's one stream.
+  const stream = findStream(connector, run.stream ?? DEFAULT_STREAM)
+  const key = { tenantId, connectorId: connection.row.id, stream: stream.id }
+  const mappings = await streamMappings(tx, connector, connection.row.id, stream)
+  const partitions = await pendingPartitions(tx, key, {
+    runId,
+    partitioned: stream.partitioned === true,
+    only: run.partition,
+  })
+  return { ...connection, mode: run.mode, stream, key, mappings, partitions }
 }
 
 async function readPages(
   deps: SyncDeps,
   request: RunPagesRequest,
+  /** What the run's pages are read with, loaded as it was opened (see openRun). */
+  started?: RunStart,
 ): Promise<{ done: boolean; cursor: string | null; counts: SyncCounts }> {
   const { tenantId, connectorType, runId } = request
   const connector = deps.registry.get(connectorType)
   limitHeapGrowth()
-  const start = await withTenant(deps.handle.db, tenantId, async (tx) => {
-    const opened = await openConnection(
-      tx,
-      deps.keyring,
-      tenantId,
-      connectorType,
-      connector.secretConfigKeys,
-    )
-    const [run] = await tx
-      .select({ mode: syncRuns.mode, stream: syncRuns.stream, partition: syncRuns.partition })
-      .from(syncRuns)
-      .where(eq(syncRuns.id, runId))
-    if (!run)
-      throw new AppError('internal', `Sync run ${runId} does not exist for tenant "${tenantId}".`)
-    // A run from before streams read the connector's one stream.
-    const stream = findStream(connector, run.stream ?? DEFAULT_STREAM)
-    const key = { tenantId, connectorId: opened.row.id, stream: stream.id }
-    const mappings = await streamMappings(tx, connector, opened.row.id, stream)
-    const partitions = await pendingPartitions(tx, key, {
-      runId,
-      partitioned: stream.partitioned === true,
-      only: run.partition,
-    })
-    return { ...opened, mode: run.mode, stream, key, mappings, partitions }
-  })
+  const start =
+    started ??
+    (await withTenant(deps.handle.db, tenantId, async (tx) => {
+      const connection = await openConnection(
+        tx,
+        deps.keyring,
+        tenantId,
+        connectorType,
+        connector.secretConfigKeys,
+      )
+      const [run] = await tx
+        .select({ mode: syncRuns.mode, stream: syncRuns.stream, partition: syncRuns.partition })
+        .from(syncRuns)
+        .where(eq(syncRuns.id, runId))
+      if (!run)
+        throw new AppError('internal', `Sync run ${runId} does not exist for tenant "${tenantId}".`)
+      return loadRunStart(tx, connector, { tenantId, runId, connection, run })
+    }))
   const runLog = deps.log.child({
     tenantId,
     connector: connectorType,

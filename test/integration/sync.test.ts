@@ -120,6 +120,19 @@ describe('sync end to end through the pipeline', () => {
     }
   })
 
+  it('syncs a stream with nothing new in three transactions: its run opened, its page, its end', async () => {
+    const tenantId = await connectedTenant(agent, fake, { pageSize: 200 })
+    await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    statements.length = 0
+    const summary = await runSync(agent, { tenantId, connectorType: 'test-pages' })
+    expect(summary).toMatchObject({ status: 'succeeded', pages: 1, created: 0, updated: 0 })
+    // The run opened and what its pages are read with (its mappings, its cursor) in one; the
+    // empty page's cursor committed in the next; the run ended in the last.
+    expect(statements.filter((q) => q === 'begin')).toHaveLength(3)
+    // The page is the run's last: no page after it waits for its turn, so it takes none.
+    expect(statements.filter((q) => q.includes('pg_advisory_xact_lock'))).toEqual([])
+  })
+
   describe('while a page is being written', () => {
     /**
      * One of this test's agent sessions: its state, its last statement, what it waits for (an
