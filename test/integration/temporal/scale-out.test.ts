@@ -195,57 +195,53 @@ describe('scale-out: several workers on one Temporal and one Postgres', () => {
       for (const r of rows.rows) peak.set(r.app, Math.max(peak.get(r.app) ?? 0, r.n))
     }
 
-    // The victim: the first worker with a chunk in progress whose run has committed a page and
-    // has pages still to come. Its org is then held from answering, so the sync stands still
-    // while it is looked at again and killed: without the hold, the chunk could end between the
-    // look and the kill, and the kill would catch nothing.
-    const caughtRuns = async (w: Worker, runIds?: string[]): Promise<string[]> => {
-      const open = [...openChunks(chunkLines(w)).keys()].filter(
-        (id) => !runIds || runIds.includes(id),
-      )
-      if (open.length === 0) return []
-      const rows = await owner.db
-        .select({ id: syncRuns.id })
-        .from(syncRuns)
-        .where(
-          and(
-            inArray(syncRuns.id, open),
-            gt(syncRuns.pages, 0),
-            eq(syncRuns.status, 'running'),
-            // Pages of its stream are still to come.
-            sql`not exists (select 1 from ${streamState} where ${streamState.lastRunId} = ${syncRuns.id})`,
-          ),
-        )
-      return rows.map((r) => r.id)
+    // The victim: a worker in the middle of a chunk whose run has committed a page and has pages
+    // still to come. Every org holds its answers while the workers are looked at and the victim
+    // is killed, so that nothing moves meanwhile: a chunk could otherwise end between the look
+    // and the kill, and the kill would catch nothing.
+    const holdAll = (on: boolean): void => {
+      for (const t of tenants) t.fake.holdQueries(on)
     }
-    const { victim, held: heldOrg } = await waitFor(
+    const looks: string[] = []
+    const victim = await waitFor(
       async () => {
         await sample()
+        holdAll(true)
+        // The syncs under way stop at their next query, and their workers' log lines are read.
+        await new Promise((resolve) => setTimeout(resolve, 500))
+        let open = 0
+        let inRuns = 0
         for (const w of workers) {
-          const [runId] = await caughtRuns(w)
-          if (!runId) continue
-          const [run] = await owner.db
-            .select({ tenantId: syncRuns.tenantId })
+          const chunks = [...openChunks(chunkLines(w)).keys()]
+          open += chunks.length
+          if (chunks.length === 0) continue
+          const runs = await owner.db
+            .select({ id: syncRuns.id, tenantId: syncRuns.tenantId })
             .from(syncRuns)
-            .where(eq(syncRuns.id, runId))
-          const org = tenants.find((t) => t.id === run!.tenantId)!.fake
-          org.holdQueries(true)
-          // The sync waits on its org's answer; its log lines written before then are read.
-          const waiting = await waitFor(() => org.heldQueries > 0, {
-            timeoutMs: 5_000,
-            intervalMs: 20,
-          }).catch(() => false)
-          if (waiting) {
-            await new Promise((resolve) => setTimeout(resolve, 300))
-            if ((await caughtRuns(w, [runId])).length > 0) return { victim: w, held: org }
-          }
-          org.holdQueries(false)
+            .where(
+              and(
+                inArray(syncRuns.id, chunks),
+                gt(syncRuns.pages, 0),
+                eq(syncRuns.status, 'running'),
+                // Pages of its stream are still to come.
+                sql`not exists (select 1 from ${streamState} where ${streamState.lastRunId} = ${syncRuns.id})`,
+              ),
+            )
+          inRuns += runs.length
+          // The chunk waits on its org: it stands still in the middle of its run.
+          const waiting = (run: { tenantId: string }) =>
+            tenants.find((t) => t.id === run.tenantId)!.fake.heldQueries > 0
+          if (runs.some(waiting)) return w
         }
+        holdAll(false)
+        looks.push(`${open} chunks open, ${inRuns} past a committed page, none waiting on its org`)
         return undefined
       },
-      { timeoutMs: 60_000, intervalMs: 30, what: 'a worker in the middle of a sync' },
-    )
-    await new Promise((r) => setTimeout(r, 1500))
+      { timeoutMs: 60_000, intervalMs: 200, what: 'a worker in the middle of a sync' },
+    ).catch((err: Error) => {
+      holdAll(false)
+      throw new Error(`${err.message}; looked ${looks.length} times: ${looks.slice(-5).join('; ')}`)
+    })
     victim.child.kill('SIGKILL')
     expect(await victim.exited).toBe('SIGKILL')
     const killedAt = Date.now()
@@ -260,7 +256,7 @@ describe('scale-out: several workers on one Temporal and one Postgres', () => {
       },
       { timeoutMs: 30_000, intervalMs: 20, what: `the sessions of ${victim.name} to end` },
     )
-    heldOrg.holdQueries(false)
+    holdAll(false)
     const requestsBefore = new Map(tenants.map((t) => [t.id, t.fake.requests.length]))
 
     // What the kill interrupted: chunks the victim started and never ended, of runs with pages
