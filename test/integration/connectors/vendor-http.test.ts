@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import net from 'node:net'
@@ -143,6 +144,34 @@ describe('vendor HTTP: deadlines and cut bodies', () => {
     const reason = new Error('stopped by the admin')
     setTimeout(() => controller.abort(reason), 50)
     await expect(sendHttp({ vendor: 'Acme', url, signal: controller.signal })).rejects.toBe(reason)
+  })
+
+  it('reads a large body byte for byte, sent in pieces, with and without its Content-Length', async () => {
+    const bytes = randomBytes(3 * 2 ** 20 + 17)
+    const url = await serve((req, res) => {
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        ...(req.url === '/sized' ? { 'content-length': bytes.length } : {}),
+      })
+      // Pieces of odd sizes, a few at a time, so the body arrives in many chunks.
+      let at = 0
+      const next = (): void => {
+        for (let n = 0; n < 8 && at < bytes.length; n++) {
+          const end = Math.min(at + 40_000 + ((at / 7) % 9_000), bytes.length)
+          res.write(bytes.subarray(at, end))
+          at = end
+        }
+        if (at < bytes.length) setImmediate(next)
+        else res.end()
+      }
+      next()
+    })
+    for (const path of ['/sized', '/chunked']) {
+      const answer = await sendHttp({ vendor: 'Acme', url: `${url}${path}` })
+      expect(answer.status, path).toBe(200)
+      expect(answer.body.length, path).toBe(bytes.length)
+      expect(answer.body.equals(bytes), path).toBe(true)
+    }
   })
 
   it('reads a gzip-encoded body', async () => {
