@@ -2,7 +2,7 @@ import { and, eq } from 'drizzle-orm'
 import type { Tx } from '../../db/client.js'
 import { connectors } from '../../db/schema/index.js'
 import { AppError } from '../../shared/errors.js'
-import type { Credentials } from '../connectors/interface.js'
+import type { AnyConnector, Credentials } from '../connectors/interface.js'
 import { isSensitiveKey, registerSecret } from '../../shared/redact.js'
 import { decryptCredentials, encryptCredentials, type Keyring } from '../secrets/crypto.js'
 
@@ -55,6 +55,16 @@ export async function openConnection(
   })
   registerSecrets(credentials, secretKeys)
   return { row, credentials }
+}
+
+/** openConnection for a registered connector: its connection, its secret config keys redacted. */
+export function openConnectorConnection(
+  tx: Tx,
+  keyring: Keyring,
+  tenantId: string,
+  connector: Pick<AnyConnector, 'id' | 'secretConfigKeys'>,
+): Promise<{ row: ConnectorRow; credentials: Credentials }> {
+  return openConnection(tx, keyring, tenantId, connector.id, connector.secretConfigKeys)
 }
 
 /** Encrypts credentials for one connection (tenant and connector type are bound in as associated data). */

@@ -16,7 +16,7 @@ import type { RetryEvent } from '../connectors/retry.js'
 import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
 import { withCallLabels } from '../telemetry/metrics.js'
-import { openConnection } from './connection.js'
+import { openConnectorConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { fetchPage } from './fetch-page.js'
 import { streamCursor } from './stream-state.js'
@@ -58,13 +58,7 @@ export function readAhead(
   const retries: RetryEvent[] = []
   const read = (async () => {
     const opened = await withTenant(deps.handle.db, tenantId, async (tx) => {
-      const connection = await openConnection(
-        tx,
-        deps.keyring,
-        tenantId,
-        connectorType,
-        connector.secretConfigKeys,
-      )
+      const connection = await openConnectorConnection(tx, deps.keyring, tenantId, connector)
       const key = { tenantId, connectorId: connection.row.id, stream }
       const from = request.full ? null : await streamCursor(tx, key)
       return { ...connection, from }

@@ -23,7 +23,7 @@ import {
   syncRunsTotal,
   withCallLabels,
 } from '../telemetry/metrics.js'
-import { openConnection, type ConnectorRow } from './connection.js'
+import { openConnectorConnection, type ConnectorRow } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { fetchPage, pageRecords, pageSize, withAllRecords } from './fetch-page.js'
 import { readAhead, type PageAhead } from './read-ahead.js'
@@ -392,13 +392,7 @@ async function openRun(
     )
   }
   return withTenant(deps.handle.db, tenantId, async (tx) => {
-    const connection = await openConnection(
-      tx,
-      deps.keyring,
-      tenantId,
-      connectorType,
-      connector.secretConfigKeys,
-    )
+    const connection = await openConnectorConnection(tx, deps.keyring, tenantId, connector)
     const { row } = connection
     // Only the runs of one sync of a connection are ever live (the sync lock), so one still
     // marked running that is not this sync's belongs to a process that died. A sync's later
@@ -466,7 +460,7 @@ async function listPartitions(
 ): Promise<string[]> {
   const { tenantId, connector } = input
   const opened = await withTenant(deps.handle.db, tenantId, (tx) =>
-    openConnection(tx, deps.keyring, tenantId, connector.id, connector.secretConfigKeys),
+    openConnectorConnection(tx, deps.keyring, tenantId, connector),
   )
   const hooks = credentialHooks(deps, { tenantId, connector, connectorId: opened.row.id })
   const partitions = await withCallLabels({ tenant: tenantId, connector: connector.id }, () =>
@@ -602,13 +596,7 @@ async function readPages(
   const start =
     started ??
     (await withTenant(deps.handle.db, tenantId, async (tx) => {
-      const connection = await openConnection(
-        tx,
-        deps.keyring,
-        tenantId,
-        connectorType,
-        connector.secretConfigKeys,
-      )
+      const connection = await openConnectorConnection(tx, deps.keyring, tenantId, connector)
       const [run] = await tx
         .select({ mode: syncRuns.mode, stream: syncRuns.stream, partition: syncRuns.partition })
         .from(syncRuns)

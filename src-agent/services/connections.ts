@@ -14,7 +14,7 @@ import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
 import {
   findConnection,
-  openConnection,
+  openConnectorConnection,
   registerSecrets,
   sealCredentials,
   type ConnectorRow,
@@ -180,7 +180,7 @@ export async function health(
   const connector = deps.registry.get(connectorType)
   const { row, credentials } = await withTenant(deps.db, tenantId, async (tx) => {
     await requireTenant(tx, tenantId)
-    return openConnection(tx, deps.keyring, tenantId, connectorType, connector.secretConfigKeys)
+    return openConnectorConnection(tx, deps.keyring, tenantId, connector)
   })
   // A health check may refresh an expired token: it is stored like a sync's refresh.
   const hooks = credentialHooks(
@@ -212,7 +212,7 @@ export async function sourceFields(
   }
   const { row, credentials } = await withTenant(deps.db, tenantId, async (tx) => {
     await requireTenant(tx, tenantId)
-    return openConnection(tx, deps.keyring, tenantId, connectorType, connector.secretConfigKeys)
+    return openConnectorConnection(tx, deps.keyring, tenantId, connector)
   })
   const hooks = credentialHooks(
     { handle: { db: deps.db }, keyring: deps.keyring },

@@ -14,7 +14,7 @@ import { findStream, streamsOf } from '../connectors/streams.js'
 import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
 import { requireAgreement } from '../pipeline/agreements.js'
-import { openConnection } from '../pipeline/connection.js'
+import { openConnectorConnection } from '../pipeline/connection.js'
 import { credentialHooks } from '../pipeline/credential-lock.js'
 import { previewMappings, type PreviewRow } from '../pipeline/mapping-preview.js'
 import { fetchPage, withAllRecords } from '../pipeline/fetch-page.js'
@@ -136,7 +136,7 @@ async function readSamples(
   const opened = await withTenant(deps.db, tenantId, async (tx) => {
     await requireTenant(tx, tenantId)
     await requireAgreement(tx, tenantId, connector)
-    return openConnection(tx, deps.keyring, tenantId, connector.id, connector.secretConfigKeys)
+    return openConnectorConnection(tx, deps.keyring, tenantId, connector)
   })
   const hooks = credentialHooks(
     { handle: { db: deps.db }, keyring: deps.keyring },

@@ -12,7 +12,7 @@ import { sourceRecordSchema } from '../../shared/schemas.js'
 import type { WebhookEvent, WebhookRequest } from '../connectors/interface.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { Logger } from '../logging/logger.js'
-import { openConnection } from '../pipeline/connection.js'
+import { openConnectorConnection } from '../pipeline/connection.js'
 import { boundedMessage } from '../pipeline/storable.js'
 import type { Keyring } from '../secrets/crypto.js'
 import { listen } from '../telemetry/listen.js'
@@ -258,13 +258,7 @@ async function findConnection(
   const connector = deps.registry.get(route.type)
   try {
     return await withTenant(deps.db, route.tenantId, async (tx) => {
-      const opened = await openConnection(
-        tx,
-        deps.keyring,
-        route.tenantId,
-        route.type,
-        connector.secretConfigKeys,
-      )
+      const opened = await openConnectorConnection(tx, deps.keyring, route.tenantId, connector)
       return { connectorId: opened.row.id, credentials: opened.credentials }
     })
   } catch (err) {

@@ -21,7 +21,7 @@ import type {
 } from '../../connectors/interface.js'
 import type { ConnectorRegistry } from '../../connectors/registry.js'
 import type { Keyring } from '../../secrets/crypto.js'
-import { openConnection } from '../connection.js'
+import { openConnectorConnection } from '../connection.js'
 
 /** One entity type's writeback settings as a tenant sees them. */
 export interface WritebackConfigView extends WritebackEntityConfig {
@@ -153,13 +153,7 @@ export type QueueRow = typeof writebackQueue.$inferSelect
 
 export /** The connection's row and credentials, and its writeback settings, in a tenant transaction. */
 async function openWriteback(tx: Tx, keyring: Keyring, tenantId: string, connector: AnyConnector) {
-  const opened = await openConnection(
-    tx,
-    keyring,
-    tenantId,
-    connector.id,
-    connector.secretConfigKeys,
-  )
+  const opened = await openConnectorConnection(tx, keyring, tenantId, connector)
   const configs = await loadWritebackConfigs(tx, tenantId, connector)
   return { ...opened, configs, enabled: enabledTypes(configs) }
 }
