@@ -7,10 +7,13 @@ export const entityTypes = entityTypeSchema.options
 
 const optionalText = z.string().optional()
 
+/** What a canonical email must look like (Zod's own rule for `email()`), for checks without a parse. */
+export const EMAIL_PATTERN: RegExp = z.regexes.email
+
 /** A person: a contact or a lead. */
 export const canonicalPersonSchema = z.object({
   externalId: z.string().min(1),
-  email: z.string().email().optional(),
+  email: z.string().email({ pattern: EMAIL_PATTERN }).optional(),
   firstName: optionalText,
   lastName: optionalText,
   title: optionalText,

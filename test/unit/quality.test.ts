@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import type { FieldMapping } from '../../shared/schemas.js'
+import { canonicalPersonSchema, type FieldMapping } from '../../shared/schemas.js'
 import {
   checkRecord,
   coerceRecord,
@@ -81,6 +81,39 @@ describe('normalizeEmail', () => {
     expect(normalizeEmail('  Ada.Lovelace@Example.COM ')).toBe('ada.lovelace@example.com')
     expect(normalizeEmail('not an email')).toBeUndefined()
     expect(normalizeEmail(42)).toBeUndefined()
+  })
+
+  it('keeps exactly the addresses the canonical person schema accepts', () => {
+    const addresses = [
+      'a@b.co',
+      'first.last+tag@sub.example.org',
+      "o'brien@example.ie",
+      'x_y-z@ex-ample.com',
+      '.dot@example.com',
+      'dot.@example.com',
+      'two..dots@example.com',
+      'no-at.example.com',
+      'a@b',
+      'a@b.c',
+      'a@-b.com',
+      'a@b..com',
+      'a b@example.com',
+      'ünï@example.com',
+      'a@exämple.com',
+      '@example.com',
+      'a@@example.com',
+      'a@example.c0m',
+    ]
+    for (const address of addresses) {
+      const accepted = canonicalPersonSchema.safeParse({ externalId: 'p', email: address }).success
+      expect(normalizeEmail(address) !== undefined, address).toBe(accepted)
+    }
+    expect(addresses.filter((a) => normalizeEmail(a) !== undefined)).toEqual([
+      'a@b.co',
+      'first.last+tag@sub.example.org',
+      "o'brien@example.ie",
+      'x_y-z@ex-ample.com',
+    ])
   })
 })
 
