@@ -685,18 +685,19 @@ function copyText<E extends EntityType>(
   from = 0,
   to = upserts.length,
 ): string {
-  let text = ''
+  // The values are joined once: appended one by one, the text would be a tree of partial strings
+  // that V8 copies into one again before it can be encoded.
+  const parts: string[] = []
   for (let i = from; i < to; i++) {
     const { record, raw } = upserts[i]!
-    text += copyField(record.externalId)
+    parts.push(copyField(record.externalId))
     for (const column of columns) {
       const value = column.value(record, raw)
-      text += '\t'
-      text += column.json ? copyJson(value) : copyField(value)
+      parts.push('\t', column.json ? copyJson(value) : copyField(value))
     }
-    text += '\n'
+    parts.push('\n')
   }
-  return text
+  return parts.join('')
 }
 
 const COPY_SPECIAL = /[\\\t\n\r]/
