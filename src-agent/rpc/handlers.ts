@@ -21,7 +21,7 @@ import { connect, disconnect, health, sourceFields } from '../services/connectio
 import { createSampleCache, previewConnectionMappings } from '../services/mapping-preview.js'
 import { retryQuarantine } from '../services/quarantine-retry.js'
 import { runSetupChecks } from '../services/setup-checks.js'
-import { runDiagnostics } from '../services/diagnostics.js'
+import { DIAGNOSTICS_DEADLINES, runDiagnostics } from '../services/diagnostics.js'
 import { listTimeline } from '../services/timeline.js'
 import { listWritebackConfigs, setWritebackConfig } from '../services/writeback-config.js'
 import { previewWriteback } from '../services/writeback-preview.js'
@@ -79,8 +79,11 @@ export interface AgentDeps {
   }) => Promise<void>
 }
 
-/** How long Diagnostics waits for Temporal to connect, and then for each answer. */
-const TEMPORAL_PROBE_TIMEOUT_MS = 3_000
+/**
+ * How long Diagnostics waits for Temporal to connect, and then for each answer: the 5 s its
+ * database queries get (a busy dev server once took over 3 s to describe a schedule).
+ */
+const TEMPORAL_PROBE_TIMEOUT_MS = DIAGNOSTICS_DEADLINES.queryMs
 
 /** A sign-in in progress: only one at a time, for the loopback port is one. */
 let signInRunning: string | undefined
