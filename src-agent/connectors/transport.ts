@@ -229,14 +229,20 @@ function readAnswer(res: http.IncomingMessage, onData: () => void): Promise<Http
     // A body of known length is copied into one buffer as it arrives, so that each chunk is
     // garbage at once, not kept to the end and copied again (a page held twice, and for long
     // enough that its chunks outlive young-generation collections).
-    const whole =
+    // Should more arrive than announced, what it holds becomes the first chunk.
+    let whole =
       Number.isSafeInteger(expected) && expected > 0 && expected <= PREALLOCATED_BODY_MAX
         ? Buffer.allocUnsafe(expected)
         : undefined
     const cut = (): void => reject(cutBody(received, expected, res.headers))
     res.on('data', (chunk: Buffer) => {
-      if (whole && received + chunk.length <= whole.length) chunk.copy(whole, received)
-      else chunks.push(chunk)
+      if (whole && received + chunk.length <= whole.length) {
+        chunk.copy(whole, received)
+      } else {
+        if (whole) chunks.push(whole.subarray(0, received))
+        whole = undefined
+        chunks.push(chunk)
+      }
       received += chunk.length
       onData()
     })
@@ -246,11 +252,7 @@ function readAnswer(res: http.IncomingMessage, onData: () => void): Promise<Http
     })
     res.on('end', () => {
       if (!res.complete) return cut()
-      const body = whole
-        ? chunks.length === 0
-          ? whole.subarray(0, received)
-          : Buffer.concat([whole.subarray(0, received - byteLength(chunks)), ...chunks])
-        : Buffer.concat(chunks)
+      const body = whole ? whole.subarray(0, received) : Buffer.concat(chunks)
       decode(body, res.headers['content-encoding']).then(
         (body) => resolve({ status: res.statusCode ?? 0, headers: flat(res.headers), body }),
         cut,
@@ -261,12 +263,6 @@ function readAnswer(res: http.IncomingMessage, onData: () => void): Promise<Http
 
 /** The largest Content-Length taken as given to size a body's buffer up front. */
 const PREALLOCATED_BODY_MAX = 64 * 2 ** 20
-
-function byteLength(chunks: readonly Buffer[]): number {
-  let length = 0
-  for (const chunk of chunks) length += chunk.length
-  return length
-}
 
 /** The VendorError an exchange that broke becomes; its cause says why. */
 function failed(call: HttpCall, failure: unknown): VendorError {
