@@ -28,13 +28,16 @@ import { streamObject } from './streams.js'
 import { bulkQuery, fitsInUrl, keysetQuery, KEY_FIELDS, type ObjectFields } from './soql.js'
 
 /**
- * Records per REST page (Salesforce's largest query batch) and per Bulk result page. The pipeline
- * holds up to three pages at once (one being written, the next prepared, the one after read
- * ahead), so a larger Bulk page costs memory, not speed: at 10,000 the agent's peak memory grew
- * with the size of the sync.
+ * Records per REST page (Salesforce's largest query batch) and per Bulk result page. Every page
+ * costs the same fixed work (a result request, a transaction with its statements and commit), so
+ * a Bulk page of 5,000 makes a full sync about a twentieth faster than one of 2,000. A larger page
+ * costs memory: the pipeline holds up to three pages at once (one being written, the next
+ * prepared, the one after read ahead). At 5,000 the agent's peak RSS is 215-220 MB, 20 MB more
+ * than at 2,000 and flat from 390,000 records to 1,950,000; 10,000 was no faster and took 50 MB
+ * more.
  */
 export const DEFAULT_PAGE_SIZE = 2_000
-export const DEFAULT_BULK_PAGE_SIZE = 2_000
+export const DEFAULT_BULK_PAGE_SIZE = 5_000
 
 /** Result reads that mean the job or its results no longer exist. */
 const RESULTS_GONE = new Set([
