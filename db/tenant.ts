@@ -9,6 +9,20 @@ export function isValidTenantId(id: string): boolean {
   return tenantIdPattern.test(id)
 }
 
+/** How a tenant transaction commits (see withTenant). */
+export interface TenantTransactionOptions {
+  /**
+   * The transaction holds work its source can give again (a sync's run, its pages with their
+   * cursors, its end): its commit does not wait for Postgres to flush it to disk
+   * (`synchronous_commit` off, for this transaction only). Should the Postgres server itself
+   * crash, the last fraction of a second of such commits may be lost, each whole, as if it had
+   * rolled back, and the next sync reads those pages again from the cursor that survived.
+   * Nothing else may use it: a credential, a setting or an acknowledged webhook event must be on
+   * disk when its commit returns.
+   */
+  replayable?: boolean
+}
+
 /**
  * Runs `fn` in a transaction scoped to one tenant: row-level security shows and accepts only
  * that tenant's rows. The only way agent code reaches tenant data.
@@ -17,6 +31,7 @@ export async function withTenant<T>(
   db: Db,
   tenantId: string,
   fn: (tx: Tx) => Promise<T>,
+  options: TenantTransactionOptions = {},
 ): Promise<T> {
   if (!isValidTenantId(tenantId)) {
     throw new AppError(
@@ -27,7 +42,24 @@ export async function withTenant<T>(
   return db.transaction(async (tx) => {
     // is_local = true: the setting ends with the transaction, so a pooled connection never
     // carries one tenant's id into another's work.
-    await tx.execute(sql`select set_config('app.tenant_id', ${tenantId}, true)`)
+    // One round trip for both settings.
+    await tx.execute(
+      options.replayable
+        ? sql`select set_config('app.tenant_id', ${tenantId}, true), set_config('synchronous_commit', 'off', true)`
+        : sql`select set_config('app.tenant_id', ${tenantId}, true)`,
+    )
     return fn(tx)
   })
+}
+
+/**
+ * withTenant for a sync's own work (opening its run, each page with its cursor, its end), which
+ * the source can give again: its commit does not wait for the disk (`replayable`).
+ */
+export async function withSyncWork<T>(
+  db: Db,
+  tenantId: string,
+  fn: (tx: Tx) => Promise<T>,
+): Promise<T> {
+  return withTenant(db, tenantId, fn, { replayable: true })
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'drizzle-orm'
 import type { Db, Tx } from '../../db/client.js'
-import { withTenant } from '../../db/tenant.js'
+import { withSyncWork } from '../../db/tenant.js'
 import type { SyncResult } from '../../shared/schemas.js'
 import type { AnyConnector } from '../connectors/interface.js'
 import {
@@ -82,7 +82,7 @@ export function pageWriter(
     const turn = `${turnPrefix}:${++pagesStarted}`
     let turnTaken!: () => void
     const taken = new Promise<void>((resolve) => (turnTaken = resolve))
-    const written = withTenant(target.db, target.tenantId, async (tx) => {
+    const written = withSyncWork(target.db, target.tenantId, async (tx) => {
       const write: PageWrite = {
         tenantId: target.tenantId,
         source: target.connector.id,

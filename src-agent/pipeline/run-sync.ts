@@ -1,7 +1,7 @@
 import { and, eq, sql, type SQL } from 'drizzle-orm'
 import type { DbHandle, Tx } from '../../db/client.js'
 import { connectors, syncRuns } from '../../db/schema/index.js'
-import { withTenant } from '../../db/tenant.js'
+import { withSyncWork, withTenant } from '../../db/tenant.js'
 import {
   AppError,
   VendorError,
@@ -391,7 +391,7 @@ async function openRun(
         : `${connector.name}'s stream "${stream.id}" has no partitions.`,
     )
   }
-  return withTenant(deps.handle.db, tenantId, async (tx) => {
+  return withSyncWork(deps.handle.db, tenantId, async (tx) => {
     const connection = await openConnectorConnection(tx, deps.keyring, tenantId, connector)
     const { row } = connection
     // Only the runs of one sync of a connection are ever live (the sync lock), so one still
@@ -840,7 +840,7 @@ function retryRecorder(
 
 /** Marks the run succeeded and the connection connected, with the run's totals from its row. */
 export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<SyncCounts> {
-  return withTenant(deps.handle.db, target.tenantId, async (tx) => {
+  return withSyncWork(deps.handle.db, target.tenantId, async (tx) => {
     const [run] = await tx
       .update(syncRuns)
       .set({ status: 'succeeded', finishedAt: sql`now()` })

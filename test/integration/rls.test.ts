@@ -1,7 +1,6 @@
 import { sql } from 'drizzle-orm'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { DbHandle } from '../../db/client.js'
 import {
   accounts,
   auditLog,
@@ -10,7 +9,8 @@ import {
   tenants,
   webhookInbox,
 } from '../../db/schema/index.js'
-import { withTenant } from '../../db/tenant.js'
+import { createDb, type DbHandle, type Tx } from '../../db/client.js'
+import { withSyncWork, withTenant } from '../../db/tenant.js'
 import { agentDb, databaseUrl, seedTenant } from '../helpers/db.js'
 import { expectPgError } from '../helpers/expect-db.js'
 
@@ -182,6 +182,25 @@ describe('row-level security', () => {
       sql`select current_setting('app.tenant_id', true) as t`,
     )
     expect(after.rows[0]?.t ?? '').toBe('')
+  })
+
+  it('commits a sync’s work without waiting for the disk, and that setting ends with its transaction', async () => {
+    const one = createDb(databaseUrl(), { max: 1 })
+    try {
+      // A session that has set app.tenant_id reads '' once the transaction is over, not null.
+      const settings = sql`select coalesce(current_setting('app.tenant_id', true), '') as tenant,
+        current_setting('synchronous_commit') as commit`
+      const read = async (tx: Pick<Tx, 'execute'>) =>
+        (await tx.execute<{ tenant: string; commit: string }>(settings)).rows[0]
+      const outside = await read(one.db)
+      expect(outside?.commit).not.toBe('off')
+      expect(await withSyncWork(one.db, a, read)).toEqual({ tenant: a, commit: 'off' })
+      // The same session afterwards, and an ordinary tenant transaction: the server's own.
+      expect(await read(one.db)).toEqual(outside)
+      expect(await withTenant(one.db, a, read)).toEqual({ tenant: a, commit: outside?.commit })
+    } finally {
+      await one.close()
+    }
   })
 
   it('lists the tenant directory only through its function', async () => {

@@ -129,6 +129,12 @@ describe('sync end to end through the pipeline', () => {
     // The run opened and what its pages are read with (its mappings, its cursor) in one; the
     // empty page's cursor committed in the next; the run ended in the last.
     expect(statements.filter((q) => q === 'begin')).toHaveLength(3)
+    // All three are the sync's own work, which the source can give again: none waits for the
+    // disk at commit (withSyncWork).
+    const firstAfterBegin = statements.flatMap((q, i) => (q === 'begin' ? [statements[i + 1]] : []))
+    expect(firstAfterBegin).toEqual(
+      Array(3).fill(expect.stringContaining(`set_config('synchronous_commit', 'off', true)`)),
+    )
     // The page is the run's last: no page after it waits for its turn, so it takes none.
     expect(statements.filter((q) => q.includes('pg_advisory_xact_lock'))).toEqual([])
   })
