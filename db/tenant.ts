@@ -40,14 +40,13 @@ export async function withTenant<T>(
     )
   }
   return db.transaction(async (tx) => {
-    // is_local = true: the setting ends with the transaction, so a pooled connection never
-    // carries one tenant's id into another's work.
-    // One round trip for both settings.
-    await tx.execute(
-      options.replayable
-        ? sql`select set_config('app.tenant_id', ${tenantId}, true), set_config('synchronous_commit', 'off', true)`
-        : sql`select set_config('app.tenant_id', ${tenantId}, true)`,
-    )
+    // is_local = true: each setting ends with the transaction, so a pooled connection never
+    // carries one tenant's id (or a sync's way of committing) into another's work. Both settings
+    // in one round trip.
+    const replayable = options.replayable
+      ? sql`, set_config('synchronous_commit', 'off', true)`
+      : sql``
+    await tx.execute(sql`select set_config('app.tenant_id', ${tenantId}, true)${replayable}`)
     return fn(tx)
   })
 }
