@@ -21,10 +21,18 @@ export interface AuditEntry {
  * record commit or roll back together. Before/after are redacted: no secret reaches the log.
  */
 export async function recordAudit(tx: Tx, entry: AuditEntry): Promise<void> {
+  await tx.insert(auditLog).values(auditRow(entry))
+}
+
+/**
+ * The audit_log row of an entry, redacted as recordAudit writes it: for a caller that inserts it
+ * in a statement of its own making (with the change it records, in one round trip).
+ */
+export function auditRow(entry: AuditEntry): typeof auditLog.$inferInsert {
   const changes: { before?: unknown; after?: unknown } = {}
   if (entry.before !== undefined) changes.before = redact(entry.before)
   if (entry.after !== undefined) changes.after = redact(entry.after)
-  await tx.insert(auditLog).values({
+  return {
     tenantId: entry.tenantId,
     userId: entry.userId,
     action: entry.action,
@@ -32,7 +40,7 @@ export async function recordAudit(tx: Tx, entry: AuditEntry): Promise<void> {
     resourceId: entry.resourceId ?? null,
     changes,
     metadata: (redact(entry.metadata ?? {}) as Record<string, unknown>) ?? {},
-  })
+  }
 }
 
 /** The user id for work started from this machine's command line. */

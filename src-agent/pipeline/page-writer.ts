@@ -12,6 +12,7 @@ import {
   type EncodedRecords,
   type PageCounts,
   type PageWrite,
+  type SyncRunRow,
 } from './persist.js'
 import type { StreamKey } from './stream-state.js'
 import { syncCancelled } from './sync-failure.js'
@@ -57,6 +58,12 @@ export interface PageTarget {
   expectNew(): boolean
   /** Whether a stop came: a page waiting for the page before then rolls back. */
   stopped(): boolean
+  /**
+   * Given when the partition's last page also ends the run: that page's transaction marks the
+   * run succeeded and then calls this with the run's row, so that the run ends with its last
+   * page, not in a transaction of its own after it.
+   */
+  endRun?: (tx: Tx, run: SyncRunRow) => Promise<void>
 }
 
 /**
@@ -92,6 +99,7 @@ export function pageWriter(
         partition: target.partition,
         cursor: page.cursor,
         finished: !page.hasMore,
+        endsRun: target.endRun !== undefined && !page.hasMore,
       }
       try {
         // The last page has no page after it to wait for its turn.
@@ -120,7 +128,7 @@ export function pageWriter(
         await before.settled
         if (target.stopped()) throw syncCancelled()
       }
-      const pageCounts = await persistPage(tx, {
+      const { run, ...pageCounts } = await persistPage(tx, {
         ...write,
         staged,
         expectNew: target.expectNew(),
@@ -131,6 +139,7 @@ export function pageWriter(
         records: page.records,
         batches,
       })
+      if (run) await target.endRun!(tx, run)
       return pageCounts
     })
     // Awaited by the run (and by the next page); until then a failure must not count as

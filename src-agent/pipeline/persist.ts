@@ -4,6 +4,7 @@ import type { Tx } from '../../db/client.js'
 import { copyIn } from '../../db/copy.js'
 import { describePostgresError, isDataError, postgresError } from '../../db/errors.js'
 import { accounts, activities, people, quarantine, syncRuns } from '../../db/schema/index.js'
+import { AppError } from '../../shared/errors.js'
 import type {
   CanonicalRecord,
   EntityType,
@@ -78,7 +79,15 @@ export interface PageWrite extends Omit<RecordsWrite, 'stream'> {
   cursor: string | null
   /** The page was the partition's last: the run has read it to its end. */
   finished: boolean
+  /**
+   * The page is its run's last and ends it: the run is marked succeeded in the statement that
+   * adds the page's counts (see persistPage).
+   */
+  endsRun?: boolean
 }
+
+/** A sync_runs row. */
+export type SyncRunRow = typeof syncRuns.$inferSelect
 
 export interface PageCounts {
   created: number
@@ -90,16 +99,20 @@ export interface PageCounts {
 /**
  * Writes one page: its records (persistRecords), the stream's cursor and the run's counters.
  * The caller's transaction makes it all-or-nothing, so a crash resumes from the last committed
- * cursor.
+ * cursor. A page that ends its run (`endsRun`) also marks the run succeeded, and returns the
+ * run's row as it now stands (`run`) for the caller to finish with.
  */
-export async function persistPage(tx: Tx, page: PageWrite): Promise<PageCounts> {
+export async function persistPage(
+  tx: Tx,
+  page: PageWrite,
+): Promise<PageCounts & { run?: SyncRunRow }> {
   const counts = await persistRecords(tx, { ...page, stream: page.stream.stream })
   await saveCursor(tx, page.stream, {
     partition: page.partition,
     cursor: page.cursor,
     ...(page.finished ? { finishedBy: page.runId } : {}),
   })
-  await tx
+  const update = tx
     .update(syncRuns)
     .set({
       pages: sql`${syncRuns.pages} + 1`,
@@ -107,9 +120,16 @@ export async function persistPage(tx: Tx, page: PageWrite): Promise<PageCounts> 
       updated: sql`${syncRuns.updated} + ${counts.updated}`,
       errors: sql`${syncRuns.errors} + ${counts.errors}`,
       deleted: sql`${syncRuns.deleted} + ${counts.deleted}`,
+      ...(page.endsRun ? { status: 'succeeded' as const, finishedAt: sql`now()` } : {}),
     })
     .where(eq(syncRuns.id, page.runId))
-  return counts
+  if (!page.endsRun) {
+    await update
+    return counts
+  }
+  const [run] = await update.returning()
+  if (!run) throw new AppError('internal', `Sync run ${page.runId} does not exist.`)
+  return { ...counts, run }
 }
 
 /**

@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto'
 import { and, eq, sql, type SQL } from 'drizzle-orm'
 import type { DbHandle, Tx } from '../../db/client.js'
-import { connectors, syncRuns } from '../../db/schema/index.js'
+import { auditLog, connectors, syncRuns } from '../../db/schema/index.js'
 import { withSyncWork, withTenant } from '../../db/tenant.js'
 import {
   AppError,
@@ -10,7 +11,7 @@ import {
   syncFailureMessage,
 } from '../../shared/errors.js'
 import type { EntityType, FieldMapping, SyncMode, SyncResult } from '../../shared/schemas.js'
-import { recordAudit } from '../audit/audit.js'
+import { auditRow } from '../audit/audit.js'
 import type { AnyConnector, Credentials, StreamDefinition } from '../connectors/interface.js'
 import type { RetryEvent } from '../connectors/retry.js'
 import type { ConnectorRegistry } from '../connectors/registry.js'
@@ -29,7 +30,7 @@ import { fetchPage, pageRecords, pageSize, withAllRecords } from './fetch-page.j
 import { readAhead, type PageAhead } from './read-ahead.js'
 import { requireAgreement } from './agreements.js'
 import { limitHeapGrowth } from './heap.js'
-import { encodePage } from './persist.js'
+import { encodePage, type SyncRunRow } from './persist.js'
 import { pageWriter, type PageInFlight, type PreparedPage } from './page-writer.js'
 import { classifyFailure, syncCancelled, type SyncOutcome } from './sync-failure.js'
 import { withSyncLock } from './sync-lock.js'
@@ -306,8 +307,11 @@ async function syncStream(
         },
       },
       start,
+      // The stream's last page ends its run in the same transaction.
+      (tx, ended) => runSucceeded(deps, tx, target, ended),
     )
-    await finishRun(deps, target)
+    // Unless no page was written (a stream whose partitions are none).
+    if (!result.ended) await finishRun(deps, target)
     return { stream, runId: run.runId, status: 'succeeded', cursor: result.cursor, ...counts }
   } catch (err) {
     // Stopped on request, wherever the signal caught it (between pages or in a request).
@@ -413,43 +417,59 @@ async function openRun(
     const key = { tenantId, connectorId: row.id, stream: stream.id }
     if (partitions) await setPartitions(tx, key, partitions)
     if (request.full) await resetCursor(tx, key, request.partition)
-    const [run] = await tx
-      .insert(syncRuns)
-      .values({
-        tenantId,
-        connectorId: row.id,
-        mode,
-        stream: stream.id,
-        partition: request.partition ?? null,
-      })
-      .returning({ id: syncRuns.id })
+    const runId = randomUUID()
+    const start = withStart
+      ? await loadRunStart(tx, connector, {
+          tenantId,
+          runId,
+          connection,
+          run: { mode, stream: stream.id, partition: request.partition ?? null },
+        })
+      : undefined
+    // The run, the connection marked syncing and the audit of the trigger: one statement, last,
+    // so that the connection's row is locked only from here to the commit (a run of the same
+    // sync ending meanwhile waits for it: see lockConnection).
+    const run = tx.$with('run').as(
+      tx
+        .insert(syncRuns)
+        .values({
+          id: runId,
+          tenantId,
+          connectorId: row.id,
+          mode,
+          stream: stream.id,
+          partition: request.partition ?? null,
+        })
+        .returning({ id: syncRuns.id }),
+    )
+    const syncing = tx.$with('syncing').as(
+      tx
+        .update(connectors)
+        .set({ status: 'syncing', updatedAt: sql`now()` })
+        .where(eq(connectors.id, row.id))
+        .returning({ id: connectors.id }),
+    )
     await tx
-      .update(connectors)
-      .set({ status: 'syncing', updatedAt: sql`now()` })
-      .where(eq(connectors.id, row.id))
-    await recordAudit(tx, {
-      tenantId,
-      userId: deps.userId,
-      action: 'sync.trigger',
-      resource: 'connector',
-      resourceId: row.id,
-      metadata: {
-        connectorType,
-        mode,
-        runId: run!.id,
-        stream: stream.id,
-        ...(request.partition !== undefined ? { partition: request.partition } : {}),
-      },
-    })
-    const opened = { runId: run!.id, connectorId: row.id, mode, stream: stream.id }
-    if (!withStart) return { run: opened }
-    const start = await loadRunStart(tx, connector, {
-      tenantId,
-      runId: run!.id,
-      connection,
-      run: { mode, stream: stream.id, partition: request.partition ?? null },
-    })
-    return { run: opened, start }
+      .with(run, syncing)
+      .insert(auditLog)
+      .values(
+        auditRow({
+          tenantId,
+          userId: deps.userId,
+          action: 'sync.trigger',
+          resource: 'connector',
+          resourceId: row.id,
+          metadata: {
+            connectorType,
+            mode,
+            runId,
+            stream: stream.id,
+            ...(request.partition !== undefined ? { partition: request.partition } : {}),
+          },
+        }),
+      )
+    const opened = { runId, connectorId: row.id, mode, stream: stream.id }
+    return start ? { run: opened, start } : { run: opened }
   })
 }
 
@@ -539,15 +559,27 @@ export async function runPages(
   return runPagesOf(deps, request)
 }
 
+/** How readPages ends its run with the run's last page (see PageTarget.endRun). */
+type EndRun = (tx: Tx, run: SyncRunRow) => Promise<void>
+
 function runPagesOf(
   deps: SyncDeps,
   request: RunPagesRequest,
   started?: RunStart,
-): Promise<{ done: boolean; cursor: string | null; counts: SyncCounts }> {
+  endRun?: EndRun,
+): Promise<PagesRead> {
   // The vendor calls made for this run are counted under its tenant and connector.
   return withCallLabels({ tenant: request.tenantId, connector: request.connectorType }, () =>
-    readPages(deps, request, started),
+    readPages(deps, request, started, endRun),
   )
+}
+
+/** Where readPages left the run; `ended` when its last page ended it (endRun). */
+interface PagesRead {
+  done: boolean
+  cursor: string | null
+  counts: SyncCounts
+  ended: boolean
 }
 
 /** What a run's pages are read with: its connection, stream, mappings and where it stands. */
@@ -589,7 +621,9 @@ async function readPages(
   request: RunPagesRequest,
   /** What the run's pages are read with, loaded as it was opened (see openRun). */
   started?: RunStart,
-): Promise<{ done: boolean; cursor: string | null; counts: SyncCounts }> {
+  /** Ends the run with its last page; without it the caller ends the run (finishRun). */
+  endRun?: EndRun,
+): Promise<PagesRead> {
   const { tenantId, connectorType, runId } = request
   const connector = deps.registry.get(connectorType)
   limitHeapGrowth()
@@ -634,6 +668,7 @@ async function readPages(
   let cursor: string | null = null
   let tookFirstPage = false
   let readOne = false
+  let ended = false
   // Whether the last committed page's rows were all new: the next page's probably are too (a
   // first or full sync), and persistPage then tries the cheapest insert first.
   let lastPageNew = true
@@ -642,12 +677,12 @@ async function readPages(
       const last = index === start.partitions.length - 1
       const result = await pageLoop(pending.partition, pending.cursor, last)
       cursor = result.cursor
-      if (!result.done) return { done: false, cursor, counts }
+      if (!result.done) return { done: false, cursor, counts, ended }
       if (request.maxPages !== undefined && counts.pages >= request.maxPages && !last) {
-        return { done: false, cursor, counts }
+        return { done: false, cursor, counts, ended }
       }
     }
-    return { done: true, cursor, counts }
+    return { done: true, cursor, counts, ended }
   } finally {
     await retries.flush()
   }
@@ -730,6 +765,14 @@ async function readPages(
       partition,
       expectNew: () => lastPageNew,
       stopped,
+      ...(endRun && lastPartition
+        ? {
+            endRun: async (tx: Tx, run: SyncRunRow) => {
+              await endRun(tx, run)
+              ended = true
+            },
+          }
+        : {}),
     })
     // The next page: fetched, then mapped, checked and encoded as soon as it arrives.
     let pending = arrived(takeFirstPage(cursor) ?? fetchFrom(cursor))
@@ -847,28 +890,7 @@ export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<Sync
       .where(eq(syncRuns.id, target.runId))
       .returning()
     if (!run) throw new AppError('internal', `Sync run ${target.runId} does not exist.`)
-    countRun(target, { ...run, outcome: 'succeeded' })
-    await lockConnection(tx, run.connectorId)
-    // The connection's error stays while another stream's latest run failed.
-    const failing = await tx.execute<{ stream: string }>(failingStreams(run.connectorId))
-    await tx
-      .update(connectors)
-      .set({
-        status: connectedUnlessSyncing(run.connectorId, run.id),
-        lastSyncAt: sql`now()`,
-        ...(failing.rows.length === 0 ? { lastSyncError: null } : {}),
-        updatedAt: sql`now()`,
-      })
-      .where(eq(connectors.id, run.connectorId))
-    deps.log.info(
-      {
-        tenantId: target.tenantId,
-        connector: target.connectorType,
-        runId: run.id,
-        pages: run.pages,
-      },
-      'sync finished',
-    )
+    await runSucceeded(deps, tx, target, run)
     return {
       pages: run.pages,
       created: run.created,
@@ -877,6 +899,34 @@ export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<Sync
       errors: run.errors,
     }
   })
+}
+
+/**
+ * What follows a run marked succeeded, in the transaction that marked it (finishRun's, or its
+ * last page's): the connection connected, unless another of its runs is still running, and its
+ * error cleared, unless another stream's latest run failed.
+ */
+async function runSucceeded(
+  deps: SyncDeps,
+  tx: Tx,
+  target: RunTarget,
+  run: SyncRunRow,
+): Promise<void> {
+  countRun(target, { ...run, outcome: 'succeeded' })
+  await lockConnection(tx, run.connectorId)
+  await tx
+    .update(connectors)
+    .set({
+      status: connectedUnlessSyncing(run.connectorId, run.id),
+      lastSyncAt: sql`now()`,
+      lastSyncError: sql`case when exists (${failingStreams(run.connectorId)}) then ${connectors.lastSyncError} end`,
+      updatedAt: sql`now()`,
+    })
+    .where(eq(connectors.id, run.connectorId))
+  deps.log.info(
+    { tenantId: target.tenantId, connector: target.connectorType, runId: run.id, pages: run.pages },
+    'sync finished',
+  )
 }
 
 /**
@@ -911,10 +961,15 @@ export function failingStreams(connectorId: string): SQL {
  * later one wait for the earlier one's commit and then see its run as ended (each statement
  * here reads what was committed before it began), instead of both reading the other as still
  * running and leaving the connection 'syncing', or a success wiping another stream's error.
+ *
+ * The lock is the one the update of the row after it takes (no key column changes), not FOR
+ * UPDATE: a page's transaction ends its run after writing rows that refer to the connection
+ * (its stream_state row), and those hold a key-share lock on it, which FOR UPDATE would wait
+ * for. Two streams' last pages ending their runs at once then deadlocked.
  */
 async function lockConnection(tx: Tx, connectorId: string): Promise<void> {
   await tx.execute(
-    sql`select 1 from ${connectors} where ${connectors.id} = ${connectorId} for update`,
+    sql`select 1 from ${connectors} where ${connectors.id} = ${connectorId} for no key update`,
   )
 }
 

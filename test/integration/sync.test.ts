@@ -1,4 +1,4 @@
-import { and, asc, eq } from 'drizzle-orm'
+import { and, asc, desc, eq } from 'drizzle-orm'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   accounts,
@@ -120,21 +120,46 @@ describe('sync end to end through the pipeline', () => {
     }
   })
 
-  it('syncs a stream with nothing new in three transactions: its run opened, its page, its end', async () => {
+  it('syncs a stream with nothing new in two transactions: its run opened, its page with its end', async () => {
     const tenantId = await connectedTenant(agent, fake, { pageSize: 200 })
     await runSync(agent, { tenantId, connectorType: 'test-pages' })
     statements.length = 0
     const summary = await runSync(agent, { tenantId, connectorType: 'test-pages' })
     expect(summary).toMatchObject({ status: 'succeeded', pages: 1, created: 0, updated: 0 })
     // The run opened and what its pages are read with (its mappings, its cursor) in one; the
-    // empty page's cursor committed in the next; the run ended in the last.
-    expect(statements.filter((q) => q === 'begin')).toHaveLength(3)
-    // All three are the sync's own work, which the source can give again: none waits for the
+    // empty page's cursor committed in the next, which also ends the run: the page is its last.
+    expect(statements.filter((q) => q === 'begin')).toHaveLength(2)
+    // The run, the connection marked syncing and the audit of the trigger in one statement, the
+    // opening transaction's last: the connection's row stays locked as briefly as it can.
+    const opened = statements.slice(statements.indexOf('begin'), statements.lastIndexOf('begin'))
+    expect(opened.at(-2)).toMatch(
+      /^with "run" as \(insert into "sync_runs" .*\), "syncing" as \(update "connectors" .*\) insert into "audit_log"/,
+    )
+    expect(opened.at(-1)).toBe('commit')
+    const page = statements.slice(statements.lastIndexOf('begin'))
+    expect(page).toContainEqual(expect.stringMatching(/^insert into "stream_state"/))
+    expect(page).toContainEqual(
+      expect.stringMatching(
+        /^update "sync_runs" set "status" = .*"pages" = "sync_runs"."pages" \+ 1/,
+      ),
+    )
+    expect(page).toContainEqual(expect.stringMatching(/^update "connectors" set "status"/))
+    expect(page.at(-1)).toBe('commit')
+    // Both are the sync's own work, which the source can give again: neither waits for the
     // disk at commit (withSyncWork).
     const firstAfterBegin = statements.flatMap((q, i) => (q === 'begin' ? [statements[i + 1]] : []))
     expect(firstAfterBegin).toEqual(
-      Array(3).fill(expect.stringContaining(`set_config('synchronous_commit', 'off', true)`)),
+      Array(2).fill(expect.stringContaining(`set_config('synchronous_commit', 'off', true)`)),
     )
+    const [connection] = await withTenant(agent.handle.db, tenantId, (tx) =>
+      tx.select().from(connectors),
+    )
+    expect(connection).toMatchObject({ status: 'connected', lastSyncError: null })
+    const [run] = await withTenant(agent.handle.db, tenantId, (tx) =>
+      tx.select().from(syncRuns).orderBy(desc(syncRuns.startedAt)).limit(1),
+    )
+    expect(run).toMatchObject({ status: 'succeeded', pages: 1 })
+    expect(run!.finishedAt).not.toBeNull()
     // The page is the run's last: no page after it waits for its turn, so it takes none.
     expect(statements.filter((q) => q.includes('pg_advisory_xact_lock'))).toEqual([])
   })
