@@ -1,6 +1,7 @@
 import { VendorError, describeError } from '../../shared/errors.js'
 import type { ConnectorHealthStatus } from '../../shared/schemas.js'
 import type { Logger } from '../logging/logger.js'
+import type { CallLabels } from '../telemetry/metrics.js'
 import { withRetry, type RetryEvent, type RetryPolicy } from './retry.js'
 import {
   TransportFailure,
@@ -27,6 +28,8 @@ export interface VendorRequest {
   onRetry?: ((event: RetryEvent) => void) | undefined
   /** Where retries are logged (info). */
   log?: Logger | undefined
+  /** Who the call is made for, on the vendor-call metrics (see CallLabels). */
+  labels?: CallLabels | undefined
   /**
    * For vendors whose error bodies say more than their status: sees every non-2xx response
    * (status and body text) before the generic rules and returns the error to throw, or
@@ -53,6 +56,7 @@ export async function vendorJson<T = unknown>(url: string, request: VendorReques
     stop: request.stop,
     log: request.log,
     onRetry: request.onRetry,
+    labels: request.labels,
   })
 }
 

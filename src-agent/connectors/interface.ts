@@ -10,6 +10,7 @@ import type {
   WritebackFieldMapping,
 } from '../../shared/schemas.js'
 import type { Logger } from '../logging/logger.js'
+import type { CallLabels } from '../telemetry/metrics.js'
 import type { RetryEvent } from './retry.js'
 
 /** What a connector keeps to reach its source: tokens, API keys. Encrypted at rest, never logged. */
@@ -40,6 +41,11 @@ export interface CredentialOptions {
   credentialLock?: <T>(fn: (latest: Credentials) => Promise<T>) => Promise<T>
   /** Hears each retry of a vendor call: the attempt that failed, why, and the wait (retry.ts). */
   onRetry?: (event: RetryEvent) => void
+  /**
+   * Who the calls are made for (tenant and connector), for the vendor-call metrics: pass them
+   * with every call (RetryOptions.labels, VendorRequest.labels).
+   */
+  labels?: CallLabels
 }
 
 export interface SyncOptions extends CredentialOptions {

@@ -8,7 +8,8 @@
 import { VendorError, type ErrorCode } from '../../shared/errors.js'
 import type { Logger } from '../logging/logger.js'
 import {
-  currentCallLabels,
+  callLabelsOf,
+  type CallLabels,
   labelKey,
   vendorRequestsTotal,
   vendorRetriesTotal,
@@ -68,6 +69,8 @@ export interface RetryOptions {
   log?: Logger | undefined
   /** Hears every retry (and session refresh) of the call. */
   onRetry?: ((event: RetryEvent) => void) | undefined
+  /** Who the call is made for, on the vendor-call metrics (see CallLabels). */
+  labels?: CallLabels | undefined
   /** Gets a new session after a SessionExpiredError; at most once per call. */
   refreshSession?: (() => Promise<void>) | undefined
   /** The source of jitter, 0 ≤ x < 1 (tests pass their own). */
@@ -100,7 +103,7 @@ export async function withRetry<T>(
   for (let n = 1; ; n++) {
     options.signal?.throwIfAborted()
     if (n > 1) options.stop?.throwIfAborted()
-    const labels = currentCallLabels(options.vendor)
+    const labels = callLabelsOf(options.vendor, options.labels)
     try {
       const result = await attempt(n)
       vendorRequestsTotal.inc({ ...labels, outcome: 'ok' })
@@ -201,7 +204,10 @@ function report(options: RetryOptions, event: RetryEvent, err: VendorError): voi
     { vendor: options.vendor, call: options.what, code: err.code, ...event },
     'vendor call failed; retrying',
   )
-  vendorRetriesTotal.inc({ ...currentCallLabels(options.vendor), reason: labelKey(event.reason) })
+  vendorRetriesTotal.inc({
+    ...callLabelsOf(options.vendor, options.labels),
+    reason: labelKey(event.reason),
+  })
   options.onRetry?.(event)
 }
 

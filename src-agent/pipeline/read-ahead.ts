@@ -15,7 +15,6 @@ import type { ConnectorRegistry } from '../connectors/registry.js'
 import type { RetryEvent } from '../connectors/retry.js'
 import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
-import { withCallLabels } from '../telemetry/metrics.js'
 import { openConnectorConnection } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { fetchPage } from './fetch-page.js'
@@ -66,17 +65,16 @@ export function readAhead(
     // The run moves such a cursor into its streams first; what it then reads from is not known.
     if (opened.row.cursor !== null && !request.full) return null
     const hooks = credentialHooks(deps, { tenantId, connector, connectorId: opened.row.id })
-    const page = await withCallLabels({ tenant: tenantId, connector: connectorType }, () =>
-      fetchPage(connector, opened.credentials, opened.from, {
-        ...(request.full ? { full: true } : {}),
-        pageSize: 1,
-        signal: controller.signal,
-        stream,
-        log: deps.log.child({ tenantId, connector: connectorType, stream, readAhead: true }),
-        ...hooks,
-        onRetry: (event) => retries.push(event),
-      }),
-    )
+    const page = await fetchPage(connector, opened.credentials, opened.from, {
+      ...(request.full ? { full: true } : {}),
+      pageSize: 1,
+      signal: controller.signal,
+      stream,
+      log: deps.log.child({ tenantId, connector: connectorType, stream, readAhead: true }),
+      ...hooks,
+      onRetry: (event) => retries.push(event),
+      labels: { tenant: tenantId, connector: connectorType },
+    })
     return { from: opened.from, page }
   })()
   // Awaited by the run that takes it, if any; until then a failure must not count as unhandled.

@@ -18,12 +18,7 @@ import type { ConnectorRegistry } from '../connectors/registry.js'
 import { DEFAULT_STREAM, findStream, streamsOf } from '../connectors/streams.js'
 import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
-import {
-  syncRecordsTotal,
-  syncRunDuration,
-  syncRunsTotal,
-  withCallLabels,
-} from '../telemetry/metrics.js'
+import { syncRecordsTotal, syncRunDuration, syncRunsTotal } from '../telemetry/metrics.js'
 import { openConnectorConnection, type ConnectorRow } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { fetchPage, pageRecords, pageSize, withAllRecords } from './fetch-page.js'
@@ -483,12 +478,11 @@ async function listPartitions(
     openConnectorConnection(tx, deps.keyring, tenantId, connector),
   )
   const hooks = credentialHooks(deps, { tenantId, connector, connectorId: opened.row.id })
-  const partitions = await withCallLabels({ tenant: tenantId, connector: connector.id }, () =>
-    connector.listPartitions!(opened.credentials, input.stream, {
-      log: deps.log.child({ tenantId, connector: connector.id, stream: input.stream }),
-      ...hooks,
-    }),
-  )
+  const partitions = await connector.listPartitions!(opened.credentials, input.stream, {
+    log: deps.log.child({ tenantId, connector: connector.id, stream: input.stream }),
+    ...hooks,
+    labels: { tenant: tenantId, connector: connector.id },
+  })
   if (!Array.isArray(partitions) || partitions.some((p) => typeof p !== 'string' || p === '')) {
     throw new VendorError(
       'vendor_bad_response',
@@ -568,10 +562,7 @@ function runPagesOf(
   started?: RunStart,
   endRun?: EndRun,
 ): Promise<PagesRead> {
-  // The vendor calls made for this run are counted under its tenant and connector.
-  return withCallLabels({ tenant: request.tenantId, connector: request.connectorType }, () =>
-    readPages(deps, request, started, endRun),
-  )
+  return readPages(deps, request, started, endRun)
 }
 
 /** Where readPages left the run; `ended` when its last page ended it (endRun). */
@@ -664,6 +655,8 @@ async function readPages(
       await hooks.onCredentialsChanged(next)
     },
     onRetry: retries.onRetry,
+    // The vendor calls made for this run are counted under its tenant and connector.
+    labels: { tenant: tenantId, connector: connectorType },
   }
   let cursor: string | null = null
   let tookFirstPage = false

@@ -30,6 +30,7 @@ async function get<T>(
     signal: options.signal,
     stop: options.stop,
     log: options.log,
+    labels: options.labels,
     onRetry: options.onRetry,
   })
   const parsed = schema.safeParse(body)

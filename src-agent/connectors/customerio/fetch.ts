@@ -37,6 +37,7 @@ async function call<T>(
     signal: options.signal,
     stop: options.stop,
     log: options.log,
+    labels: options.labels,
     onRetry: options.onRetry,
   })
   const parsed = schema.safeParse(json)
@@ -65,6 +66,7 @@ export async function checkKey(
     signal: options.signal,
     stop: options.stop,
     log: options.log,
+    labels: options.labels,
   })
 }
 

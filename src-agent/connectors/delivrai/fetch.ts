@@ -23,6 +23,7 @@ async function get(
     signal: options.signal,
     stop: options.stop,
     log: options.log,
+    labels: options.labels,
     onRetry: options.onRetry,
   })
 }

@@ -23,6 +23,7 @@ export async function fetchMeetings(
     signal: options.signal,
     stop: options.stop,
     log: options.log,
+    labels: options.labels,
     onRetry: options.onRetry,
   })
   const parsed = fathomPageSchema.safeParse(body)
@@ -49,6 +50,7 @@ export async function probeMeetings(
     signal: options.signal,
     stop: options.stop,
     log: options.log,
+    labels: options.labels,
     retry: { maxAttempts: 2 },
   })
 }

@@ -57,7 +57,7 @@ export async function appOnlyToken(
  */
 export async function checkAppOnly(
   config: O365Config,
-  options: Pick<CredentialOptions, 'signal' | 'stop' | 'log'> = {},
+  options: Pick<CredentialOptions, 'signal' | 'stop' | 'log' | 'labels'> = {},
 ): Promise<{ organization: string; tokenExpiresAt: Date | null }> {
   const { accessToken, expiresOn } = await appOnlyToken(config, options)
   const page = await vendorJson<{ value?: Array<{ id?: string; displayName?: string }> }>(
@@ -68,6 +68,7 @@ export async function checkAppOnly(
       signal: options.signal,
       stop: options.stop,
       log: options.log,
+      labels: options.labels,
       classifyError: ({ status, body }) =>
         status === 403 && body.includes('Authorization_RequestDenied')
           ? new VendorError(

@@ -61,6 +61,7 @@ export async function graphGet(
     signal: options.signal,
     stop: options.stop,
     log: options.log,
+    labels: options.labels,
     onRetry: options.onRetry,
     classifyError: ({ status, body: text }) => {
       if (status === 410 || /"(syncStateNotFound|resyncRequired)"/.test(text)) {

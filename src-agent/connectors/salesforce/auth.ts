@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { VendorError } from '../../../shared/errors.js'
 import type { Logger } from '../../logging/logger.js'
 import { registerSecret } from '../../../shared/redact.js'
+import type { CallLabels } from '../../telemetry/metrics.js'
 import { withRetry, type RetryEvent } from '../retry.js'
 import { sendHttp, transientStatus, type Timeouts } from '../transport.js'
 import { tokenErrorSchema, tokenResponseSchema } from './schemas.js'
@@ -32,6 +33,8 @@ export interface TokenCallOptions {
   timeouts?: Partial<Timeouts> | undefined
   log?: Logger | undefined
   onRetry?: ((event: RetryEvent) => void) | undefined
+  /** Who the call is made for, on the vendor-call metrics (see CallLabels). */
+  labels?: CallLabels | undefined
 }
 
 export interface Authorization {
@@ -158,6 +161,7 @@ async function postToken(
     signal: options.signal,
     stop: options.stop,
     log: options.log,
+    labels: options.labels,
     onRetry: options.onRetry,
   })
 }

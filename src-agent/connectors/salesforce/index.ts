@@ -50,6 +50,7 @@ export const salesforceConnector: SalesforceConnector = {
     const session = new SalesforceSession(config, {
       signal: options?.signal,
       log: options?.log,
+      labels: options?.labels,
       onRetry: options?.onRetry,
       onCredentialsChanged: (next) => {
         latest = parseStored(next)

@@ -9,7 +9,7 @@ import { Connection, type HttpRequest } from 'jsforce'
 import { AppError, VendorError } from '../../../shared/errors.js'
 import type { Credentials } from '../interface.js'
 import type { Logger } from '../../logging/logger.js'
-import { recordApiQuota } from '../../telemetry/metrics.js'
+import { recordApiQuota, type CallLabels } from '../../telemetry/metrics.js'
 import { SessionExpiredError, withRetry, type RetryEvent } from '../retry.js'
 import { sendHttp, type Timeouts } from '../transport.js'
 import { refreshTokens } from './auth.js'
@@ -27,6 +27,8 @@ export interface SessionOptions {
   credentialLock?: (<T>(fn: (latest: Credentials) => Promise<T>) => Promise<T>) | undefined
   /** Hears every retry (and session refresh) of every request of the session. */
   onRetry?: ((event: RetryEvent) => void) | undefined
+  /** Who the session's calls are made for, on the vendor-call metrics (see CallLabels). */
+  labels?: CallLabels | undefined
 }
 
 /** Options of one request: jsforce's (responseType, transport) plus a retry listener. */
@@ -108,7 +110,7 @@ export class SalesforceSession {
         try {
           const answer = await this.conn.request<T>(request, httpOptions)
           const usage = this.usage()
-          if (usage) recordApiQuota('Salesforce', usage)
+          if (usage) recordApiQuota('Salesforce', usage, this.options.labels)
           return answer
         } catch (err) {
           throw classify(err)
@@ -120,6 +122,7 @@ export class SalesforceSession {
         signal: this.options.signal,
         stop: this.options.stop,
         log: this.options.log,
+        labels: this.options.labels,
         onRetry: (event) => {
           this.options.onRetry?.(event)
           onRetry?.(event)
@@ -150,6 +153,7 @@ export class SalesforceSession {
           signal: this.options.signal,
           stop: this.options.stop,
           log: this.options.log,
+          labels: this.options.labels,
           onRetry: this.options.onRetry,
         },
       )
@@ -234,6 +238,7 @@ export class SalesforceSession {
         stop: this.options.stop,
         timeouts: this.timeouts,
         log: this.options.log,
+        labels: this.options.labels,
         onRetry: this.options.onRetry,
       },
     )

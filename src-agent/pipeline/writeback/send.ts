@@ -15,7 +15,7 @@ import type { WritebackResult } from '../../connectors/interface.js'
 import type { ConnectorRegistry } from '../../connectors/registry.js'
 import type { Logger } from '../../logging/logger.js'
 import type { Keyring } from '../../secrets/crypto.js'
-import { withCallLabels, writebackItemsTotal } from '../../telemetry/metrics.js'
+import { writebackItemsTotal } from '../../telemetry/metrics.js'
 import { NEEDS_REAUTH_PREFIX } from '../connection.js'
 import { credentialHooks } from '../credential-lock.js'
 import {
@@ -129,14 +129,13 @@ export async function sendWritebackBatch(
     const results =
       sendable.length === 0
         ? []
-        : await withCallLabels({ tenant: tenantId, connector: connectorType }, () =>
-            capability.send(credentials, sendable, {
-              log,
-              ...(input.signal ? { signal: input.signal } : {}),
-              ...(input.stop ? { stop: input.stop } : {}),
-              ...credentialHooks(deps, { tenantId, connector, connectorId: row.id }),
-            }),
-          )
+        : await capability.send(credentials, sendable, {
+            log,
+            ...(input.signal ? { signal: input.signal } : {}),
+            ...(input.stop ? { stop: input.stop } : {}),
+            ...credentialHooks(deps, { tenantId, connector, connectorId: row.id }),
+            labels: { tenant: tenantId, connector: connectorType },
+          })
     const answers = matchResults(
       batch.filter((_, index) => 'item' in planned[index]!),
       results,

@@ -18,11 +18,7 @@ import { refreshTokens } from '../../../src-agent/connectors/salesforce/auth.js'
 import { salesforceConnector } from '../../../src-agent/connectors/salesforce/index.js'
 import { salesforceWriteback } from '../../../src-agent/connectors/salesforce/writeback.js'
 import type { RetryEvent } from '../../../src-agent/connectors/retry.js'
-import {
-  vendorRequestsTotal,
-  vendorRetriesTotal,
-  withCallLabels,
-} from '../../../src-agent/telemetry/metrics.js'
+import { vendorRequestsTotal, vendorRetriesTotal } from '../../../src-agent/telemetry/metrics.js'
 import { startSalesforceFake, type SalesforceFake } from '../../fakes/salesforce.js'
 import { TEST_KEY_HEX } from '../../helpers/agent.js'
 import { runCli, type CliResult } from '../../helpers/cli.js'
@@ -301,9 +297,7 @@ describe('gtm-agent salesforce through a faulty network', () => {
         externalId: fake.idOf('Account', i),
         fields: { GTM_Score__c: round * 1_000 + i },
       }))
-      const results = await withCallLabels(labels, () =>
-        salesforceWriteback.send(credentials, items, options),
-      )
+      const results = await salesforceWriteback.send(credentials, items, { ...options, labels })
       expect(results).toHaveLength(items.length)
       expect(results.filter((r) => !r.ok)).toEqual([])
       expect(fake.record('Account', fake.idOf('Account', 449))).toMatchObject({
