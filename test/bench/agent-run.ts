@@ -45,7 +45,10 @@ export interface AgentRunReport {
   > & { error?: string; ms: number; cpuMs: number; gc: GcPauses }
   /** Peak resident set size of this process over the full sync, in KiB (getrusage). */
   maxRssKiB: number
-  /** Largest V8 heap seen by a 100 ms sampler, in bytes (to tell heap from other memory). */
+  /**
+   * Largest V8 heap seen by a 100 ms sampler over the full sync, in bytes (to tell heap from
+   * other memory).
+   */
   peakHeapUsed: number
   /**
    * V8 heap still in use after the full sync and a full GC (run with --expose-gc), in bytes:
@@ -178,6 +181,9 @@ try {
   }
 
   const full = await sync(true)
+  // The sampler is the full sync's (its figure is that sync's peak): it does not run inside the
+  // timed sync with nothing changed.
+  clearInterval(sampler)
   peakHeapUsed = Math.max(peakHeapUsed, process.memoryUsage().heapUsed)
   const usage = process.resourceUsage()
   const historyPostgresCpuMs =
