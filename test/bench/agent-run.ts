@@ -6,6 +6,10 @@
  * and prints one JSON line (AgentRunReport) on stdout. Log lines go to --log-file.
  *
  *   tsx test/bench/agent-run.ts --db <owner url> --fake <fake json> --transport bulk [--incremental]
+ *
+ * `--repeat-incremental N` then times N more syncs with nothing changed, one after the other
+ * (each after a full collection and a pause), to compare one build with another on many
+ * samples; the bench itself does not use it.
  */
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
@@ -43,6 +47,8 @@ export interface AgentRunReport {
     SyncSummary,
     'status' | 'pages' | 'created' | 'updated' | 'deleted' | 'errors'
   > & { error?: string; ms: number; cpuMs: number; gc: GcPauses }
+  /** The syncs with nothing changed after it (`--repeat-incremental`): wall and CPU ms each. */
+  repeats?: Array<{ ms: number; cpuMs: number }>
   /** Peak resident set size of this process over the full sync, in KiB (getrusage). */
   maxRssKiB: number
   /**
@@ -98,6 +104,7 @@ const { values } = parseArgs({
     transport: { type: 'string', default: 'bulk' },
     'page-size': { type: 'string' },
     incremental: { type: 'boolean', default: false },
+    'repeat-incremental': { type: 'string' },
     'history-runs': { type: 'string' },
     'idle-timeout-ms': { type: 'string' },
     'log-file': { type: 'string' },
@@ -107,6 +114,10 @@ if (!values.db || !values.fake) throw new Error('agent-run needs --db and --fake
 const fake = JSON.parse(values.fake) as FakeReady
 const transport = values.transport === 'rest' ? 'rest' : 'bulk'
 const pageSize = values['page-size'] ? Number(values['page-size']) : undefined
+const repeat = Number(values['repeat-incremental'] ?? 0)
+if (!Number.isSafeInteger(repeat) || repeat < 0) {
+  throw new Error(`--repeat-incremental takes a count, not "${values['repeat-incremental']}"`)
+}
 
 let peakHeapUsed = 0
 const sampler = setInterval(() => {
@@ -201,11 +212,19 @@ try {
   await new Promise((resolve) => setImmediate(resolve))
   const incremental =
     values.incremental && full.status === 'succeeded' ? await sync(false) : undefined
+  const repeats: Array<{ ms: number; cpuMs: number }> = []
+  for (let i = 0; incremental?.status === 'succeeded' && i < repeat; i++) {
+    gc?.()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const { ms, cpuMs } = await sync(false)
+    repeats.push({ ms, cpuMs })
+  }
   const report: AgentRunReport = {
     tenantId,
     transport,
     full,
     ...(incremental ? { incremental } : {}),
+    ...(repeats.length > 0 ? { repeats } : {}),
     maxRssKiB: usage.maxRSS,
     peakHeapUsed,
     ...(liveHeapAfter === undefined ? {} : { liveHeapAfter }),
