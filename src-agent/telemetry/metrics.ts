@@ -83,7 +83,7 @@ export const webhookEventsTotal = new Counter({
  * Who a vendor call is made for. The pipeline passes them to the connector with its options
  * (CredentialOptions.labels), and the connector with each call (RetryOptions.labels). They are
  * passed along, not kept in an AsyncLocalStorage: that turns Node's promise hooks on for the
- * whole process, and every promise then costs more (a sync with nothing changed took about a
+ * whole process, and every promise then costs more (a sync with nothing changed took over a
  * third more CPU).
  */
 export interface CallLabels {
