@@ -6,6 +6,7 @@ import type {
 } from '../../src-agent/connectors/interface.js'
 import { probeHealth, vendorJson } from '../../src-agent/connectors/http.js'
 import { connectorRegistry } from '../../src-agent/connectors/registry.js'
+import type { CallLabels } from '../../src-agent/telemetry/metrics.js'
 import { VendorError } from '../../shared/errors.js'
 import type { EntityType, FieldMapping } from '../../shared/schemas.js'
 import { TRANSIENT_STATUS_CODES, type SaveResult } from '../fakes/writeback.js'
@@ -106,6 +107,7 @@ export const writebackConnector: Connector<TestWritebackConfig> = {
           })),
         }),
         ...(options?.signal ? { signal: options.signal } : {}),
+        ...(options?.labels ? { labels: options.labels } : {}),
       })) as SaveResult[]
       const results: WritebackResult[] = saved.map((result) => {
         const error = result.errors[0]
@@ -133,7 +135,7 @@ export const writebackConnector: Connector<TestWritebackConfig> = {
 function call(
   creds: Credentials & { baseUrl: string; apiKey: string },
   path: string,
-  init: { method?: string; body?: string; signal?: AbortSignal },
+  init: { method?: string; body?: string; signal?: AbortSignal; labels?: CallLabels },
 ): Promise<unknown> {
   return vendorJson(`${creds.baseUrl}${path}`, {
     vendor: VENDOR,

@@ -7,6 +7,7 @@ import { connectorRegistry } from '../../src-agent/connectors/registry.js'
 import { queueWriteback } from '../../src-agent/pipeline/writeback/queue.js'
 import { runWriteback } from '../../src-agent/pipeline/writeback/send.js'
 import { keyringFromHex } from '../../src-agent/secrets/crypto.js'
+import { vendorRequestsTotal } from '../../src-agent/telemetry/metrics.js'
 import { setWritebackConfig } from '../../src-agent/services/writeback-config.js'
 import { startWritebackFake, type WritebackFake } from '../fakes/writeback.js'
 import { TEST_KEY_HEX, memoryLogger } from '../helpers/agent.js'
@@ -86,6 +87,24 @@ describe('sending queued writeback updates', () => {
     expect(await run()).toMatchObject({ sent: 3, batches: 2 })
     expect(fake.batches).toEqual([['001-a', '001-b'], ['001-a']])
     expect(fake.applied.get('001-a')).toEqual({ Score__c: 3 })
+  })
+
+  it('counts its calls to the source under the tenant and the connector', async () => {
+    const { tenantId, queue, run } = await setup()
+    await queue([
+      { entityType: 'account', externalId: '001-a', fields: { score: 1 } },
+      { entityType: 'account', externalId: '001-a', fields: { score: 2 } },
+    ])
+    expect(await run()).toMatchObject({ sent: 2, batches: 2 })
+    const calls = (await vendorRequestsTotal.get()).values.filter(
+      (v) => v.labels.tenant === tenantId,
+    )
+    expect(calls).toEqual([
+      expect.objectContaining({
+        labels: { tenant: tenantId, connector: 'test-writeback', outcome: 'ok' },
+        value: 2,
+      }),
+    ])
   })
 
   it('writes only the fields of the field map, and fails an item with none of them', async () => {
