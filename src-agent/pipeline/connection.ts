@@ -1,4 +1,4 @@
-import { and, eq } from 'drizzle-orm'
+import { and, eq, sql, type SQL } from 'drizzle-orm'
 import type { Tx } from '../../db/client.js'
 import { connectors } from '../../db/schema/index.js'
 import { AppError } from '../../shared/errors.js'
@@ -65,6 +65,25 @@ export function openConnectorConnection(
   connector: Pick<AnyConnector, 'id' | 'secretConfigKeys'>,
 ): Promise<{ row: ConnectorRow; credentials: Credentials }> {
   return openConnection(tx, keyring, tenantId, connector.id, connector.secretConfigKeys)
+}
+
+/**
+ * The connection's row lock (FOR NO KEY UPDATE, see run-sync's lockConnection) taken inside
+ * another statement: `lock` is a CTE to add to it and `taken` a condition for its WHERE, true
+ * once the lock is held (a CTE no part of the statement reads is never run).
+ */
+export function connectionLock(tx: Tx, connectorId: string) {
+  const lock = tx
+    .$with('connection_lock')
+    .as(
+      tx
+        .select({ id: connectors.id })
+        .from(connectors)
+        .where(eq(connectors.id, connectorId))
+        .for('no key update'),
+    )
+  const taken: SQL = sql`exists (select 1 from ${lock})`
+  return { lock, taken }
 }
 
 /** Encrypts credentials for one connection (tenant and connector type are bound in as associated data). */

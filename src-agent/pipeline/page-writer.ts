@@ -60,8 +60,9 @@ export interface PageTarget {
   stopped(): boolean
   /**
    * Given when the partition's last page also ends the run: that page's transaction marks the
-   * run succeeded and then calls this with the run's row, so that the run ends with its last
-   * page, not in a transaction of its own after it.
+   * run succeeded, holding the connection's row lock (see persistPage), and then calls this
+   * with the run's row, so that the run ends with its last page, not in a transaction of its own
+   * after it.
    */
   endRun?: (tx: Tx, run: SyncRunRow) => Promise<void>
 }

@@ -1,9 +1,16 @@
-import { eq, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm'
+import { and, eq, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm'
 import type { PgColumn } from 'drizzle-orm/pg-core'
 import type { Tx } from '../../db/client.js'
 import { copyIn } from '../../db/copy.js'
 import { describePostgresError, isDataError, postgresError } from '../../db/errors.js'
-import { accounts, activities, people, quarantine, syncRuns } from '../../db/schema/index.js'
+import {
+  accounts,
+  activities,
+  people,
+  quarantine,
+  streamState,
+  syncRuns,
+} from '../../db/schema/index.js'
 import { AppError } from '../../shared/errors.js'
 import type {
   CanonicalRecord,
@@ -23,7 +30,8 @@ import {
 } from './prepare.js'
 import { dedupeNewest } from './quality.js'
 import { boundedMessage, storableValue } from './storable.js'
-import { saveCursor, type StreamKey } from './stream-state.js'
+import { connectionLock } from './connection.js'
+import { cursorUpsert, type StreamKey } from './stream-state.js'
 
 /** Prepared records to write, from a sync page or a webhook event. */
 export interface RecordsWrite {
@@ -99,35 +107,43 @@ export interface PageCounts {
 /**
  * Writes one page: its records (persistRecords), the stream's cursor and the run's counters.
  * The caller's transaction makes it all-or-nothing, so a crash resumes from the last committed
- * cursor. A page that ends its run (`endsRun`) also marks the run succeeded, and returns the
- * run's row as it now stands (`run`) for the caller to finish with.
+ * cursor. A page that ends its run (`endsRun`) also marks the run succeeded and takes the
+ * connection's row lock (see run-sync's lockConnection), and returns the run's row as it now
+ * stands (`run`) for the caller to finish with.
+ *
+ * The cursor, the counters and the lock are one statement: the cursor's upsert and the lock are
+ * CTEs of the run's update.
  */
 export async function persistPage(
   tx: Tx,
   page: PageWrite,
 ): Promise<PageCounts & { run?: SyncRunRow }> {
   const counts = await persistRecords(tx, { ...page, stream: page.stream.stream })
-  await saveCursor(tx, page.stream, {
-    partition: page.partition,
-    cursor: page.cursor,
-    ...(page.finished ? { finishedBy: page.runId } : {}),
-  })
-  const update = tx
-    .update(syncRuns)
-    .set({
-      pages: sql`${syncRuns.pages} + 1`,
-      created: sql`${syncRuns.created} + ${counts.created}`,
-      updated: sql`${syncRuns.updated} + ${counts.updated}`,
-      errors: sql`${syncRuns.errors} + ${counts.errors}`,
-      deleted: sql`${syncRuns.deleted} + ${counts.deleted}`,
-      ...(page.endsRun ? { status: 'succeeded' as const, finishedAt: sql`now()` } : {}),
-    })
-    .where(eq(syncRuns.id, page.runId))
+  const cursor = tx.$with('cursor').as(
+    cursorUpsert(tx, page.stream, {
+      partition: page.partition,
+      cursor: page.cursor,
+      ...(page.finished ? { finishedBy: page.runId } : {}),
+    }).returning({ id: streamState.id }),
+  )
+  const counters = {
+    pages: sql`${syncRuns.pages} + 1`,
+    created: sql`${syncRuns.created} + ${counts.created}`,
+    updated: sql`${syncRuns.updated} + ${counts.updated}`,
+    errors: sql`${syncRuns.errors} + ${counts.errors}`,
+    deleted: sql`${syncRuns.deleted} + ${counts.deleted}`,
+  }
   if (!page.endsRun) {
-    await update
+    await tx.with(cursor).update(syncRuns).set(counters).where(eq(syncRuns.id, page.runId))
     return counts
   }
-  const [run] = await update.returning()
+  const { lock, taken } = connectionLock(tx, page.stream.connectorId)
+  const [run] = await tx
+    .with(cursor, lock)
+    .update(syncRuns)
+    .set({ ...counters, status: 'succeeded', finishedAt: sql`now()` })
+    .where(and(eq(syncRuns.id, page.runId), taken))
+    .returning()
   if (!run) throw new AppError('internal', `Sync run ${page.runId} does not exist.`)
   return { ...counts, run }
 }

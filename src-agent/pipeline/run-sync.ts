@@ -303,7 +303,8 @@ async function syncStream(
       },
       start,
       // The stream's last page ends its run in the same transaction.
-      (tx, ended) => runSucceeded(deps, tx, target, ended),
+      // That page's statement took the connection's lock with the run's end.
+      (tx, ended) => runSucceeded(deps, tx, target, ended, true),
     )
     // Unless no page was written (a stream whose partitions are none).
     if (!result.ended) await finishRun(deps, target)
@@ -904,9 +905,11 @@ async function runSucceeded(
   tx: Tx,
   target: RunTarget,
   run: SyncRunRow,
+  /** The transaction already holds lockConnection's lock (a last page takes it: persistPage). */
+  locked = false,
 ): Promise<void> {
   countRun(target, { ...run, outcome: 'succeeded' })
-  await lockConnection(tx, run.connectorId)
+  if (!locked) await lockConnection(tx, run.connectorId)
   await tx
     .update(connectors)
     .set({

@@ -121,12 +121,15 @@ export async function streamCursor(tx: Tx, key: StreamKey): Promise<string | nul
   return row?.cursor ?? null
 }
 
-/** Commits a partition's cursor; `finished` also marks it read to its end by the run. */
-export async function saveCursor(
+/**
+ * The statement that commits a partition's cursor (`finishedBy` also marks it read to its end by
+ * that run), to make part of another: a page adds it to its run's update (see persistPage).
+ */
+export function cursorUpsert(
   tx: Tx,
   key: StreamKey,
   input: { partition: string; cursor: string | null; finishedBy?: string },
-): Promise<void> {
+) {
   const finished = input.finishedBy
     ? {
         lastRunId: input.finishedBy,
@@ -135,7 +138,7 @@ export async function saveCursor(
         lastError: null,
       }
     : {}
-  await tx
+  return tx
     .insert(streamState)
     .values({ ...key, partition: input.partition, cursor: input.cursor, ...finished })
     .onConflictDoUpdate({

@@ -7,6 +7,8 @@ export interface BarrierProxy {
   /** Requests the barrier held, and whether it has let them go. */
   readonly held: number
   readonly released: boolean
+  /** Lets the held requests go now, and every later one through. */
+  release(): void
   close(): Promise<void>
 }
 
@@ -66,6 +68,7 @@ export async function startBarrierProxy(
     get released() {
       return released
     },
+    release,
     close: () =>
       new Promise<void>((resolve, reject) => {
         release()

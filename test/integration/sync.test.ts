@@ -136,14 +136,14 @@ describe('sync end to end through the pipeline', () => {
       /^with "run" as \(insert into "sync_runs" .*\), "syncing" as \(update "connectors" .*\) insert into "audit_log"/,
     )
     expect(opened.at(-1)).toBe('commit')
+    // The page's transaction: its tenant, then one statement for the cursor, the run's counters
+    // and end, and the connection's row lock; then the connection's status, read under that lock.
     const page = statements.slice(statements.lastIndexOf('begin'))
-    expect(page).toContainEqual(expect.stringMatching(/^insert into "stream_state"/))
-    expect(page).toContainEqual(
-      expect.stringMatching(
-        /^update "sync_runs" set "status" = .*"pages" = "sync_runs"."pages" \+ 1/,
-      ),
+    expect(page).toHaveLength(5)
+    expect(page[2]).toMatch(
+      /^with "cursor" as \(insert into "stream_state" .*\), "connection_lock" as \(select .* from "connectors" .* for no key update\) update "sync_runs" set "status" = .*"pages" = "sync_runs"."pages" \+ 1.* where .*exists \(select 1 from "connection_lock"\)\) returning/,
     )
-    expect(page).toContainEqual(expect.stringMatching(/^update "connectors" set "status"/))
+    expect(page[3]).toMatch(/^update "connectors" set "status"/)
     expect(page.at(-1)).toBe('commit')
     // Both are the sync's own work, which the source can give again: neither waits for the
     // disk at commit (withSyncWork).

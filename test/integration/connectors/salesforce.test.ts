@@ -348,6 +348,62 @@ describe('Salesforce connector through the real pipeline', () => {
     expect(connection.lastSyncError).toMatch(/busy/)
   })
 
+  it("leaves the connection connected when a stream's last page ends its run as another run ends", async () => {
+    await start()
+    const tenantId = await connected()
+    // The events' query waits at a gate, so that their run is open while the test ends another.
+    const gate = await startBarrierProxy(fake.url, {
+      count: Number.POSITIVE_INFINITY,
+      hold: (req) => decodeURIComponent(req.url ?? '').includes(' FROM Event '),
+    })
+    proxies.push(gate)
+    const hooks = await hooksFor(tenantId)
+    await hooks.onCredentialsChanged({ ...(await stored(tenantId)), instanceUrl: gate.url })
+    const synced = runSync(agent, { tenantId, connectorType: TYPE, stream: 'events' })
+    while (gate.held === 0) await new Promise((r) => setTimeout(r, 10))
+    // Another run of the same sync (the tasks'), running as the events' is.
+    const [events] = await withTenant(agent.handle.db, tenantId, (tx) =>
+      tx.select({ id: syncRuns.id }).from(syncRuns).where(eq(syncRuns.status, 'running')),
+    )
+    const tasks = await startRun(agent, {
+      tenantId,
+      connectorType: TYPE,
+      stream: 'tasks',
+      live: [events!.id],
+    })
+    // The tasks' run ends (as its last page would) and is held open, with the connection
+    // syncing and its row locked, until the events' last page waits on it; then it commits.
+    const owner = ownerDb()
+    try {
+      await withTenant(agent.handle.db, tenantId, async (tx) => {
+        await tx
+          .update(syncRuns)
+          .set({ status: 'succeeded', finishedAt: new Date() })
+          .where(eq(syncRuns.id, tasks.runId))
+        await tx
+          .update(connectors)
+          .set({ status: 'syncing' })
+          .where(eq(connectors.tenantId, tenantId))
+        const [{ pid }] = (await tx.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`))
+          .rows as [{ pid: number }]
+        gate.release()
+        for (let waiting = 0; waiting === 0; await new Promise((r) => setTimeout(r, 10))) {
+          const { rows } = await owner.pool.query<{ n: number }>(
+            'select count(*)::int as n from pg_stat_activity where $1 = any(pg_blocking_pids(pid))',
+            [pid],
+          )
+          waiting = rows[0]!.n
+        }
+      })
+    } finally {
+      await owner.close()
+    }
+    expect(await synced).toMatchObject({ status: 'succeeded', created: 6 })
+    // The events' last page read the connection after the tasks' end committed: both ended.
+    const { connector } = await tables(tenantId)
+    expect(connector).toMatchObject({ status: 'connected', lastSyncError: null })
+  })
+
   it('reads large objects with Bulk API 2.0 into the same rows as REST, falling back where Bulk refuses', async () => {
     await start()
     const restTenant = await connected()
