@@ -5,6 +5,7 @@ import type { CallLabels } from '../telemetry/metrics.js'
 import { withRetry, type RetryEvent, type RetryPolicy } from './retry.js'
 import {
   TransportFailure,
+  bodyText,
   sendHttp,
   transientStatus,
   type HttpAnswer,
@@ -73,14 +74,14 @@ async function attempt<T>(url: string, request: VendorRequest): Promise<T> {
   if (answer.status < 200 || answer.status >= 300) {
     const classified = request.classifyError?.({
       status: answer.status,
-      body: answer.body.toString('utf8'),
+      body: bodyText(answer.body),
     })
     throw (
       classified ?? transientStatus(request.vendor, answer) ?? statusError(answer, request.vendor)
     )
   }
   try {
-    return JSON.parse(answer.body.toString('utf8')) as T
+    return JSON.parse(bodyText(answer.body)) as T
   } catch {
     // Not the parser's message: it quotes the body.
     throw (

@@ -8,7 +8,7 @@ import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@az
 import { VendorError } from '../../../shared/errors.js'
 import { vendorJson } from '../http.js'
 import type { CredentialOptions } from '../interface.js'
-import { sendHttp, transientStatus } from '../transport.js'
+import { bodyText, sendHttp, transientStatus } from '../transport.js'
 import type { O365Config } from './config.js'
 
 export const VENDOR = 'Microsoft 365'
@@ -106,7 +106,7 @@ function msalNetwork(signal: AbortSignal | undefined): INetworkModule {
     if (transient) throw transient
     let body: T
     try {
-      body = JSON.parse(answer.body.toString('utf8')) as T
+      body = JSON.parse(bodyText(answer.body)) as T
     } catch {
       throw new VendorError(
         'vendor_bad_response',

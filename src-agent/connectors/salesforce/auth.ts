@@ -9,7 +9,7 @@ import type { Logger } from '../../logging/logger.js'
 import { registerSecret } from '../../../shared/redact.js'
 import type { CallLabels } from '../../telemetry/metrics.js'
 import { withRetry, type RetryEvent } from '../retry.js'
-import { sendHttp, transientStatus, type Timeouts } from '../transport.js'
+import { bodyText, sendHttp, transientStatus, type Timeouts } from '../transport.js'
 import { tokenErrorSchema, tokenResponseSchema } from './schemas.js'
 
 export interface OAuthClient {
@@ -187,7 +187,7 @@ async function postTokenOnce(
   if (transient) throw transient
   let body: unknown
   try {
-    body = JSON.parse(answer.body.toString('utf8'))
+    body = JSON.parse(bodyText(answer.body))
   } catch {
     body = undefined
   }

@@ -8,7 +8,7 @@
  */
 import { PassThrough } from 'node:stream'
 import type { Connection, HttpRequest, HttpResponse, StreamPromise } from 'jsforce'
-import { sendHttp, transientStatus, type Timeouts } from '../transport.js'
+import { bodyText, sendHttp, transientStatus, type Timeouts } from '../transport.js'
 
 type JsforceTransport = Connection['_transport']
 
@@ -44,7 +44,7 @@ async function send(
   })
   const transient = transientStatus('Salesforce', answer)
   if (transient) throw transient
-  return { statusCode: answer.status, headers: answer.headers, body: answer.body.toString('utf8') }
+  return { statusCode: answer.status, headers: answer.headers, body: bodyText(answer.body) }
 }
 
 /** Our requests carry JSON or form text; jsforce's streaming bodies are not used. */
