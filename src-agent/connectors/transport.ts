@@ -340,9 +340,9 @@ function flat(headers: http.IncomingHttpHeaders): Record<string, string> {
 }
 
 /**
- * A response body as text, read as UTF-8. A body of ASCII bytes only (most pages of CRM records)
- * is the same text read byte for byte, which is copied straight into a string: Node's UTF-8
- * decoder took about ten times as long on such a body (12 against 1 ms for 4 MB here).
+ * A response body as text, read as UTF-8. A body of ASCII bytes only (a page of records without
+ * one accented letter, say) is the same text read byte for byte, copied straight into a string:
+ * Node's UTF-8 decoder took 12 ms for 4 MB of such a body here, the check and the copy 0.3 ms.
  */
 export function bodyText(body: Buffer): string {
   return isAscii(body) ? body.toString('latin1') : body.toString('utf8')
