@@ -205,6 +205,34 @@ describe('row-level security', () => {
     }
   })
 
+  it('rolls back work that failed and gives its connection back clean', async () => {
+    const one = createDb(databaseUrl(), { max: 1 })
+    try {
+      const written = withTenant(one.db, a, async (tx) => {
+        await tx
+          .insert(people)
+          .values({ tenantId: a, source: 'test', externalId: 'rolled-back', email: 'r@a.com' })
+        throw new Error('the work failed')
+      })
+      await expect(written).rejects.toThrow('the work failed')
+      // The pool's one connection: no transaction left open, no tenant, and the row gone.
+      const outside = await one.db.execute<{ tenant: string; open: boolean }>(
+        sql`select coalesce(current_setting('app.tenant_id', true), '') as tenant,
+          pg_current_xact_id_if_assigned() is not null as open`,
+      )
+      expect(outside.rows[0]).toEqual({ tenant: '', open: false })
+      const rows = await withTenant(one.db, a, (tx) =>
+        tx
+          .select()
+          .from(people)
+          .where(sql`${people.externalId} = 'rolled-back'`),
+      )
+      expect(rows).toEqual([])
+    } finally {
+      await one.close()
+    }
+  })
+
   it('lists the tenant directory only through its function', async () => {
     const dir = await h.db.execute<{ id: string }>(sql`select id from gtm_tenant_directory()`)
     const ids = dir.rows.map((r) => r.id)
