@@ -68,22 +68,39 @@ export function openConnectorConnection(
 }
 
 /**
- * The connection's row lock (FOR NO KEY UPDATE, see run-sync's lockConnection) taken inside
- * another statement: `lock` is a CTE to add to it and `taken` a condition for its WHERE, true
- * once the lock is held (a CTE no part of the statement reads is never run).
+ * Takes the connection's row lock for the rest of the transaction. The runs of one sync may end
+ * at the same moment (a stream's last page is written while the next stream reads), and each
+ * sets the connection's status and error from the other runs: taken first, the lock makes the
+ * later one wait for the earlier one's commit and then see its run as ended (each statement
+ * after it reads what was committed before it began), instead of both reading the other as
+ * still running and leaving the connection 'syncing', or a success wiping another stream's error.
+ *
+ * The lock is the one the update of the row after it takes (no key column changes), not FOR
+ * UPDATE: a page's transaction ends its run after writing rows that refer to the connection
+ * (its stream_state row), and those hold a key-share lock on it, which FOR UPDATE would wait
+ * for. Two streams' last pages ending their runs at once then deadlocked.
+ */
+export async function lockConnection(tx: Tx, connectorId: string): Promise<void> {
+  await connectionRowLock(tx, connectorId)
+}
+
+/**
+ * lockConnection's lock taken inside another statement: `lock` is a CTE to add to it and `taken`
+ * a condition for its WHERE, true once the lock is held (a CTE no part of the statement reads is
+ * never run).
  */
 export function connectionLock(tx: Tx, connectorId: string) {
-  const lock = tx
-    .$with('connection_lock')
-    .as(
-      tx
-        .select({ id: connectors.id })
-        .from(connectors)
-        .where(eq(connectors.id, connectorId))
-        .for('no key update'),
-    )
+  const lock = tx.$with('connection_lock').as(connectionRowLock(tx, connectorId))
   const taken: SQL = sql`exists (select 1 from ${lock})`
   return { lock, taken }
+}
+
+function connectionRowLock(tx: Tx, connectorId: string) {
+  return tx
+    .select({ id: connectors.id })
+    .from(connectors)
+    .where(eq(connectors.id, connectorId))
+    .for('no key update')
 }
 
 /** Encrypts credentials for one connection (tenant and connector type are bound in as associated data). */

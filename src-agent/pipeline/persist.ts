@@ -108,7 +108,7 @@ export interface PageCounts {
  * Writes one page: its records (persistRecords), the stream's cursor and the run's counters.
  * The caller's transaction makes it all-or-nothing, so a crash resumes from the last committed
  * cursor. A page that ends its run (`endsRun`) also marks the run succeeded and takes the
- * connection's row lock (see run-sync's lockConnection), and returns the run's row as it now
+ * connection's row lock (see lockConnection), and returns the run's row as it now
  * stands (`run`) for the caller to finish with.
  *
  * The cursor, the counters and the lock are one statement: the cursor's upsert and the lock are

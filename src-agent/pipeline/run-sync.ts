@@ -19,7 +19,7 @@ import { DEFAULT_STREAM, findStream, streamsOf } from '../connectors/streams.js'
 import type { Logger } from '../logging/logger.js'
 import type { Keyring } from '../secrets/crypto.js'
 import { syncRecordsTotal, syncRunDuration, syncRunsTotal } from '../telemetry/metrics.js'
-import { openConnectorConnection, type ConnectorRow } from './connection.js'
+import { lockConnection, openConnectorConnection, type ConnectorRow } from './connection.js'
 import { credentialHooks } from './credential-lock.js'
 import { fetchPage, pageRecords, pageSize, withAllRecords } from './fetch-page.js'
 import { readAhead, type PageAhead } from './read-ahead.js'
@@ -304,7 +304,7 @@ async function syncStream(
       start,
       // The stream's last page ends its run in the same transaction.
       // That page's statement took the connection's lock with the run's end.
-      (tx, ended) => runSucceeded(deps, tx, target, ended, true),
+      (tx, ended) => runSucceeded(deps, tx, target, ended),
     )
     // Unless no page was written (a stream whose partitions are none).
     if (!result.ended) await finishRun(deps, target)
@@ -884,6 +884,7 @@ export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<Sync
       .where(eq(syncRuns.id, target.runId))
       .returning()
     if (!run) throw new AppError('internal', `Sync run ${target.runId} does not exist.`)
+    await lockConnection(tx, run.connectorId)
     await runSucceeded(deps, tx, target, run)
     return {
       pages: run.pages,
@@ -897,19 +898,17 @@ export async function finishRun(deps: SyncDeps, target: RunTarget): Promise<Sync
 
 /**
  * What follows a run marked succeeded, in the transaction that marked it (finishRun's, or its
- * last page's): the connection connected, unless another of its runs is still running, and its
- * error cleared, unless another stream's latest run failed.
+ * last page's) and holds the connection's row lock (lockConnection; a last page takes it in its
+ * own statement, see persistPage): the connection connected, unless another of its runs is still
+ * running, and its error cleared, unless another stream's latest run failed.
  */
 async function runSucceeded(
   deps: SyncDeps,
   tx: Tx,
   target: RunTarget,
   run: SyncRunRow,
-  /** The transaction already holds lockConnection's lock (a last page takes it: persistPage). */
-  locked = false,
 ): Promise<void> {
   countRun(target, { ...run, outcome: 'succeeded' })
-  if (!locked) await lockConnection(tx, run.connectorId)
   await tx
     .update(connectors)
     .set({
@@ -948,25 +947,6 @@ export function failingStreams(connectorId: string): SQL {
       order by r.started_at desc limit 1
     ) latest
     where s.stream is not null and latest.status = 'failed'`
-}
-
-/**
- * Takes the connection's row lock for the rest of the transaction. The runs of one sync may end
- * at the same moment (a stream's last page is written while the next stream reads), and each
- * sets the connection's status and error from the other runs: taken first, the lock makes the
- * later one wait for the earlier one's commit and then see its run as ended (each statement
- * here reads what was committed before it began), instead of both reading the other as still
- * running and leaving the connection 'syncing', or a success wiping another stream's error.
- *
- * The lock is the one the update of the row after it takes (no key column changes), not FOR
- * UPDATE: a page's transaction ends its run after writing rows that refer to the connection
- * (its stream_state row), and those hold a key-share lock on it, which FOR UPDATE would wait
- * for. Two streams' last pages ending their runs at once then deadlocked.
- */
-async function lockConnection(tx: Tx, connectorId: string): Promise<void> {
-  await tx.execute(
-    sql`select 1 from ${connectors} where ${connectors.id} = ${connectorId} for no key update`,
-  )
 }
 
 /**
